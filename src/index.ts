@@ -1,0 +1,14 @@
+/**
+ * visbackbones: modern vision backbones, dense heads and masked-image-modeling pretraining for
+ * TensorFlow.js, numerically matching timm and the official reference code.
+ * @packageDocumentation
+ */
+export * from './errors.js';
+export * from './layers/index.js';
+export * from './heads/classifierHead.js';
+export * from './models/backbone.js';
+export * from './models/registry.js';
+export * from './models/swin/index.js';
+export * from './weights/safetensors.js';
+export * from './weights/loadTimmWeights.js';
+export * from './backends/wasmKernels.js';

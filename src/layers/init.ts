@@ -1,0 +1,58 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Seeded initialisation, so the same seed gives the same weights on every backend (the draws are
+ * made in JavaScript, not by a backend's RNG). `manualSeed` plays the role of `torch.manual_seed`.
+ */
+let state = 0x9e3779b9;
+
+/** Reset the global initialisation RNG. */
+export function manualSeed(seed: number): void {
+  state = (seed >>> 0) ^ 0x9e3779b9;
+  if (state === 0) state = 1;
+}
+
+/** A uniform draw in [0, 1) from the global seeded generator (mulberry32). */
+export function randomUniform01(): number {
+  state = (state + 0x6d2b79f5) >>> 0;
+  let t = state;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+/** A standard normal draw (Box-Muller) from the global seeded generator. */
+export function randomNormal(): number {
+  let u = 0;
+  while (u <= 1e-12) u = randomUniform01();
+  const v = randomUniform01();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+/** Truncated normal (timm's `trunc_normal_`, truncated at +-2 std). */
+export function truncNormal(shape: number[], std = 0.02): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let r = randomNormal();
+    while (Math.abs(r) > 2) r = randomNormal();
+    out[i] = r * std;
+  }
+  return tf.tensor(out, shape, 'float32');
+}
+
+/** Normal initialisation with standard deviation `std`. */
+export function normal(shape: number[], std = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = randomNormal() * std;
+  return tf.tensor(out, shape, 'float32');
+}
+
+/** Uniform initialisation in [-bound, bound] (PyTorch's default Linear/Conv init uses bound = 1/sqrt(fan_in)). */
+export function uniform(shape: number[], bound: number): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (randomUniform01() * 2 - 1) * bound;
+  return tf.tensor(out, shape, 'float32');
+}

@@ -1,0 +1,38 @@
+import * as tf from '@tensorflow/tfjs';
+import { check } from '../errors.js';
+import { truncNormal } from './init.js';
+import { LINEAR, Module, Parameter } from './module.js';
+
+/** Options of {@link Linear}. */
+export interface LinearOptions {
+  bias?: boolean;
+  /** Standard deviation of the truncated-normal weight init (timm's default 0.02). */
+  initStd?: number;
+}
+
+/**
+ * A fully connected layer `y = x W^T + b` (PyTorch's `nn.Linear`). The kernel is kept `[in, out]`
+ * and every input is flattened to 2-D, so the matmul stays on the backend's fast GEMM path.
+ * State-dict keys `weight` `[out, in]` and `bias` `[out]`.
+ */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    this.config = { inFeatures, outFeatures, ...opts };
+    this.weight = this.addParameter('weight', truncNormal([inFeatures, outFeatures], opts.initStd ?? 0.02), LINEAR);
+    this.bias = opts.bias ?? true ? this.addParameter('bias', tf.zeros([outFeatures])) : null;
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    const d = x.shape[x.rank - 1];
+    check(d === this.inFeatures, () => `Linear expected ${this.inFeatures} input features, got ${d} (shape [${x.shape.join(', ')}])`);
+    return tf.tidy(() => {
+      const x2 = x.rank === 2 ? x : x.reshape([-1, d]);
+      let y = tf.matMul(x2 as tf.Tensor2D, this.weight.value as tf.Tensor2D);
+      if (this.bias) y = tf.add(y, this.bias.value);
+      return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), this.outFeatures]);
+    });
+  }
+}

@@ -1,0 +1,329 @@
+import * as tf from '@tensorflow/tfjs';
+import { VisBackbonesError } from '../errors.js';
+
+/**
+ * How a parameter is laid out internally versus in the reference (PyTorch) state dict.
+ * Internal layouts are chosen for TF.js speed (NHWC, dense kernels `[in, out]`); the state dict
+ * always uses the reference's layout so checkpoints move both ways unchanged.
+ */
+export interface ParamLayout {
+  /** Short name, for error messages. */
+  readonly name: string;
+  /** The reference (PyTorch) shape for a given internal shape. */
+  torchShape(internalShape: number[]): number[];
+  /** Internal tensor -> reference layout (returns a new tensor). */
+  toTorch(t: tf.Tensor): tf.Tensor;
+  /** Reference layout -> internal tensor (returns a new tensor). */
+  fromTorch(t: tf.Tensor, internalShape: number[]): tf.Tensor;
+}
+
+/** Same layout in both worlds (norm weights, biases, tables, embeddings). */
+export const IDENTITY: ParamLayout = {
+  name: 'identity',
+  torchShape: (s) => s.slice(),
+  toTorch: (t) => t.clone(),
+  fromTorch: (t, s) => t.reshape(s),
+};
+
+/** `nn.Linear.weight`: internal `[in, out]`, reference `[out, in]`. */
+export const LINEAR: ParamLayout = {
+  name: 'linear',
+  torchShape: ([i, o]) => [o, i],
+  toTorch: (t) => t.transpose([1, 0]),
+  fromTorch: (t) => t.transpose([1, 0]),
+};
+
+/** `nn.Conv2d.weight` (groups = 1): internal `[kh, kw, in, out]`, reference `[out, in, kh, kw]`. */
+export const CONV: ParamLayout = {
+  name: 'conv',
+  torchShape: ([kh, kw, i, o]) => [o, i, kh, kw],
+  toTorch: (t) => t.transpose([3, 2, 0, 1]),
+  fromTorch: (t) => t.transpose([2, 3, 1, 0]),
+};
+
+/** Depthwise `nn.Conv2d.weight` (groups = C): internal `[kh, kw, C, 1]`, reference `[C, 1, kh, kw]`. */
+export const DEPTHWISE: ParamLayout = {
+  name: 'depthwise',
+  torchShape: ([kh, kw, c, m]) => [c * m, 1, kh, kw],
+  toTorch: (t) => t.transpose([2, 3, 0, 1]),
+  fromTorch: (t) => t.transpose([2, 3, 0, 1]),
+};
+
+/**
+ * A patchify convolution (kernel = stride) kept as a dense kernel: internal `[kh*kw*in, out]` in
+ * (row, column, channel) order, reference `[out, in, kh, kw]`.
+ */
+export function patchLayout(kh: number, kw: number): ParamLayout {
+  return {
+    name: `patch${kh}x${kw}`,
+    torchShape: ([k, o]) => [o, k / (kh * kw), kh, kw],
+    toTorch: (t) => {
+      const [k, o] = t.shape;
+      return tf.tidy(() => t.reshape([kh, kw, k / (kh * kw), o]).transpose([3, 2, 0, 1]));
+    },
+    fromTorch: (t) => {
+      const [o, i] = t.shape;
+      return tf.tidy(() => t.transpose([2, 3, 1, 0]).reshape([kh * kw * i, o]));
+    },
+  };
+}
+
+/** A learnable (or frozen) tensor owned by a {@link Module}. */
+export class Parameter {
+  constructor(
+    /** The variable holding the value in the internal layout. The Layers adapter may rebind it. */
+    public variable: tf.Variable,
+    public readonly layout: ParamLayout,
+    /** Whether `trainableVariables()` reports it (freezing flips this). */
+    public trainable: boolean,
+  ) {}
+  /** The current value (internal layout). */
+  get value(): tf.Variable {
+    return this.variable;
+  }
+  /** Shape in the reference (PyTorch) layout. */
+  get torchShape(): number[] {
+    return this.layout.torchShape(this.variable.shape);
+  }
+}
+
+/** Options that every `forward` accepts. */
+export interface ForwardOptions {
+  /** Training mode: drop path and dropout active. Default false (eval). */
+  training?: boolean;
+}
+
+/** Options of {@link Module.loadStateDict}. */
+export interface LoadStateDictOptions {
+  /** Throw on missing, unexpected or mis-shaped keys (default true). */
+  strict?: boolean;
+}
+
+/** What {@link Module.loadStateDict} did. */
+export interface LoadStateDictResult {
+  loaded: string[];
+  missing: string[];
+  unexpected: string[];
+  mismatched: string[];
+}
+
+let variableCounter = 0;
+/** A process-wide unique variable name, so two models never collide in tfjs's registry. */
+export function uniqueVariableName(base: string): string {
+  variableCounter += 1;
+  return `vb_${base.replace(/[^A-Za-z0-9_.\-/]/g, '_')}_${variableCounter}`;
+}
+
+/**
+ * The base of every primitive and model: owns `tf.Variable`s and child modules (as PyTorch's
+ * `nn.Module`), runs eagerly, and names its state with the reference's state-dict keys.
+ */
+export abstract class Module {
+  private readonly _params = new Map<string, Parameter>();
+  private readonly _modules = new Map<string, Module>();
+  private readonly _buffers = new Map<string, tf.Tensor>();
+  /** Constructor arguments, so the Layers adapter can rebuild the module (`getConfig`). */
+  config: Record<string, unknown> = {};
+
+  /** Run the module. */
+  abstract forward(x: unknown, opts?: ForwardOptions): unknown;
+
+  /**
+   * Register a parameter under `name` (a state-dict key segment). `value` is in the internal
+   * layout and is kept (not copied) by the new variable.
+   */
+  protected addParameter(name: string, value: tf.Tensor, layout: ParamLayout = IDENTITY, trainable = true): Parameter {
+    if (this._params.has(name) || this._modules.has(name)) {
+      throw new VisBackbonesError(`duplicate parameter name '${name}' in ${this.constructor.name}`);
+    }
+    const v = tf.variable(value, trainable, uniqueVariableName(name));
+    value.dispose();
+    const p = new Parameter(v, layout, trainable);
+    this._params.set(name, p);
+    return p;
+  }
+
+  /**
+   * Register a non-persistent buffer: a constant derived from the config (relative-position
+   * indices, attention masks, coordinate tables). Not in the state dict; disposed with the module.
+   */
+  protected addBuffer<T extends tf.Tensor>(name: string, t: T): T {
+    const old = this._buffers.get(name);
+    if (old && old !== t) old.dispose();
+    this._buffers.set(name, tf.keep(t));
+    return t;
+  }
+
+  /** Register a child module under `name`. */
+  protected addModule<M extends Module>(name: string, m: M): M {
+    if (this._params.has(name) || this._modules.has(name)) {
+      throw new VisBackbonesError(`duplicate child name '${name}' in ${this.constructor.name}`);
+    }
+    this._modules.set(name, m);
+    return m;
+  }
+
+  /** Replace a registered child (disposing the old one), e.g. when the classifier is reset. */
+  protected replaceModule<M extends Module>(name: string, m: M): M {
+    const old = this._modules.get(name);
+    if (old && old !== m) old.dispose();
+    this._modules.set(name, m);
+    return m;
+  }
+
+  /** Direct children, in registration order. */
+  children(): [string, Module][] {
+    return [...this._modules.entries()];
+  }
+
+  /** A child by dotted path (`'layers.0.blocks.1.attn'`), as PyTorch's `get_submodule`. */
+  getSubmodule(path: string): Module {
+    if (path === '') return this;
+    let m: Module = this;
+    for (const part of path.split('.')) {
+      const next = m._modules.get(part);
+      if (!next) throw new VisBackbonesError(`no submodule '${path}' (stopped at '${part}') in ${this.constructor.name}`);
+      m = next;
+    }
+    return m;
+  }
+
+  /** {@link getSubmodule} that returns null instead of throwing. */
+  findSubmodule(path: string): Module | null {
+    try {
+      return this.getSubmodule(path);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Every parameter with its full dotted name. */
+  namedParameters(prefix = ''): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    for (const [n, p] of this._params) out.push([prefix + n, p]);
+    for (const [n, m] of this._modules) out.push(...m.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Every module (this one first) with its dotted name. */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
+    for (const [n, m] of this._modules) out.push(...m.namedModules(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Number of parameter values. */
+  numParams(): number {
+    return this.namedParameters().reduce((s, [, p]) => s + p.variable.size, 0);
+  }
+
+  /**
+   * The state dict in the reference's naming and layouts (Linear `[out, in]`, Conv
+   * `[out, in/groups, kh, kw]`). The tensors are new: the caller disposes them.
+   */
+  stateDict(): Record<string, tf.Tensor> {
+    const sd: Record<string, tf.Tensor> = {};
+    for (const [n, p] of this.namedParameters()) sd[n] = tf.tidy(() => p.layout.toTorch(p.variable));
+    return sd;
+  }
+
+  /**
+   * Load a state dict in the reference's naming and layouts. Strict by default: one error lists
+   * every missing, unexpected and wrongly shaped key. Nothing is assigned unless all checks pass
+   * (strict) or for the keys that match (non-strict).
+   */
+  loadStateDict(sd: Record<string, tf.Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
+    const strict = opts.strict ?? true;
+    const params = new Map(this.namedParameters());
+    const res: LoadStateDictResult = { loaded: [], missing: [], unexpected: [], mismatched: [] };
+    const mismatchDetail: string[] = [];
+    for (const k of Object.keys(sd)) {
+      const p = params.get(k);
+      if (!p) {
+        res.unexpected.push(k);
+        continue;
+      }
+      const want = p.torchShape;
+      const got = sd[k].shape;
+      if (want.length !== got.length || want.some((d, i) => d !== got[i])) {
+        res.mismatched.push(k);
+        mismatchDetail.push(`${k}: checkpoint [${got.join(', ')}] vs model [${want.join(', ')}]`);
+      }
+    }
+    for (const k of params.keys()) if (!(k in sd)) res.missing.push(k);
+    if (strict && (res.missing.length || res.unexpected.length || res.mismatched.length)) {
+      const lines = ['state dict does not match the model (strict loading):'];
+      if (res.missing.length) lines.push(`  missing keys (${res.missing.length}): ${res.missing.join(', ')}`);
+      if (res.unexpected.length) lines.push(`  unexpected keys (${res.unexpected.length}): ${res.unexpected.join(', ')}`);
+      if (mismatchDetail.length) lines.push(`  shape mismatches (${mismatchDetail.length}): ${mismatchDetail.join('; ')}`);
+      throw new StateDictError(lines.join('\n'), res);
+    }
+    const bad = new Set(res.mismatched);
+    for (const k of Object.keys(sd)) {
+      const p = params.get(k);
+      if (!p || bad.has(k)) continue;
+      tf.tidy(() => {
+        const t = sd[k].dtype === 'float32' ? sd[k] : sd[k].toFloat();
+        p.variable.assign(p.layout.fromTorch(t, p.variable.shape));
+      });
+      res.loaded.push(k);
+    }
+    return res;
+  }
+
+  /** The variables that an optimizer should update (frozen ones excluded). */
+  trainableVariables(): tf.Variable[] {
+    return this.namedParameters()
+      .filter(([, p]) => p.trainable)
+      .map(([, p]) => p.variable);
+  }
+
+  /** Freeze (or unfreeze) every parameter of this module and its children. */
+  setTrainable(trainable: boolean): this {
+    for (const [, p] of this.namedParameters()) {
+      p.trainable = trainable;
+      (p.variable as { trainable: boolean }).trainable = trainable;
+    }
+    return this;
+  }
+
+  /** Release every variable. */
+  dispose(): void {
+    for (const p of this._params.values()) p.variable.dispose();
+    for (const b of this._buffers.values()) b.dispose();
+    this._buffers.clear();
+    for (const m of this._modules.values()) m.dispose();
+  }
+}
+
+/** An ordered list of modules named `0`, `1`, ... (PyTorch's `nn.ModuleList` / `nn.Sequential`). */
+export class ModuleList<M extends Module = Module> extends Module {
+  readonly items: M[] = [];
+  constructor(items: M[] = []) {
+    super();
+    for (const m of items) this.push(m);
+  }
+  /** Append a module (named by its index). */
+  push(m: M): M {
+    this.addModule(String(this.items.length), m);
+    this.items.push(m);
+    return m;
+  }
+  get length(): number {
+    return this.items.length;
+  }
+  /** Sequential application. */
+  forward(x: tf.Tensor, opts?: ForwardOptions): tf.Tensor {
+    let y = x;
+    for (const m of this.items) y = m.forward(y, opts) as tf.Tensor;
+    return y;
+  }
+}
+
+/** Raised by strict {@link Module.loadStateDict}; carries the lists. */
+export class StateDictError extends VisBackbonesError {
+  constructor(message: string, public readonly result: LoadStateDictResult) {
+    super(message);
+    this.name = 'StateDictError';
+  }
+}

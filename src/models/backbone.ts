@@ -1,0 +1,126 @@
+import * as tf from '@tensorflow/tfjs';
+import { check } from '../errors.js';
+import { ForwardOptions, Module } from '../layers/module.js';
+
+/** One feature level of a backbone (timm's `feature_info`). */
+export interface FeatureInfo {
+  /** Channels of the map. */
+  numChs: number;
+  /** Stride relative to the input. */
+  reduction: number;
+  /** State-dict prefix of the module that produces it (`'layers.2'`). */
+  module: string;
+}
+
+/** Options of `forwardIntermediates` (timm's `forward_intermediates`). */
+export interface ForwardIntermediatesOptions extends ForwardOptions {
+  /** Last n levels (number) or explicit level indices (negative count from the end). Default: all. */
+  indices?: number | number[];
+  /** Apply the final norm to the intermediates (timm's `norm`). */
+  norm?: boolean;
+  /** Stop running blocks after the last requested level. */
+  stopEarly?: boolean;
+  /** Return only the list of intermediates. */
+  intermediatesOnly?: boolean;
+}
+
+/** The arguments every backbone config accepts besides its architecture. */
+export interface BackboneCommonConfig {
+  /** Input channels (default 3). */
+  inChans?: number;
+  /** Classes of the classifier; 0 = no head (`forward` returns pooled features). Default 1000. */
+  numClasses?: number;
+  /** `forward(x)` returns the stage feature maps (NHWC). */
+  featuresOnly?: boolean;
+  /** Which levels `featuresOnly` returns (negative count from the end). Default: all. */
+  outIndices?: number[];
+  /** Head pooling ('avg', 'token', ...). */
+  globalPool?: string;
+  dropRate?: number;
+  dropPathRate?: number;
+}
+
+/** timm's `feature_take_indices`: the levels to take and the largest of them. */
+export function featureTakeIndices(numLevels: number, indices?: number | number[]): { take: number[]; maxIndex: number } {
+  let take: number[];
+  if (indices === undefined) take = Array.from({ length: numLevels }, (_, i) => i);
+  else if (typeof indices === 'number') {
+    check(indices > 0 && indices <= numLevels, () => `indices=${indices}: expected 1..${numLevels} last levels`);
+    take = Array.from({ length: indices }, (_, i) => numLevels - indices + i);
+  } else {
+    take = indices.map((i) => {
+      const j = i < 0 ? numLevels + i : i;
+      check(Number.isInteger(i) && j >= 0 && j < numLevels, () => `level index ${i} is out of range for ${numLevels} levels`);
+      return j;
+    });
+  }
+  return { take, maxIndex: Math.max(...take) };
+}
+
+/**
+ * The interface every backbone shares (timm's): `forward`, `forwardFeatures`, `forwardHead`,
+ * `forwardIntermediates`, `featureInfo`, `resetClassifier`, with `featuresOnly` / `outIndices`.
+ */
+export abstract class Backbone extends Module {
+  /** One entry per feature level (stage, or block for isotropic models). */
+  abstract readonly featureInfo: FeatureInfo[];
+  /** Width of the pooled features. */
+  abstract readonly numFeatures: number;
+  /** Classes of the head (0 = none). */
+  abstract numClasses: number;
+  /** Input channels. */
+  abstract readonly inChans: number;
+  /** When true, `forward` returns the feature maps of `outIndices`. */
+  featuresOnly = false;
+  /** Levels returned by `featuresOnly` (normalised, non-negative). */
+  outIndices: number[] = [];
+  /** State-dict prefixes of the classifier, skipped when loading into a head-less model. */
+  headPrefixes: string[] = ['head.'];
+  /** Keys of derived, non-persistent buffers that checkpoints may hold; the loader skips them. */
+  derivedBufferPatterns: RegExp[] = [/relative_position_index$/, /(^|\.)attn_mask$/, /relative_coords_table$/, /\.k_bias$/];
+
+  /** Features before the head, in the model's native layout (NHWC map or tokens). */
+  abstract forwardFeatures(x: tf.Tensor, opts?: ForwardOptions): tf.Tensor;
+  /** Pooling + classifier; `preLogits` returns the pooled features. */
+  abstract forwardHead(x: tf.Tensor, opts?: ForwardOptions & { preLogits?: boolean }): tf.Tensor2D;
+  /** Run the trunk, collecting level outputs as NHWC maps. */
+  abstract forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
+  abstract forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
+  /** Replace the classifier (0 removes it). */
+  abstract resetClassifier(numClasses: number, globalPool?: string): void;
+  /** Validate an input batch, throwing a clear error. */
+  abstract checkInput(x: tf.Tensor): void;
+
+  /**
+   * Adapt a reference checkpoint to this model (timm's `checkpoint_filter_fn`): rename old layouts,
+   * resize tables. Returns the new dict and the tensors it created (disposed by the loader).
+   */
+  checkpointFilter(sd: Record<string, tf.Tensor>): { sd: Record<string, tf.Tensor>; created: tf.Tensor[] } {
+    return { sd, created: [] };
+  }
+
+  /** Set `featuresOnly` / `outIndices` from a config. */
+  protected initFeatures(cfg: BackboneCommonConfig): void {
+    this.featuresOnly = cfg.featuresOnly ?? false;
+    this.outIndices = featureTakeIndices(this.featureInfo.length, cfg.outIndices).take;
+  }
+
+  /**
+   * Logits `[B, numClasses]` (pooled features when `numClasses` is 0), or, for a `featuresOnly`
+   * model, the NHWC feature maps of `outIndices` in level order.
+   */
+  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor | tf.Tensor4D[] {
+    if (this.featuresOnly) return this.forwardFeatureMaps(x, opts);
+    return this.forwardLogits(x, opts);
+  }
+
+  /** `forwardHead(forwardFeatures(x))`, typed as a single tensor. */
+  forwardLogits(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => this.forwardHead(this.forwardFeatures(x, opts), opts));
+  }
+
+  /** The NHWC maps of `outIndices` (what `featuresOnly` returns), typed as a list. */
+  forwardFeatureMaps(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D[] {
+    return this.forwardIntermediates(x, { ...opts, indices: this.outIndices, intermediatesOnly: true, stopEarly: true });
+  }
+}

@@ -1,0 +1,3 @@
+export * from './swinBlock.js';
+export * from './swinTransformer.js';
+import './variants.js';

@@ -1,0 +1,171 @@
+import * as tf from '@tensorflow/tfjs';
+import { CosineWindowAttention } from '../../layers/cosineWindowAttention.js';
+import { DropPath } from '../../layers/dropPath.js';
+import { Mlp } from '../../layers/mlp.js';
+import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
+import { LayerNorm } from '../../layers/norm.js';
+import { PatchMerging } from '../../layers/patchMerging.js';
+import { WindowAttention } from '../../layers/windowAttention.js';
+import { roll2d, shiftedWindowMask, windowPartition, windowReverse } from '../../layers/windows.js';
+
+/** Options of {@link SwinBlock}. */
+export interface SwinBlockOptions {
+  dim: number;
+  /** `[H, W]` of the stage's token grid. */
+  inputResolution: [number, number];
+  numHeads: number;
+  windowSize: number;
+  /** Target shift (window/2 on odd blocks, 0 on even). */
+  shiftSize: number;
+  mlpRatio?: number;
+  qkvBias?: boolean;
+  dropPath?: number;
+  projDrop?: number;
+  attnDrop?: number;
+  /** 'v1': pre-norm, Swin attention; 'v2': res-post-norm, cosine attention with CPB. */
+  version: 'v1' | 'v2';
+  /** SwinV2 only: window size used in pretraining (0 = none). */
+  pretrainedWindowSize?: number;
+  normEps?: number;
+}
+
+/**
+ * timm's `_calc_window_shift`: the window is clamped to the resolution when the resolution is not
+ * larger than it, and the shift is dropped then.
+ */
+export function calcWindowShift(res: [number, number], window: number, shift: number): { window: [number, number]; shift: [number, number] } {
+  const w: [number, number] = [res[0] <= window ? res[0] : window, res[1] <= window ? res[1] : window];
+  const s: [number, number] = [res[0] <= w[0] ? 0 : shift, res[1] <= w[1] ? 0 : shift];
+  return { window: w, shift: s };
+}
+
+/**
+ * A Swin transformer block (Swin sec. 3.2, fig. 3b) on NHWC maps: (shifted) window attention and an
+ * MLP, each residual. 'v1' normalises before each branch; 'v2' normalises the branch output
+ * (SwinV2 sec. 3.1 res-post-norm). State-dict keys `norm1`, `attn.*`, `norm2`, `mlp.fc1/fc2`.
+ */
+export class SwinBlock extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn: WindowAttention | CosineWindowAttention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+  readonly dropPath: DropPath;
+  readonly window: [number, number];
+  readonly shift: [number, number];
+  readonly attnMask: tf.Tensor3D | null;
+  constructor(readonly opts: SwinBlockOptions) {
+    super();
+    this.config = { ...opts };
+    const { dim, numHeads, inputResolution: res } = opts;
+    const eps = opts.normEps ?? 1e-5;
+    const ws = calcWindowShift(res, opts.windowSize, opts.shiftSize);
+    this.window = ws.window;
+    this.shift = ws.shift;
+    this.norm1 = this.addModule('norm1', new LayerNorm(dim, eps));
+    if (opts.version === 'v1') {
+      this.attn = this.addModule('attn', new WindowAttention({ dim, numHeads, windowSize: this.window, qkvBias: opts.qkvBias, attnDrop: opts.attnDrop, projDrop: opts.projDrop }));
+    } else {
+      const p = opts.pretrainedWindowSize ?? 0;
+      this.attn = this.addModule(
+        'attn',
+        new CosineWindowAttention({ dim, numHeads, windowSize: this.window, pretrainedWindowSize: [p, p], qkvBias: opts.qkvBias, attnDrop: opts.attnDrop, projDrop: opts.projDrop }),
+      );
+    }
+    this.dropPath = new DropPath(opts.dropPath ?? 0);
+    this.norm2 = this.addModule('norm2', new LayerNorm(dim, eps));
+    this.mlp = this.addModule('mlp', new Mlp(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), drop: opts.projDrop }));
+    this.attnMask =
+      this.shift[0] || this.shift[1]
+        ? this.addBuffer('attn_mask', shiftedWindowMask(res[0], res[1], this.window[0], this.window[1], this.shift[0], this.shift[1]))
+        : null;
+  }
+
+  /** Shift, partition, attend, merge and shift back. */
+  private windowAttention(x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [, h, w] = x.shape;
+      const [sh, sw] = this.shift;
+      const [wh, ww] = this.window;
+      const shifted = sh || sw ? roll2d(x, -sh, -sw) : x;
+      const win = windowPartition(shifted, wh, ww);
+      const out = this.attn.forward(win, { ...opts, mask: this.attnMask });
+      const merged = windowReverse(out, wh, ww, h, w);
+      return sh || sw ? roll2d(merged, sh, sw) : merged;
+    });
+  }
+
+  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    return tf.tidy(() => {
+      const x4 = x as tf.Tensor4D;
+      const t = opts.training ?? false;
+      if (this.opts.version === 'v1') {
+        const y = tf.add(x4, this.dropPath.forward(this.windowAttention(this.norm1.forward(x4) as tf.Tensor4D, opts), { training: t }));
+        return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y), opts), { training: t })) as tf.Tensor4D;
+      }
+      const y = tf.add(x4, this.dropPath.forward(this.norm1.forward(this.windowAttention(x4, opts)), { training: t }));
+      return tf.add(y, this.dropPath.forward(this.norm2.forward(this.mlp.forward(y, opts)), { training: t })) as tf.Tensor4D;
+    });
+  }
+}
+
+/** Options of {@link SwinStage}. */
+export interface SwinStageOptions {
+  dim: number;
+  outDim: number;
+  /** Resolution after the (optional) downsample. */
+  inputResolution: [number, number];
+  depth: number;
+  downsample: boolean;
+  numHeads: number;
+  windowSize: number;
+  mlpRatio?: number;
+  qkvBias?: boolean;
+  dropPath: number[];
+  projDrop?: number;
+  attnDrop?: number;
+  version: 'v1' | 'v2';
+  pretrainedWindowSize?: number;
+  normEps?: number;
+}
+
+/**
+ * A Swin stage: patch merging at its start (for stages after the first, as timm places it) and
+ * `depth` blocks alternating regular and shifted windows. Keys `downsample.*`, `blocks.<j>.*`.
+ */
+export class SwinStage extends Module {
+  readonly downsample: PatchMerging | null;
+  readonly blocks: SwinBlock[] = [];
+  constructor(readonly opts: SwinStageOptions) {
+    super();
+    this.config = { ...opts };
+    this.downsample = opts.downsample
+      ? this.addModule('downsample', new PatchMerging({ dim: opts.dim, outDim: opts.outDim, normPosition: opts.version === 'v1' ? 'pre' : 'post', normEps: opts.normEps }))
+      : null;
+    const blocks = this.addModule('blocks', new ModuleList<SwinBlock>());
+    for (let j = 0; j < opts.depth; j++) {
+      const b = new SwinBlock({
+        dim: opts.outDim,
+        inputResolution: opts.inputResolution,
+        numHeads: opts.numHeads,
+        windowSize: opts.windowSize,
+        shiftSize: j % 2 === 0 ? 0 : Math.floor(opts.windowSize / 2),
+        mlpRatio: opts.mlpRatio,
+        qkvBias: opts.qkvBias,
+        dropPath: opts.dropPath[j] ?? 0,
+        projDrop: opts.projDrop,
+        attnDrop: opts.attnDrop,
+        version: opts.version,
+        pretrainedWindowSize: opts.pretrainedWindowSize,
+        normEps: opts.normEps,
+      });
+      this.blocks.push(blocks.push(b));
+    }
+  }
+  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    return tf.tidy(() => {
+      let y = (this.downsample ? this.downsample.forward(x) : x) as tf.Tensor4D;
+      for (const b of this.blocks) y = b.forward(y, opts);
+      return y === x ? (x.clone() as tf.Tensor4D) : y;
+    });
+  }
+}
