@@ -12,3 +12,4 @@ export * from './models/swin/index.js';
 export * from './weights/safetensors.js';
 export * from './weights/loadTimmWeights.js';
 export * from './backends/wasmKernels.js';
+export * from './utils/flops.js';

@@ -13,3 +13,4 @@ export * from './relativePosition.js';
 export * from './attention.js';
 export * from './windowAttention.js';
 export * from './cosineWindowAttention.js';
+export * from './adaptivePool.js';
