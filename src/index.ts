@@ -13,3 +13,5 @@ export * from './weights/safetensors.js';
 export * from './weights/loadTimmWeights.js';
 export * from './backends/wasmKernels.js';
 export * from './utils/flops.js';
+export * from './adapter/layersAdapter.js';
+export * from './weights/tfjsFormat.js';

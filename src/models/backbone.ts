@@ -70,6 +70,8 @@ export abstract class Backbone extends Module {
   abstract numClasses: number;
   /** Input channels. */
   abstract readonly inChans: number;
+  /** The family's registry name (`'swin'`, `'swinv2'`, ...): with `config` it rebuilds the model. */
+  family = '';
   /** When true, `forward` returns the feature maps of `outIndices`. */
   featuresOnly = false;
   /** Levels returned by `featuresOnly` (normalised, non-negative). */

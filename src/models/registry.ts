@@ -25,6 +25,7 @@ export interface ModelEntry {
 }
 
 const registry = new Map<string, ModelEntry>();
+const families = new Map<string, (config: Record<string, unknown>) => Backbone>();
 
 /** ImageNet mean / std. */
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
@@ -49,6 +50,14 @@ export function registerModel(
     ...pretrainedCfg,
   };
   registry.set(name, { name, family, config, pretrainedCfg: cfg, create: (overrides = {}) => factory({ ...config, ...overrides }) });
+  if (!families.has(family)) families.set(family, factory);
+}
+
+/** The factory of a model family (`'swin'`, `'swinv2'`, ...), as registered with its variants. */
+export function getFamilyFactory(family: string): (config: Record<string, unknown>) => Backbone {
+  const f = families.get(family);
+  if (!f) throw new VisBackbonesError(`unknown model family '${family}' (known: ${[...families.keys()].join(', ')})`);
+  return f;
 }
 
 /** A registered variant's entry, or a clear error listing near names. */

@@ -59,6 +59,7 @@ export class SwinTransformer extends Backbone {
   constructor(cfg: SwinV2Config, readonly version: Version) {
     super();
     this.config = { ...cfg };
+    this.family = version === 'v1' ? 'swin' : 'swinv2';
     const depths = cfg.depths ?? [2, 2, 6, 2];
     const numHeads = cfg.numHeads ?? [3, 6, 12, 24];
     const nStages = depths.length;
