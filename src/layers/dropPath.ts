@@ -1,17 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
+import { randomUniform01 } from './init.js';
 import { ForwardOptions, Module } from './module.js';
 
 /**
  * Stochastic depth (Huang et al. 2016, sec. 3): in training, zero a residual branch per sample with
- * probability `p` and scale the survivors by `1 / (1 - p)`; the identity in eval.
+ * probability `p` and scale the survivors by `1 / (1 - p)`; the identity in eval. The per-sample
+ * draws come from the global seeded generator (`manualSeed`), so training runs are reproducible.
  */
 export function dropPath(x: tf.Tensor, p: number, training: boolean): tf.Tensor {
   if (!training || p <= 0) return x.clone();
   return tf.tidy(() => {
     const keep = 1 - p;
-    const shape = [x.shape[0], ...new Array(x.rank - 1).fill(1)];
-    const mask = tf.floor(tf.add(tf.randomUniform(shape), keep));
-    return tf.mul(x, tf.div(mask, keep));
+    const b = x.shape[0];
+    const scale = new Float32Array(b);
+    for (let i = 0; i < b; i++) scale[i] = Math.floor(randomUniform01() + keep) / keep;
+    const shape = [b, ...new Array(x.rank - 1).fill(1)];
+    return tf.mul(x, tf.tensor(scale, shape));
   });
 }
 
