@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { registerConvBackpropKernels } from './convBackprop.js';
 
 /**
  * Kernels that tfjs-wasm 4.22 lacks but that training needs, registered for the 'wasm' backend only
@@ -42,6 +43,7 @@ export function registerWasmKernels(): void {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
   };
   add('UnsortedSegmentSum', unsortedSegmentSum as unknown as tf.KernelFunc);
+  registerConvBackpropKernels();
 }
 
 registerWasmKernels();

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { check, VisBackbonesError } from '../../errors.js';
+import { check } from '../../errors.js';
 import { ClassifierHead, PoolType } from '../../heads/classifierHead.js';
 import { dropPathRates } from '../../layers/dropPath.js';
 import { ForwardOptions, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { PatchEmbed } from '../../layers/patchEmbed.js';
+import { resamplePatchEmbed } from '../../layers/posEmbed.js';
 import { resizeRelPosBiasTable } from '../../layers/relativePosition.js';
 import { WindowAttention } from '../../layers/windowAttention.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
@@ -179,7 +180,8 @@ export class SwinTransformer extends Backbone {
   /**
    * timm's Swin / SwinV2 `checkpoint_filter_fn`: accepts the original Microsoft layout (downsample at
    * the end of a stage, `head.weight`), and for Swin resizes relative position bias tables to this
-   * model's (clamped) windows. SwinV2's continuous position bias needs no resizing.
+   * model's (clamped) windows. SwinV2's continuous position bias needs no resizing. A patch-embedding
+   * kernel of another patch size is resampled (FlexiViT PI-resize, bicubic with antialiasing).
    */
   override checkpointFilter(sd: Record<string, tf.Tensor>): { sd: Record<string, tf.Tensor>; created: tf.Tensor[] } {
     const created: tf.Tensor[] = [];
@@ -200,7 +202,9 @@ export class SwinTransformer extends Backbone {
       if (k === 'patch_embed.proj.weight' && v.rank === 4) {
         const p = this.patchEmbed.opts.patchSize;
         if (v.shape[2] !== p || v.shape[3] !== p) {
-          throw new VisBackbonesError(`checkpoint patch size ${v.shape[2]}x${v.shape[3]} differs from the model's patchSize ${p}: resampling is not supported for Swin`);
+          // timm: resample_patch_embed(v, (H, W), interpolation='bicubic', antialias=True)
+          v = resamplePatchEmbed(v, [p, p], { interpolation: 'bicubic', antialias: true });
+          created.push(v);
         }
       }
       out[k] = v;

@@ -1,0 +1,2 @@
+export * from './visionTransformer.js';
+import './variants.js';

@@ -1,0 +1,3 @@
+export * from './vitDetBlock.js';
+export * from './visionTransformerSam.js';
+import './variants.js';
