@@ -1,0 +1,58 @@
+import * as tf from '@tensorflow/tfjs';
+import { check } from '../errors.js';
+import { ActivationName, getActivation } from './activations.js';
+import { Conv2d } from './conv2d.js';
+import { dropout } from './dropPath.js';
+import { GlobalResponseNorm } from './grn.js';
+import { Linear } from './linear.js';
+import { ForwardOptions, Module } from './module.js';
+
+/** Options of {@link GlobalResponseNormMlp}. */
+export interface GlobalResponseNormMlpOptions {
+  hiddenFeatures?: number;
+  outFeatures?: number;
+  act?: ActivationName;
+  bias?: boolean;
+  drop?: number;
+  /**
+   * timm's `use_conv` (ConvNeXt's `conv_mlp`): `fc1`/`fc2` are 1x1 convolutions whose state-dict
+   * weights are `[out, in, 1, 1]` instead of Linear's `[out, in]`. The computation is the same.
+   */
+  useConv?: boolean;
+  grnEps?: number;
+}
+
+/**
+ * The ConvNeXt V2 block MLP (Woo et al. 2023, sec. 3.2, fig. 5): `fc2(GRN(act(fc1(x))))` on an NHWC map
+ * (timm's `GlobalResponseNormMlp`). State-dict keys `fc1.*`, `grn.weight`, `grn.bias`, `fc2.*`.
+ */
+export class GlobalResponseNormMlp extends Module {
+  readonly fc1: Linear | Conv2d;
+  readonly grn: GlobalResponseNorm;
+  readonly fc2: Linear | Conv2d;
+  private readonly act: (x: tf.Tensor) => tf.Tensor;
+  constructor(readonly inFeatures: number, readonly opts: GlobalResponseNormMlpOptions = {}) {
+    super();
+    this.config = { inFeatures, ...opts };
+    const hidden = opts.hiddenFeatures ?? inFeatures;
+    const out = opts.outFeatures ?? inFeatures;
+    const bias = opts.bias ?? true;
+    const layer = (i: number, o: number) => (opts.useConv ? new Conv2d(i, o, 1, { bias }) : new Linear(i, o, { bias }));
+    this.fc1 = this.addModule('fc1', layer(inFeatures, hidden));
+    this.act = getActivation(opts.act ?? 'gelu');
+    this.grn = this.addModule('grn', new GlobalResponseNorm(hidden, { eps: opts.grnEps ?? 1e-6 }));
+    this.fc2 = this.addModule('fc2', layer(hidden, out));
+  }
+
+  /** `x`: NHWC `[B, H, W, C]` (GRN pools over H and W). */
+  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    check(x.rank === 4, () => `GlobalResponseNormMlp expects an NHWC map [B, H, W, C], got shape [${x.shape.join(', ')}]`);
+    const p = this.opts.drop ?? 0;
+    const t = opts.training ?? false;
+    return tf.tidy(() => {
+      let h = dropout(this.act(this.fc1.forward(x)), p, t);
+      h = this.grn.forward(h);
+      return dropout(this.fc2.forward(h), p, t) as tf.Tensor4D;
+    });
+  }
+}

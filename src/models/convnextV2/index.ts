@@ -1,0 +1,5 @@
+export * from './config.js';
+export * from './normClassifierHead.js';
+export * from './checkpointFilter.js';
+export * from './convnext.js';
+import './variants.js';
