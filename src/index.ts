@@ -5,7 +5,8 @@
  */
 export * from './errors.js';
 export * from './layers/index.js';
-export * from './heads/classifierHead.js';
+export * from './heads/index.js';
+export * from './transfer/index.js';
 export * from './models/backbone.js';
 export * from './models/registry.js';
 export * from './models/swin/index.js';
