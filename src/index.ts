@@ -14,6 +14,8 @@ export * from './models/vit/index.js';
 export * from './models/vitDet/index.js';
 export * from './models/cswin/index.js';
 export * from './models/convnextV2/index.js';
+export * from './models/pvtV2/index.js';
+export * from './models/mvitV2/index.js';
 export * from './weights/safetensors.js';
 export * from './weights/loadTimmWeights.js';
 export * from './backends/wasmKernels.js';

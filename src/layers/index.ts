@@ -29,3 +29,8 @@ export * from './crossShapedAttention.js';
 export * from './convTokenEmbed.js';
 export * from './convMerge.js';
 export * from './convNextBlock.js';
+export * from './overlapPatchEmbed.js';
+export * from './mlpWithDepthwiseConv.js';
+export * from './spatialReductionAttention.js';
+export * from './poolingAttention.js';
+export * from './batchedMatMul.js';

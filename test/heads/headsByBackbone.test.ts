@@ -16,7 +16,7 @@ import { uperNet } from '../../src/heads/uperNet.js';
 import type { Module } from '../../src/layers/module.js';
 import type { Backbone } from '../../src/models/backbone.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
-import { FAMILIES, SIZES } from './families.js';
+import { FAMILIES, SIZES } from '../helpers/families.js';
 
 /** Run an attached model, check that nothing leaks, return the output (caller disposes). */
 function run(m: Module, x: tf.Tensor): tf.Tensor | tf.Tensor[] {

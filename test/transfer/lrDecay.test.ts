@@ -14,7 +14,7 @@ import { stageAdapters } from '../../src/transfer/adapter.js';
 import { parameterStages } from '../../src/transfer/freeze.js';
 import { groupWithMatcher } from '../../src/transfer/groupMatcher.js';
 import { GroupedOptimizer, layerDecayAssignments, paramGroupsLayerDecay } from '../../src/transfer/lrDecay.js';
-import { FAMILIES } from '../heads/families.js';
+import { FAMILIES } from '../helpers/families.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 
 const tinySwin = () => swin({ imgSize: 32, patchSize: 4, embedDim: 8, depths: [2, 2, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 4 });

@@ -1,0 +1,4 @@
+export * from './config.js';
+export * from './multiScaleBlock.js';
+export * from './multiScaleVit.js';
+import './variants.js';

@@ -1,0 +1,3 @@
+export * from './pvtV2Stage.js';
+export * from './pyramidVisionTransformerV2.js';
+import './variants.js';

@@ -1,0 +1,228 @@
+import * as tf from '@tensorflow/tfjs';
+import { check } from '../../errors.js';
+import { Identity } from '../../layers/activations.js';
+import { dropout, dropPathRates } from '../../layers/dropPath.js';
+import { Linear } from '../../layers/linear.js';
+import { ForwardOptions, ModuleList } from '../../layers/module.js';
+import { OverlapPatchEmbed } from '../../layers/overlapPatchEmbed.js';
+import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { PvtV2Stage } from './pvtV2Stage.js';
+
+/** Config of {@link pvtV2}: timm's `PyramidVisionTransformerV2` arguments in camelCase. */
+export interface PvtV2Config extends BackboneCommonConfig {
+  /**
+   * Optional input size: when given, the stage grids are validated at construction. PVT v2 takes any
+   * input whose stage grids are multiples of the `srRatios` (checked per call).
+   */
+  imgSize?: number | [number, number];
+  /** Blocks per stage (default `[3, 4, 6, 3]`). */
+  depths?: number[];
+  /** Width per stage (default `[64, 128, 256, 512]`). */
+  embedDims?: number[];
+  numHeads?: number | number[];
+  /** Spatial-reduction ratio per stage (default `[8, 4, 2, 1]`); ignored when `linear`. */
+  srRatios?: number | number[];
+  mlpRatios?: number | number[];
+  qkvBias?: boolean;
+  /** Linear spatial-reduction attention (7x7 average pooling) and ReLU in the MLP (PVT v2-Li). */
+  linear?: boolean;
+  projDropRate?: number;
+  attnDropRate?: number;
+  /** Epsilon of the block and stage norms (timm's `LayerNorm`, 1e-6); patch embeds and reductions use 1e-5. */
+  normEps?: number;
+  /** 'avg' (default) or '' (no pooling). */
+  globalPool?: 'avg' | '';
+}
+
+/**
+ * Pyramid Vision Transformer v2 (Wang et al. 2022, "PVT v2: Improved Baselines with Pyramid Vision
+ * Transformer"): an overlapping 7x7 stride-4 patch embedding, then four stages at strides 4-32 of
+ * blocks with spatial-reduction attention and a depthwise-conv MLP, each stage ending in LayerNorm.
+ * Input NHWC `[B, H, W, inChans]` of any size whose stage grids the `srRatios` divide;
+ * `forwardFeatures` returns the last stage's NHWC map. State-dict keys as timm's:
+ * `patch_embed.*`, `stages.<i>.{downsample, blocks.<j>, norm}.*`, `head.*`.
+ */
+export class PyramidVisionTransformerV2 extends Backbone {
+  readonly patchEmbed: OverlapPatchEmbed;
+  readonly stages: PvtV2Stage[] = [];
+  head: Linear | Identity;
+  readonly featureInfo: FeatureInfo[];
+  readonly numFeatures: number;
+  numClasses: number;
+  readonly inChans: number;
+  readonly embedDims: number[];
+  readonly srRatios: number[];
+  readonly linear: boolean;
+  globalPoolType: 'avg' | '';
+
+  constructor(config: PvtV2Config = {}) {
+    super();
+    this.config = { ...config };
+    this.family = 'pvtv2';
+    this.headPrefixes = ['head.'];
+    const depths = config.depths ?? [3, 4, 6, 3];
+    const n = depths.length;
+    const perStage = (name: string, v: number | number[]): number[] => {
+      const out = Array.isArray(v) ? v.slice() : new Array(n).fill(v);
+      check(out.length === n, () => `${name} has ${out.length} entries but depths has ${n} stages`);
+      return out;
+    };
+    this.embedDims = perStage('embedDims', config.embedDims ?? [64, 128, 256, 512]);
+    const numHeads = perStage('numHeads', config.numHeads ?? [1, 2, 4, 8]);
+    this.srRatios = perStage('srRatios', config.srRatios ?? [8, 4, 2, 1]);
+    const mlpRatios = perStage('mlpRatios', config.mlpRatios ?? [8, 8, 4, 4]);
+    this.linear = config.linear ?? false;
+    this.inChans = config.inChans ?? 3;
+    const featuresOnly = config.featuresOnly ?? false;
+    this.numClasses = featuresOnly ? 0 : config.numClasses ?? 1000;
+    this.globalPoolType = config.globalPool ?? 'avg';
+    check(this.globalPoolType === 'avg' || this.globalPoolType === '', () => `globalPool '${this.globalPoolType}' is not supported by PVT v2: expected 'avg' or ''`);
+    for (let i = 0; i < n; i++) {
+      check(Number.isInteger(depths[i]) && depths[i] > 0, () => `depths[${i}] must be a positive integer, got ${depths[i]}`);
+      check(
+        Number.isInteger(numHeads[i]) && numHeads[i] > 0 && this.embedDims[i] % numHeads[i] === 0,
+        () => `numHeads[${i}] = ${numHeads[i]} does not divide embedDims[${i}] = ${this.embedDims[i]}`,
+      );
+      check(Number.isInteger(this.srRatios[i]) && this.srRatios[i] >= 1, () => `srRatios[${i}] must be a positive integer, got ${this.srRatios[i]}`);
+    }
+    if (config.imgSize !== undefined) {
+      const s = config.imgSize;
+      this.checkGeometry(Array.isArray(s) ? s[0] : s, Array.isArray(s) ? s[1] : s);
+    }
+
+    this.patchEmbed = this.addModule('patch_embed', new OverlapPatchEmbed({ patchSize: 7, stride: 4, inChans: this.inChans, embedDim: this.embedDims[0] }));
+    const dpr = dropPathRates(config.dropPathRate ?? 0, depths);
+    const list = this.addModule('stages', new ModuleList<PvtV2Stage>());
+    for (let i = 0; i < n; i++) {
+      const st = new PvtV2Stage({
+        dim: i === 0 ? this.embedDims[0] : this.embedDims[i - 1],
+        dimOut: this.embedDims[i],
+        depth: depths[i],
+        downsample: i > 0,
+        numHeads: numHeads[i],
+        srRatio: this.srRatios[i],
+        linear: this.linear,
+        mlpRatio: mlpRatios[i],
+        qkvBias: config.qkvBias ?? true,
+        projDrop: config.projDropRate ?? 0,
+        attnDrop: config.attnDropRate ?? 0,
+        dropPath: dpr[i],
+        normEps: config.normEps ?? 1e-6,
+      });
+      this.stages.push(list.push(st));
+    }
+    this.numFeatures = this.embedDims[n - 1];
+    this.head = this.addModule('head', this.makeHead(this.numClasses));
+    this.featureInfo = this.embedDims.map((d, i) => ({ numChs: d, reduction: 4 * 2 ** i, module: `stages.${i}` }));
+    this.initFeatures(config);
+  }
+
+  private makeHead(numClasses: number): Linear | Identity {
+    return numClasses > 0 ? new Linear(this.numFeatures, numClasses) : new Identity();
+  }
+
+  /** The NHWC grid of each stage for an `h x w` input (7x7/4 stem, then 3x3/2 per stage). */
+  stageGrids(h: number, w: number): [number, number][] {
+    const out: [number, number][] = [];
+    let g: [number, number] = [Math.floor((h - 1) / 4) + 1, Math.floor((w - 1) / 4) + 1];
+    for (let i = 0; i < this.srRatios.length; i++) {
+      if (i > 0) g = [Math.floor((g[0] - 1) / 2) + 1, Math.floor((g[1] - 1) / 2) + 1];
+      out.push(g);
+    }
+    return out;
+  }
+
+  /** Throw unless every stage grid of an `h x w` input is a multiple of its `srRatio`. */
+  private checkGeometry(h: number, w: number): void {
+    check(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0, () => `image size must be positive integers, got ${h}x${w}`);
+    if (this.linear) return;
+    this.stageGrids(h, w).forEach(([gh, gw], i) => {
+      const r = this.srRatios[i];
+      check(
+        r === 1 || (gh % r === 0 && gw % r === 0),
+        () => `srRatios[${i}] = ${r} does not divide the stage-${i} token grid ${gh}x${gw} of a ${h}x${w} input: the input size must be a multiple of ${4 * 2 ** i * r} (stride ${4 * 2 ** i} x srRatio ${r})`,
+      );
+    });
+  }
+
+  checkInput(x: tf.Tensor): void {
+    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
+    const [, h, w, c] = x.shape;
+    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    this.checkGeometry(h, w);
+  }
+
+  forwardFeatures(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    this.checkInput(x);
+    return tf.tidy(() => {
+      let y = this.patchEmbed.forward(x);
+      for (const s of this.stages) y = s.forward(y, opts);
+      return y;
+    });
+  }
+
+  /** Mean over H and W (when `globalPool` is 'avg'), dropout, classifier; `preLogits` returns the pooled features. */
+  forwardHead(x: tf.Tensor, opts: ForwardOptions & { preLogits?: boolean } = {}): tf.Tensor2D {
+    return tf.tidy(() => {
+      let y: tf.Tensor = this.globalPoolType === 'avg' && x.rank === 4 ? tf.mean(x, [1, 2]) : x;
+      y = dropout(y, (this.config.dropRate as number | undefined) ?? 0, opts.training ?? false);
+      if (opts.preLogits) return y as tf.Tensor2D;
+      return this.head.forward(y) as tf.Tensor2D;
+    });
+  }
+
+  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
+  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
+  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
+    this.checkInput(x);
+    const { take, maxIndex } = featureTakeIndices(this.stages.length, opts.indices);
+    const last = this.stages.length - 1;
+    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : last;
+    const res = tf.tidy(() => {
+      const inter: tf.Tensor4D[] = [];
+      let y = this.patchEmbed.forward(x);
+      for (let i = 0; i <= stopAt; i++) {
+        y = this.stages[i].forward(y, opts);
+        if (take.includes(i)) inter.push(y.clone());
+      }
+      if (opts.intermediatesOnly) return inter;
+      return [y, ...inter];
+    });
+    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
+    return [res[0], res.slice(1) as tf.Tensor4D[]];
+  }
+
+  resetClassifier(numClasses: number, globalPool?: string): void {
+    if (globalPool !== undefined) {
+      check(globalPool === 'avg' || globalPool === '', () => `globalPool '${globalPool}' is not supported by PVT v2: expected 'avg' or ''`);
+      this.globalPoolType = globalPool;
+    }
+    this.numClasses = numClasses;
+    this.head = this.replaceModule('head', this.makeHead(numClasses));
+  }
+
+  /**
+   * timm's `_checkpoint_filter_fn`: the official PVT v2 checkpoints (`patch_embed1..4`, `block1.0`,
+   * `norm1..4`, `dwconv.dwconv`) are renamed to timm's layout; timm checkpoints pass unchanged.
+   */
+  override checkpointFilter(sd: Record<string, tf.Tensor>): { sd: Record<string, tf.Tensor>; created: tf.Tensor[] } {
+    if ('patch_embed.proj.weight' in sd) return { sd, created: [] };
+    const out: Record<string, tf.Tensor> = {};
+    for (const [key, v] of Object.entries(sd)) {
+      let k = key;
+      if (k.startsWith('patch_embed')) {
+        k = k.replace('patch_embed1', 'patch_embed').replace(/^patch_embed([234])/, (_, i) => `stages.${Number(i) - 1}.downsample`);
+      }
+      k = k.replace('dwconv.dwconv', 'dwconv');
+      k = k.replace(/block(\d+)\.(\d+)/, (_, s, j) => `stages.${Number(s) - 1}.blocks.${j}`);
+      k = k.replace(/^norm(\d+)/, (_, s) => `stages.${Number(s) - 1}.norm`);
+      out[k] = v;
+    }
+    return { sd: out, created: [] };
+  }
+}
+
+/** Build a PVT v2 (timm's `PyramidVisionTransformerV2`). */
+export function pvtV2(config: PvtV2Config = {}): PyramidVisionTransformerV2 {
+  return new PyramidVisionTransformerV2(config);
+}
