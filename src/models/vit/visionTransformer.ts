@@ -284,7 +284,7 @@ export class VisionTransformer extends Backbone {
         }
       } else if (k === 'pos_embed' && this.posEmbed && v.rank === 3 && v.shape[1] !== this.posEmbed.variable.shape[1]) {
         const prefix = this.noEmbedClass ? 0 : this.numPrefixTokens;
-        const n = v.shape[1] - prefix;
+        const n = (v.shape[1] as number) - prefix;
         const s = Math.floor(Math.sqrt(n));
         check(
           s * s === n,
