@@ -21,14 +21,16 @@ export interface ModelEntry {
   /** The architecture config (camelCase constructor arguments) before user overrides. */
   config: Record<string, unknown>;
   pretrainedCfg: PretrainedCfg;
+  /** Build the variant, with camelCase config fields in `overrides` replacing the variant's. */
   create(overrides?: Record<string, unknown>): Backbone;
 }
 
 const registry = new Map<string, ModelEntry>();
 const families = new Map<string, (config: Record<string, unknown>) => Backbone>();
 
-/** ImageNet mean / std. */
+/** ImageNet per-channel mean (RGB, 0-1 scale). */
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+/** ImageNet per-channel standard deviation (RGB, 0-1 scale). */
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
 /** Register a named variant (timm's `@register_model`). */

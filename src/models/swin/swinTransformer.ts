@@ -36,7 +36,8 @@ export interface SwinV2Config extends SwinConfig {
   pretrainedWindowSizes?: number[];
 }
 
-type Version = 'v1' | 'v2';
+/** Which Swin: 'v1' (Swin) or 'v2' (SwinV2). */
+export type SwinVersion = 'v1' | 'v2';
 
 /**
  * Swin Transformer (Liu et al. 2021) and Swin Transformer V2 (Liu et al. 2022) with timm's layout:
@@ -57,7 +58,7 @@ export class SwinTransformer extends Backbone {
   readonly windowSizes: number[];
   private globalPoolType: PoolType;
 
-  constructor(cfg: SwinV2Config, readonly version: Version) {
+  constructor(cfg: SwinV2Config, readonly version: SwinVersion) {
     super();
     this.config = { ...cfg };
     this.family = version === 'v1' ? 'swin' : 'swinv2';
