@@ -24,3 +24,4 @@ export * from './utils/flops.js';
 export * from './utils/pinv.js';
 export * from './adapter/layersAdapter.js';
 export * from './weights/tfjsFormat.js';
+export * from './pretrain/index.js';
