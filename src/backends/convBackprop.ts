@@ -69,6 +69,32 @@ function validRange(n: number, outN: number, k: number, s: number, d: number, pa
   return { lo, hi };
 }
 
+/**
+ * The runs of one image's output pixels that a kernel tap reads from inside the map: for each kernel
+ * row `i`, output row `oy` and kernel column `j` (in that order), the flat quadruple
+ * `[i * kw + j, inPixel, outPixel, count]`: output pixels `outPixel .. outPixel + count - 1` of row `oy`
+ * read input pixels `inPixel, inPixel + sw, ...` (pixels row-major within the image). The three
+ * gradients below loop over these runs, so they share the geometry (strides, dilations, padding) and
+ * differ only in their channel loops.
+ */
+function tapRuns(g: Geometry): Int32Array {
+  const rh = validRange(g.h, g.oh, g.kh, g.sh, g.dh, g.top);
+  const rw = validRange(g.w, g.ow, g.kw, g.sw, g.dw, g.left);
+  const runs: number[] = [];
+  for (let i = 0; i < g.kh; i++) {
+    for (let oy = rh.lo[i]; oy < rh.hi[i]; oy++) {
+      const iy = oy * g.sh + i * g.dh - g.top;
+      for (let j = 0; j < g.kw; j++) {
+        const count = rw.hi[j] - rw.lo[j];
+        if (count === 0) continue;
+        const ox = rw.lo[j];
+        runs.push(i * g.kw + j, iy * g.w + ox * g.sw + j * g.dw - g.left, oy * g.ow + ox, count);
+      }
+    }
+  }
+  return Int32Array.from(runs);
+}
+
 /** NCHW -> NHWC copy of a rank-4 array. */
 function toChannelsLast(src: tf.TypedArray, b: number, c: number, h: number, w: number): Float32Array {
   const out = new Float32Array(b * h * w * c);
@@ -89,27 +115,19 @@ function toChannelsLast(src: tf.TypedArray, b: number, c: number, h: number, w: 
  */
 function conv2dFilterGrad(x: ArrayLike<number>, dy: ArrayLike<number>, g: Geometry, cin: number, cout: number): Float64Array {
   const acc = new Float64Array(g.kh * g.kw * cin * cout);
-  const rh = validRange(g.h, g.oh, g.kh, g.sh, g.dh, g.top);
-  const rw = validRange(g.w, g.ow, g.kw, g.sw, g.dw, g.left);
+  const runs = tapRuns(g);
+  const xStep = g.sw * cin;
   for (let n = 0; n < g.b; n++) {
-    for (let i = 0; i < g.kh; i++) {
-      for (let oy = rh.lo[i]; oy < rh.hi[i]; oy++) {
-        const iy = oy * g.sh + i * g.dh - g.top;
-        const xRow = (n * g.h + iy) * g.w;
-        const dyRow = (n * g.oh + oy) * g.ow;
-        for (let j = 0; j < g.kw; j++) {
-          const wOff = (i * g.kw + j) * cin * cout;
-          for (let ox = rw.lo[j]; ox < rw.hi[j]; ox++) {
-            const ix = ox * g.sw + j * g.dw - g.left;
-            const xOff = (xRow + ix) * cin;
-            const dyOff = (dyRow + ox) * cout;
-            for (let ci = 0; ci < cin; ci++) {
-              const xv = x[xOff + ci];
-              if (xv === 0) continue;
-              const o = wOff + ci * cout;
-              for (let co = 0; co < cout; co++) acc[o + co] += xv * dy[dyOff + co];
-            }
-          }
+    for (let r = 0; r < runs.length; r += 4) {
+      const wOff = runs[r] * cin * cout;
+      let xOff = (n * g.h * g.w + runs[r + 1]) * cin;
+      let dyOff = (n * g.oh * g.ow + runs[r + 2]) * cout;
+      for (let k = runs[r + 3]; k > 0; k--, xOff += xStep, dyOff += cout) {
+        for (let ci = 0; ci < cin; ci++) {
+          const xv = x[xOff + ci];
+          if (xv === 0) continue;
+          const o = wOff + ci * cout;
+          for (let co = 0; co < cout; co++) acc[o + co] += xv * dy[dyOff + co];
         }
       }
     }
@@ -124,28 +142,21 @@ function conv2dFilterGrad(x: ArrayLike<number>, dy: ArrayLike<number>, g: Geomet
 function depthwiseFilterGrad(x: ArrayLike<number>, dy: ArrayLike<number>, g: Geometry, c: number, m: number): Float64Array {
   const cm = c * m;
   const acc = new Float64Array(g.kh * g.kw * cm);
-  const rh = validRange(g.h, g.oh, g.kh, g.sh, g.dh, g.top);
-  const rw = validRange(g.w, g.ow, g.kw, g.sw, g.dw, g.left);
+  const runs = tapRuns(g);
+  const xStep = g.sw * c;
   for (let n = 0; n < g.b; n++) {
-    for (let i = 0; i < g.kh; i++) {
-      for (let oy = rh.lo[i]; oy < rh.hi[i]; oy++) {
-        const iy = oy * g.sh + i * g.dh - g.top;
-        const xRow = (n * g.h + iy) * g.w;
-        const dyRow = (n * g.oh + oy) * g.ow;
-        for (let j = 0; j < g.kw; j++) {
-          const wOff = (i * g.kw + j) * cm;
-          for (let ox = rw.lo[j]; ox < rw.hi[j]; ox++) {
-            const xOff = (xRow + ox * g.sw + j * g.dw - g.left) * c;
-            const dyOff = (dyRow + ox) * cm;
-            if (m === 1) {
-              for (let ch = 0; ch < c; ch++) acc[wOff + ch] += x[xOff + ch] * dy[dyOff + ch];
-            } else {
-              for (let ch = 0; ch < c; ch++) {
-                const xv = x[xOff + ch];
-                const o = ch * m;
-                for (let k = 0; k < m; k++) acc[wOff + o + k] += xv * dy[dyOff + o + k];
-              }
-            }
+    for (let r = 0; r < runs.length; r += 4) {
+      const wOff = runs[r] * cm;
+      let xOff = (n * g.h * g.w + runs[r + 1]) * c;
+      let dyOff = (n * g.oh * g.ow + runs[r + 2]) * cm;
+      for (let k = runs[r + 3]; k > 0; k--, xOff += xStep, dyOff += cm) {
+        if (m === 1) {
+          for (let ch = 0; ch < c; ch++) acc[wOff + ch] += x[xOff + ch] * dy[dyOff + ch];
+        } else {
+          for (let ch = 0; ch < c; ch++) {
+            const xv = x[xOff + ch];
+            const o = ch * m;
+            for (let q = 0; q < m; q++) acc[wOff + o + q] += xv * dy[dyOff + o + q];
           }
         }
       }
@@ -160,29 +171,22 @@ function depthwiseFilterGrad(x: ArrayLike<number>, dy: ArrayLike<number>, g: Geo
  */
 function depthwiseInputGrad(dy: ArrayLike<number>, w: ArrayLike<number>, dx: Float32Array | Float64Array, g: Geometry, c: number, m: number): void {
   const cm = c * m;
-  const rh = validRange(g.h, g.oh, g.kh, g.sh, g.dh, g.top);
-  const rw = validRange(g.w, g.ow, g.kw, g.sw, g.dw, g.left);
+  const runs = tapRuns(g);
+  const dxStep = g.sw * c;
   for (let n = 0; n < g.b; n++) {
-    for (let i = 0; i < g.kh; i++) {
-      for (let oy = rh.lo[i]; oy < rh.hi[i]; oy++) {
-        const iy = oy * g.sh + i * g.dh - g.top;
-        const dxRow = (n * g.h + iy) * g.w;
-        const dyRow = (n * g.oh + oy) * g.ow;
-        for (let j = 0; j < g.kw; j++) {
-          const wOff = (i * g.kw + j) * cm;
-          for (let ox = rw.lo[j]; ox < rw.hi[j]; ox++) {
-            const dxOff = (dxRow + ox * g.sw + j * g.dw - g.left) * c;
-            const dyOff = (dyRow + ox) * cm;
-            if (m === 1) {
-              for (let ch = 0; ch < c; ch++) dx[dxOff + ch] += dy[dyOff + ch] * w[wOff + ch];
-            } else {
-              for (let ch = 0; ch < c; ch++) {
-                const o = ch * m;
-                let s = 0;
-                for (let k = 0; k < m; k++) s += dy[dyOff + o + k] * w[wOff + o + k];
-                dx[dxOff + ch] += s;
-              }
-            }
+    for (let r = 0; r < runs.length; r += 4) {
+      const wOff = runs[r] * cm;
+      let dxOff = (n * g.h * g.w + runs[r + 1]) * c;
+      let dyOff = (n * g.oh * g.ow + runs[r + 2]) * cm;
+      for (let k = runs[r + 3]; k > 0; k--, dxOff += dxStep, dyOff += cm) {
+        if (m === 1) {
+          for (let ch = 0; ch < c; ch++) dx[dxOff + ch] += dy[dyOff + ch] * w[wOff + ch];
+        } else {
+          for (let ch = 0; ch < c; ch++) {
+            const o = ch * m;
+            let s = 0;
+            for (let q = 0; q < m; q++) s += dy[dyOff + o + q] * w[wOff + o + q];
+            dx[dxOff + ch] += s;
           }
         }
       }
@@ -218,22 +222,30 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   return out;
 }
 
+/** Attributes both depthwise backprop kernels take (besides `filterShape` / `inputShape`). */
+interface DepthwiseAttrs {
+  strides: number | [number, number];
+  dilations: number | [number, number];
+  pad: Pad;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** Geometry, channels `c` and channel multiplier `m` of a depthwise convolution, from tfjs's shape logic. */
+function depthwiseGeometry(xShape: number[], filterShape: number[], attrs: DepthwiseAttrs): { g: Geometry; c: number; m: number } {
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], filterShape as [number, number, number, number], attrs.strides, attrs.dilations ?? 1,
+    attrs.pad as never, attrs.dimRoundingMode, true,
+  );
+  return { g: geometry(info), c: info.inChannels, m: info.outChannels / info.inChannels };
+}
+
 function depthwiseConv2dNativeBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const b = backend as HeapBackend;
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const { strides, dilations, pad, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: number | [number, number];
-    dilations: number | [number, number];
-    pad: Pad;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    filterShape: [number, number, number, number];
-  };
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape, strides, dilations ?? 1, pad as never, dimRoundingMode, true,
-  );
-  const g = geometry(info);
-  const out = b.makeOutput(filterShape, 'float32');
-  const acc = depthwiseFilterGrad(b.typedArrayFromHeap(x), b.typedArrayFromHeap(dy), g, info.inChannels, info.outChannels / info.inChannels);
+  const a = attrs as unknown as DepthwiseAttrs & { filterShape: [number, number, number, number] };
+  const { g, c, m } = depthwiseGeometry(x.shape, a.filterShape, a);
+  const out = b.makeOutput(a.filterShape, 'float32');
+  const acc = depthwiseFilterGrad(b.typedArrayFromHeap(x), b.typedArrayFromHeap(dy), g, c, m);
   (b.typedArrayFromHeap(out) as Float32Array).set(acc);
   return out;
 }
@@ -241,21 +253,12 @@ function depthwiseConv2dNativeBackpropFilter({ inputs, backend, attrs }: KernelA
 function depthwiseConv2dNativeBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const b = backend as HeapBackend;
   const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  const { strides, dilations, pad, dimRoundingMode, inputShape } = attrs as unknown as {
-    strides: number | [number, number];
-    dilations: number | [number, number];
-    pad: Pad;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    inputShape: [number, number, number, number];
-  };
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape, filter.shape as [number, number, number, number], strides, dilations ?? 1, pad as never, dimRoundingMode, true,
-  );
-  const g = geometry(info);
-  const out = b.makeOutput(inputShape, 'float32');
+  const a = attrs as unknown as DepthwiseAttrs & { inputShape: [number, number, number, number] };
+  const { g, c, m } = depthwiseGeometry(a.inputShape, filter.shape, a);
+  const out = b.makeOutput(a.inputShape, 'float32');
   const dx = b.typedArrayFromHeap(out) as Float32Array;
   dx.fill(0);
-  depthwiseInputGrad(b.typedArrayFromHeap(dy), b.typedArrayFromHeap(filter), dx, g, info.inChannels, info.outChannels / info.inChannels);
+  depthwiseInputGrad(b.typedArrayFromHeap(dy), b.typedArrayFromHeap(filter), dx, g, c, m);
   return out;
 }
 

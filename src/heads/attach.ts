@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { check, VisBackbonesError } from '../errors.js';
+import { interpolateNhwc } from '../layers/interpolate.js';
 import { ForwardOptions, Module } from '../layers/module.js';
 import type { Backbone, FeatureInfo } from '../models/backbone.js';
 import { runWithAdapters, StageAdapters } from '../transfer/adapter.js';
 import { ClassifierHead } from './classifierHead.js';
 import { isTensor, LevelInfo } from './featureChecks.js';
-import { resizeBilinear } from './resize.js';
 
 /** What a head takes: the backbone's `forwardFeatures` output, one NHWC map, or the list of maps. */
 export type HeadInputKind = 'features' | 'map' | 'maps';
@@ -127,7 +127,7 @@ export class AttachedModel extends Module {
       if (this.neck) input = this.neck.forward(input, opts) as tf.Tensor4D[];
       const out = this.head.forward(input, opts) as tf.Tensor | tf.Tensor[];
       if (this.head.segmentation && (this.opts.resizeToInput ?? true) && isTensor(out)) {
-        return resizeBilinear(out, [x.shape[1] as number, x.shape[2] as number]);
+        return interpolateNhwc(out, [x.shape[1] as number, x.shape[2] as number], { mode: 'bilinear' });
       }
       return out;
     });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { BatchNorm2d } from '../layers/batchNorm.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { ForwardOptions, Module } from '../layers/module.js';
-import { BatchNorm2d } from './batchNorm.js';
 
 /** Normalisation of a {@link ConvModule}: BatchNorm (mmseg's default `SyncBN`) or none. */
 export type ConvModuleNorm = 'bn' | 'none';

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
+import { interpolateNhwc } from '../layers/interpolate.js';
+import { maxPool2d } from '../layers/maxPool2d.js';
 import { ForwardOptions, Module, ModuleList } from '../layers/module.js';
 import { ConvModule, ConvModuleNorm } from './convModule.js';
 import { checkFeatureMaps, checkLevelInfo, LevelInfo } from './featureChecks.js';
-import { maxPool2d, resizeNearest } from './resize.js';
 
 /** Options of {@link fpn} (mmdet's `FPN` arguments, camelCase). */
 export interface FpnOptions {
@@ -90,7 +91,7 @@ export class FPN extends Module {
       const lat = this.lateralConvs.items.map((m, i) => m.forward(feats[i], opts) as tf.Tensor);
       for (let i = n - 1; i > 0; i--) {
         const [, h, w] = lat[i - 1].shape;
-        lat[i - 1] = tf.add(lat[i - 1], resizeNearest(lat[i], [h, w]));
+        lat[i - 1] = tf.add(lat[i - 1], interpolateNhwc(lat[i], [h, w], { mode: 'nearest' }));
       }
       const outs: tf.Tensor4D[] = lat.map((l, i) => this.fpnConvs.items[i].forward(l, opts));
       const mode = this.opts.addExtraConvs ?? false;

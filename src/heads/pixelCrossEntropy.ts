@@ -20,7 +20,7 @@ export interface PixelCrossEntropyOptions {
  * Pixel-wise softmax cross-entropy for semantic segmentation (PyTorch's `F.cross_entropy` on NCHW logits
  * with `ignore_index`): `-log softmax(logits)[label]` per pixel, ignored pixels excluded. With every pixel
  * ignored the 'mean' is 0/0 = NaN, as in PyTorch. `logits` NHWC `[B, H, W, K]`, `labels` `[B, H, W]`
- * (int32 class indices, same spatial size: resize the logits first, e.g. with `resizeBilinear`).
+ * (int32 class indices, same spatial size: resize the logits first, e.g. with `interpolateNhwc(logits, size, { mode: 'bilinear' })`).
  */
 export function pixelCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: PixelCrossEntropyOptions = {}): tf.Tensor {
   check(logits.rank === 4, () => `pixelCrossEntropy: logits must be NHWC [B, H, W, numClasses], got shape [${logits.shape.join(', ')}]`);

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { adaptiveAvgPool2d } from '../layers/adaptivePool.js';
+import { interpolateNhwc } from '../layers/interpolate.js';
 import { ForwardOptions, Module, ModuleList } from '../layers/module.js';
 import { ConvModule, ConvModuleNorm } from './convModule.js';
-import { resizeBilinear } from './resize.js';
 
 /** Adaptive average pooling to a fixed grid, as a parameter-free sequence member (`nn.AdaptiveAvgPool2d`). */
 class AdaptiveAvgPool extends Module {
@@ -30,6 +30,6 @@ export class PPM extends Module {
   /** `x` NHWC -> one `[B, H, W, channels]` map per pool scale. */
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D[] {
     const [, h, w] = x.shape;
-    return tf.tidy(() => this.branches.map((branch) => resizeBilinear(branch.forward(x, opts), [h, w])));
+    return tf.tidy(() => this.branches.map((branch) => interpolateNhwc(branch.forward(x, opts), [h, w], { mode: 'bilinear' })));
   }
 }

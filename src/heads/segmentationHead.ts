@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
+import { BatchNorm2d } from '../layers/batchNorm.js';
 import { Conv2d } from '../layers/conv2d.js';
+import { interpolateNhwc } from '../layers/interpolate.js';
 import { Module } from '../layers/module.js';
-import { BatchNorm2d } from './batchNorm.js';
 import { dropout2d } from './dropout2d.js';
 import { checkFeatureMaps, checkLevelInfo, LevelInfo } from './featureChecks.js';
-import { resizeBilinear } from './resize.js';
 import type { SegmentationForwardOptions } from './uperNet.js';
 
 /** Options of {@link segmentationHead}. */
@@ -59,11 +59,11 @@ export class SegmentationHead extends Module {
     checkFeatureMaps(feats, this.inChannels, 'segmentationHead', false);
     return tf.tidy(() => {
       const [, h, w] = feats[0].shape;
-      let x: tf.Tensor = feats.length === 1 ? feats[0] : tf.concat(feats.map((f) => resizeBilinear(f, [h, w])), 3);
+      let x: tf.Tensor = feats.length === 1 ? feats[0] : tf.concat(feats.map((f) => interpolateNhwc(f, [h, w], { mode: 'bilinear' })), 3);
       if (this.bn) x = this.bn.forward(x, opts);
       x = dropout2d(x, this.opts.dropoutRatio ?? 0, opts.training ?? false);
       const logits = this.convSeg.forward(x);
-      return opts.outSize ? resizeBilinear(logits, opts.outSize) : logits;
+      return opts.outSize ? interpolateNhwc(logits, opts.outSize, { mode: 'bilinear' }) : logits;
     });
   }
 }

@@ -2,11 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { GELU } from '../layers/activations.js';
 import { Conv2d } from '../layers/conv2d.js';
+import { ConvTranspose2d } from '../layers/convTranspose2d.js';
+import { maxPool2d } from '../layers/maxPool2d.js';
 import { Module, ModuleList } from '../layers/module.js';
 import { LayerNorm } from '../layers/norm.js';
-import { ConvTranspose2d } from './convTranspose2d.js';
 import { checkLevelInfo, isTensor, LevelInfo } from './featureChecks.js';
-import { maxPool2d } from './resize.js';
 
 /** Options of {@link simpleFeaturePyramid} (detectron2's `SimpleFeaturePyramid` arguments). */
 export interface SimpleFeaturePyramidOptions {

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { Conv2d } from '../layers/conv2d.js';
+import { interpolateNhwc } from '../layers/interpolate.js';
 import { ForwardOptions, Module, ModuleList } from '../layers/module.js';
 import { ConvModule, ConvModuleNorm } from './convModule.js';
 import { checkFeatureMaps, checkLevelInfo, LevelInfo } from './featureChecks.js';
 import { PPM } from './ppm.js';
-import { resizeBilinear } from './resize.js';
 import { dropout2d } from './dropout2d.js';
 
 /** Options of {@link uperNet} (mmseg's `UPerHead` arguments, camelCase). */
@@ -100,12 +100,12 @@ export class UperNet extends Module {
       const n = lat.length;
       for (let i = n - 1; i > 0; i--) {
         const [, h, w] = lat[i - 1].shape;
-        lat[i - 1] = tf.add(lat[i - 1], resizeBilinear(lat[i], [h, w]));
+        lat[i - 1] = tf.add(lat[i - 1], interpolateNhwc(lat[i], [h, w], { mode: 'bilinear' }));
       }
       const outs: tf.Tensor[] = lat.slice(0, n - 1).map((l, i) => this.fpnConvs.items[i].forward(l, opts));
       outs.push(lat[n - 1]);
       const [, h0, w0] = outs[0].shape;
-      for (let i = n - 1; i > 0; i--) outs[i] = resizeBilinear(outs[i], [h0, w0]);
+      for (let i = n - 1; i > 0; i--) outs[i] = interpolateNhwc(outs[i], [h0, w0], { mode: 'bilinear' });
       return this.fpnBottleneck.forward(tf.concat(outs, 3), opts);
     });
   }
@@ -118,7 +118,7 @@ export class UperNet extends Module {
     return tf.tidy(() => {
       const f = dropout2d(this.forwardFeature(feats, opts), this.opts.dropoutRatio ?? 0.1, opts.training ?? false);
       const logits = this.convSeg.forward(f);
-      return opts.outSize ? resizeBilinear(logits, opts.outSize) : logits;
+      return opts.outSize ? interpolateNhwc(logits, opts.outSize, { mode: 'bilinear' }) : logits;
     });
   }
 }

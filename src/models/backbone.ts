@@ -58,6 +58,23 @@ export function featureTakeIndices(numLevels: number, indices?: number | number[
 }
 
 /**
+ * The family-specific parts of {@link Backbone.forwardIntermediates}: timm's `forward_intermediates`
+ * runs a stem, then the levels in order, collecting the outputs of the requested ones.
+ */
+export interface IntermediateSteps<T extends tf.Tensor = tf.Tensor> {
+  /** Number of feature levels (stages, or blocks of an isotropic model). */
+  numLevels: number;
+  /** Input images -> the first level's input (patch embedding, stem). */
+  stem(x: tf.Tensor): T;
+  /** Runs level `i` on the previous level's output. */
+  level(i: number, y: T): T;
+  /** Level `i`'s output `y` as a new NHWC map (with the final norm where `norm` asks for it). */
+  output(i: number, y: T): tf.Tensor4D;
+  /** The trunk output returned with the intermediates; `complete` is false when the run stopped early. */
+  final(y: T, complete: boolean): tf.Tensor;
+}
+
+/**
  * The interface every backbone shares (timm's): `forward`, `forwardFeatures`, `forwardHead`,
  * `forwardIntermediates`, `featureInfo`, `resetClassifier`, with `featuresOnly` / `outIndices`.
  */
@@ -85,13 +102,51 @@ export abstract class Backbone extends Module {
   abstract forwardFeatures(x: tf.Tensor, opts?: ForwardOptions): tf.Tensor;
   /** Pooling + classifier; `preLogits` returns the pooled features. */
   abstract forwardHead(x: tf.Tensor, opts?: ForwardOptions & { preLogits?: boolean }): tf.Tensor2D;
-  /** Run the trunk, collecting level outputs as NHWC maps. */
-  abstract forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  abstract forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
   /** Replace the classifier (0 removes it). */
   abstract resetClassifier(numClasses: number, globalPool?: string): void;
   /** Validate an input batch, throwing a clear error. */
   abstract checkInput(x: tf.Tensor): void;
+  /** The stem, levels and outputs of {@link forwardIntermediates} for a checked input `x`. */
+  protected abstract intermediateSteps(x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps;
+
+  /**
+   * The checks every backbone's `checkInput` starts with: `x` is an NHWC batch `[B, H, W, inChans]`.
+   * Returns `[H, W]`.
+   */
+  protected checkImageBatch(x: tf.Tensor): [number, number] {
+    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
+    const [, h, w, c] = x.shape;
+    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    return [h, w];
+  }
+
+  /**
+   * Run the trunk, collecting the outputs of the levels `indices` (default all) as NHWC maps (timm's
+   * `forward_intermediates`): with `stopEarly` or `intermediatesOnly` no level after the last requested
+   * one runs; `norm` applies the final norm to the last level's map; unless `intermediatesOnly`, the
+   * trunk output (`forwardFeatures`' result when every level ran) comes first.
+   */
+  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
+  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
+  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
+    this.checkInput(x);
+    const steps = this.intermediateSteps(x, opts);
+    const { take, maxIndex } = featureTakeIndices(steps.numLevels, opts.indices);
+    const last = steps.numLevels - 1;
+    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : last;
+    const res = tf.tidy(() => {
+      const inter: tf.Tensor[] = [];
+      let y = steps.stem(x);
+      for (let i = 0; i <= stopAt; i++) {
+        y = steps.level(i, y);
+        if (take.includes(i)) inter.push(steps.output(i, y));
+      }
+      if (opts.intermediatesOnly) return inter;
+      return [steps.final(y, stopAt === last), ...inter];
+    });
+    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
+    return [res[0], res.slice(1) as tf.Tensor4D[]];
+  }
 
   /**
    * Adapt a reference checkpoint to this model (timm's `checkpoint_filter_fn`): rename old layouts,

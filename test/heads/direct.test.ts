@@ -6,14 +6,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchNorm2d } from '../../src/heads/batchNorm.js';
 import { fpn } from '../../src/heads/fpn.js';
 import { normMlpClassifierHead } from '../../src/heads/normMlpClassifierHead.js';
 import { pixelCrossEntropy } from '../../src/heads/pixelCrossEntropy.js';
-import { resizeBilinear, resizeNearest } from '../../src/heads/resize.js';
 import { segmentationHead } from '../../src/heads/segmentationHead.js';
 import { simpleFeaturePyramid } from '../../src/heads/simpleFeaturePyramid.js';
 import { uperNet } from '../../src/heads/uperNet.js';
+import { BatchNorm2d } from '../../src/layers/batchNorm.js';
+import { interpolateNhwc } from '../../src/layers/interpolate.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import * as R from './reference.js';
 
@@ -43,13 +43,13 @@ for (const backend of BACKENDS) {
       console.log(`direct-computation max abs errors [${backend}]`, JSON.stringify(errs));
     });
 
-    it('resizeBilinear / resizeNearest follow PyTorch (align_corners=False; nearest = floor(dst * in / out))', () => {
+    it('interpolateNhwc bilinear / nearest (the heads\' resizes) follow PyTorch (align_corners=False; nearest = floor(dst * in / out))', () => {
       const x = R.randomTensor([2, 3, 5, 2], 1);
       const xa = R.fromTensor(x);
       for (const [oh, ow] of [[7, 11], [6, 10], [2, 3], [1, 1], [8, 8]] as [number, number][]) {
-        const yb = resizeBilinear(x, [oh, ow]);
+        const yb = interpolateNhwc(x, [oh, ow], { mode: 'bilinear' });
         expectClose(`bilinear 3x5->${oh}x${ow}`, yb, R.bilinear(xa, oh, ow), errs);
-        const yn = resizeNearest(x, [oh, ow]);
+        const yn = interpolateNhwc(x, [oh, ow], { mode: 'nearest' });
         const rn = R.maxErr(yn, R.nearest(xa, oh, ow), 0, 0);
         expect(rn.ok, `nearest 3x5->${oh}x${ow}: max abs err ${rn.maxAbsErr}`).toBe(true);
         tf.dispose([yb, yn]);

@@ -1,7 +1,6 @@
 /** Clear errors when a head gets features whose channels, number or strides do not match its config. */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { VisBackbonesError } from '../../src/errors.js';
 import { attach } from '../../src/heads/attach.js';
 import { classifierHead } from '../../src/heads/classifierHead.js';
 import { fpn } from '../../src/heads/fpn.js';
@@ -12,20 +11,10 @@ import { swin } from '../../src/models/swin/index.js';
 import { vit } from '../../src/models/vit/index.js';
 import { runWithAdapters, StageAdapters, stageAdapters } from '../../src/transfer/adapter.js';
 import { useBackend } from '../helpers/backends.js';
+import { expectError } from '../helpers/errors.js';
 
 const tinySwin = (embedDim = 8) => swin({ imgSize: 32, patchSize: 4, embedDim, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 });
 const tinyVit = () => vit({ imgSize: 32, patchSize: 16, embedDim: 16, depth: 2, numHeads: 2, numClasses: 0 });
-
-function expectError(fn: () => unknown, re: RegExp): void {
-  let err: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected an error matching ${re}`).toBeInstanceOf(VisBackbonesError);
-  expect((err as Error).message).toMatch(re);
-}
 
 describe('head configuration errors', () => {
   beforeAll(async () => {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 import { readSafetensors } from '../../src/weights/safetensors.js';
 
 /** Folder of the committed golden cases (copied from the reference fixtures). */
@@ -52,4 +53,12 @@ export function compare(actual: tf.Tensor, expected: tf.Tensor, atol: number, rt
     if (ex > worstExcess) worstExcess = ex;
   }
   return { maxAbsErr, worstExcess };
+}
+
+/** Largest `|a[i] - b[i]|` of two equally long arrays (asserts the lengths match). */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length, 'array lengths').toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
 }

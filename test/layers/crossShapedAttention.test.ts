@@ -4,6 +4,7 @@ import { VisBackbonesError } from '../../src/errors.js';
 import { CrossShapedAttention, stripeShape } from '../../src/layers/crossShapedAttention.js';
 import { manualSeed, normal } from '../../src/layers/init.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 
 type Arr = ArrayLike<number>;
 
@@ -84,13 +85,6 @@ function cswinAttnLoops(
   return y;
 }
 
-const maxErr = (a: Arr, e: Arr) => {
-  expect(a.length).toBe(e.length);
-  let m = 0;
-  for (let i = 0; i < e.length; i++) m = Math.max(m, Math.abs(a[i] - e[i]));
-  return m;
-};
-
 /** Random state in the torch layouts, loaded into the module. */
 function randomize(attn: CrossShapedAttention): Record<string, tf.Tensor> {
   const sd: Record<string, tf.Tensor> = {};
@@ -127,7 +121,7 @@ for (const backend of BACKENDS) {
         const d = (k: string) => sd[k].dataSync();
         const getV = Array.from({ length: c.branches }, (_, r) => ({ w: d(`attns.${r}.get_v.weight`), b: d(`attns.${r}.get_v.bias`) }));
         const ref = cswinAttnLoops(x.dataSync(), shape, c.heads, c.split, c.branches === 1, d('qkv.weight'), d('qkv.bias'), d('proj.weight'), d('proj.bias'), getV);
-        const err = maxErr(y.dataSync(), ref);
+        const err = maxAbsDiff(y.dataSync(), ref);
         console.log(`${c.name} [${backend}] max abs err ${err}`);
         expect(err).toBeLessThan(2e-5);
         y.dispose();

@@ -4,6 +4,7 @@ import { addDecomposedRelPos, getRelPos, relPosLookupMatrix } from '../../src/la
 import { windowPartitionPadded, windowUnpartitionPadded } from '../../src/layers/paddedWindows.js';
 import { RelPosAttention } from '../../src/layers/relPosAttention.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 
 /*
  * Direct computations of SAM / timm `get_rel_pos` and `add_decomposed_rel_pos`
@@ -41,13 +42,6 @@ function directGetRelPos(q: number, k: number, table: number[][]): number[][][] 
 
 const randTable = (l: number, c: number, seed: number) => tf.tidy(() => tf.randomNormal([l, c], 0, 1, 'float32', seed).arraySync() as number[][]);
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 describe('relative position lookup', () => {
   it('q = k = 4 with a 7-row table: row (i, j) selects entry i - j + 3', () => {
     const m = relPosLookupMatrix(4, 4, 7);
@@ -79,7 +73,7 @@ for (const backend of BACKENDS) {
         const r = getRelPos(q, k, t);
         expect(tf.memory().numTensors).toBe(before + 1);
         expect(r.shape).toEqual([q, k, 3]);
-        expect(maxDiff(r.dataSync(), directGetRelPos(q, k, table).flat(2))).toBeLessThan(1e-6);
+        expect(maxAbsDiff(r.dataSync(), directGetRelPos(q, k, table).flat(2))).toBeLessThan(1e-6);
         tf.dispose([t, r]);
       });
     }
@@ -112,7 +106,7 @@ for (const backend of BACKENDS) {
           }
         }
       }
-      expect(maxDiff(out.dataSync(), exp)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dataSync(), exp)).toBeLessThan(1e-5);
       tf.dispose([attn, q, rh, rw, out]);
     });
 
@@ -146,7 +140,7 @@ for (const backend of BACKENDS) {
       expect(w[3][1][0]).toEqual([0, 0, 0]);
       expect(w[3][0][3]).toEqual([0, 0, 0]);
       const back = windowUnpartitionPadded(windows, 4, [5, 7], padded);
-      expect(maxDiff(back.dataSync(), x.dataSync())).toBe(0);
+      expect(maxAbsDiff(back.dataSync(), x.dataSync())).toBe(0);
       tf.dispose([x, windows, back]);
     });
   });

@@ -5,6 +5,7 @@ import { GlobalResponseNorm } from '../../src/layers/grn.js';
 import { GlobalResponseNormMlp } from '../../src/layers/grnMlp.js';
 import { manualSeed, normal } from '../../src/layers/init.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 
 /** ConvNeXt V2 eq. 1-3 written as loops over an NHWC array (float64). */
 function grnLoops(x: Float32Array, [b, h, w, c]: number[], gamma: Float32Array, beta: Float32Array, eps: number): Float64Array {
@@ -25,13 +26,6 @@ function grnLoops(x: Float32Array, [b, h, w, c]: number[], gamma: Float32Array, 
   return y;
 }
 
-function maxErr(a: ArrayLike<number>, e: ArrayLike<number>): number {
-  expect(a.length).toBe(e.length);
-  let m = 0;
-  for (let i = 0; i < e.length; i++) m = Math.max(m, Math.abs(a[i] - e[i]));
-  return m;
-}
-
 for (const backend of BACKENDS) {
   describe(`GlobalResponseNorm on ${backend}`, () => {
     beforeAll(async () => {
@@ -49,7 +43,7 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const y = grn.forward(x);
       const ref = grnLoops(x.dataSync() as Float32Array, shape, gamma.dataSync() as Float32Array, beta.dataSync() as Float32Array, 1e-6);
-      const err = maxErr(y.dataSync(), ref);
+      const err = maxAbsDiff(y.dataSync(), ref);
       console.log(`GRN NHWC [${backend}] max abs err ${err}`);
       expect(err).toBeLessThan(1e-5);
       y.dispose();
@@ -71,7 +65,7 @@ for (const backend of BACKENDS) {
       expect(y.shape).toEqual([b, c, h, w]);
       const yNhwc = y.transpose([0, 2, 3, 1]);
       const ref = grnLoops(xNhwc.dataSync() as Float32Array, [b, h, w, c], gamma.dataSync() as Float32Array, beta.dataSync() as Float32Array, 1e-3);
-      expect(maxErr(yNhwc.dataSync(), ref)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(yNhwc.dataSync(), ref)).toBeLessThan(1e-5);
       tf.dispose([xNhwc, xNchw, y, yNhwc, gamma, beta]);
       grn.dispose();
     });
@@ -83,7 +77,7 @@ for (const backend of BACKENDS) {
       expect(sd.weight.shape).toEqual([7]);
       const x = tf.randomNormal([1, 2, 2, 7]);
       const y = grn.forward(x);
-      expect(maxErr(y.dataSync(), x.dataSync())).toBe(0);
+      expect(maxAbsDiff(y.dataSync(), x.dataSync())).toBe(0);
       tf.dispose([x, y, ...Object.values(sd)]);
       grn.dispose();
     });
@@ -103,7 +97,7 @@ for (const backend of BACKENDS) {
       const x = normal([2, 3, 3, 4], 1);
       const a = lin.forward(x);
       const c = conv.forward(x);
-      expect(maxErr(a.dataSync(), c.dataSync())).toBeLessThan(1e-6);
+      expect(maxAbsDiff(a.dataSync(), c.dataSync())).toBeLessThan(1e-6);
       tf.dispose([x, a, c, ...Object.values(sd), ...Object.values(sdConv)]);
       lin.dispose();
       conv.dispose();

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { interpolateNhwc, interpolateRows, resizeGrid, resizeWeights, ResizeOptions } from '../../src/layers/interpolate.js';
 import { VisBackbonesError } from '../../src/errors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 
 /*
  * Direct computations of PyTorch's F.interpolate (align_corners=False, size given), written from the
@@ -90,13 +91,6 @@ function directResize(x: Float32Array, [b, h, w, c]: number[], [oh, ow]: [number
   return out;
 }
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 const CASES: { name: string; opts: ResizeOptions }[] = [
   { name: 'bicubic', opts: { mode: 'bicubic' } },
   { name: 'bicubic antialias', opts: { mode: 'bicubic', antialias: true } },
@@ -153,7 +147,7 @@ describe('resizeGrid (plain 2-D grids) vs the direct computation', () => {
         const vals = Float32Array.from({ length: inp[0] * inp[1] }, (_, i) => Math.sin(1.7 * i) + 0.1 * i);
         const got = resizeGrid(vals, inp, out, c.opts);
         const exp = directResize(vals, [1, inp[0], inp[1], 1], out, c.opts);
-        expect(maxDiff(got, exp), `${c.name} ${inp} -> ${out}`).toBeLessThan(1e-12);
+        expect(maxAbsDiff(got, exp), `${c.name} ${inp} -> ${out}`).toBeLessThan(1e-12);
       }
     });
   }
@@ -174,31 +168,33 @@ for (const backend of BACKENDS) {
           expect(tf.memory().numTensors).toBe(before + 1);
           expect(y.shape).toEqual([2, out[0], out[1], 3]);
           const exp = directResize(x.dataSync() as Float32Array, shape, out, c.opts);
-          expect(maxDiff(y.dataSync(), exp), `${c.name} ${inp} -> ${out}`).toBeLessThan(2e-6);
+          expect(maxAbsDiff(y.dataSync(), exp), `${c.name} ${inp} -> ${out}`).toBeLessThan(2e-6);
           tf.dispose([x, y]);
         }
       });
     }
 
-    it('is differentiable: d/dx sum(g * resize(x)) is the transposed resize of g', () => {
-      const opts: ResizeOptions = { mode: 'bicubic', antialias: true };
-      const x = tf.randomNormal([1, 5, 4, 2], 0, 1, 'float32', 3);
-      const g = tf.randomNormal([1, 3, 7, 2], 0, 1, 'float32', 4);
-      const before = tf.memory().numTensors;
-      const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(interpolateNhwc(t, [3, 7], opts), g)))(x);
-      expect(tf.memory().numTensors).toBe(before + 1);
-      const gv = g.dataSync();
-      const exp = new Float64Array(5 * 4 * 2);
-      for (let a = 0; a < 3; a++) {
-        for (const [iy, wy] of aaTaps(a, 5, 3, true)) {
-          for (let q = 0; q < 7; q++) {
-            for (const [ix, wx] of aaTaps(q, 4, 7, true)) for (let c = 0; c < 2; c++) exp[(iy * 4 + ix) * 2 + c] += wy * wx * gv[(a * 7 + q) * 2 + c];
+    for (const c of CASES) {
+      it(`${c.name} is differentiable: d/dx sum(g * resize(x)) is the transposed resize of g`, () => {
+        const taps = tapsFor(c.opts);
+        const x = tf.randomNormal([1, 5, 4, 2], 0, 1, 'float32', 3);
+        const g = tf.randomNormal([1, 3, 7, 2], 0, 1, 'float32', 4);
+        const before = tf.memory().numTensors;
+        const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(interpolateNhwc(t, [3, 7], c.opts), g)))(x);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        const gv = g.dataSync();
+        const exp = new Float64Array(5 * 4 * 2);
+        for (let a = 0; a < 3; a++) {
+          for (const [iy, wy] of taps(a, 5, 3)) {
+            for (let q = 0; q < 7; q++) {
+              for (const [ix, wx] of taps(q, 4, 7)) for (let ch = 0; ch < 2; ch++) exp[(iy * 4 + ix) * 2 + ch] += wy * wx * gv[(a * 7 + q) * 2 + ch];
+            }
           }
         }
-      }
-      expect(maxDiff(dx.dataSync(), exp)).toBeLessThan(2e-6);
-      tf.dispose([x, g, dx]);
-    });
+        expect(maxAbsDiff(dx.dataSync(), exp), c.name).toBeLessThan(2e-6);
+        tf.dispose([x, g, dx]);
+      });
+    }
 
     it('interpolateRows resizes a [L, C] table along L as F.interpolate(mode="linear")', () => {
       const t = tf.tensor2d([[0, 1], [2, -1], [4, 3]]);
@@ -208,7 +204,7 @@ for (const backend of BACKENDS) {
       for (let o = 0; o < 5; o++) {
         for (let c = 0; c < 2; c++) exp.push(bilinearTaps(o, 3, 5).reduce((s, [i, w]) => s + w * v[i][c], 0));
       }
-      expect(maxDiff(r.dataSync(), exp)).toBeLessThan(1e-6);
+      expect(maxAbsDiff(r.dataSync(), exp)).toBeLessThan(1e-6);
       tf.dispose([t, r]);
     });
   });

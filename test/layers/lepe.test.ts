@@ -4,6 +4,7 @@ import { manualSeed, normal } from '../../src/layers/init.js';
 import { LePE } from '../../src/layers/lepe.js';
 import { windowPartition } from '../../src/layers/windows.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 
 /**
  * Depthwise 3x3 conv with zero padding on each window separately (CSWin eq. 5's DWConv(V)), loops over
@@ -28,13 +29,6 @@ function lepeLoops(v: Float32Array, [n, wh, ww, c]: number[], w: Float32Array, b
   return y;
 }
 
-const maxErr = (a: ArrayLike<number>, e: ArrayLike<number>) => {
-  expect(a.length).toBe(e.length);
-  let m = 0;
-  for (let i = 0; i < e.length; i++) m = Math.max(m, Math.abs(a[i] - e[i]));
-  return m;
-};
-
 for (const backend of BACKENDS) {
   describe(`LePE on ${backend}`, () => {
     beforeAll(async () => {
@@ -56,8 +50,8 @@ for (const backend of BACKENDS) {
       const win4 = wins.reshape([8, 6, 2, c]);
       const img = lepe.forward(win4);
       const ref = lepeLoops(wins.dataSync() as Float32Array, [8, 6, 2, c], w.dataSync() as Float32Array, bias.dataSync() as Float32Array);
-      const e1 = maxErr(tok.dataSync(), ref);
-      const e2 = maxErr(img.dataSync(), ref);
+      const e1 = maxAbsDiff(tok.dataSync(), ref);
+      const e2 = maxAbsDiff(img.dataSync(), ref);
       console.log(`LePE [${backend}] max abs err ${e1}`);
       expect(e1).toBeLessThan(1e-5);
       expect(e2).toBeLessThan(1e-5);
@@ -68,7 +62,7 @@ for (const backend of BACKENDS) {
       const whole = lepe.forward(map);
       const wholeWins = windowPartition(whole, 6, 2);
       const tok2 = lepe.forwardWindows(wins, 6, 2);
-      expect(maxErr(wholeWins.dataSync(), tok2.dataSync())).toBeGreaterThan(1e-2);
+      expect(maxAbsDiff(wholeWins.dataSync(), tok2.dataSync())).toBeGreaterThan(1e-2);
       tf.dispose([whole, wholeWins, tok2, map, wins, w, bias]);
       lepe.dispose();
     });

@@ -6,6 +6,7 @@ import { Linear } from '../../src/layers/linear.js';
 import { LayerNorm } from '../../src/layers/norm.js';
 import { swin } from '../../src/models/swin/swinTransformer.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 
 /** Direct NCHW-weight convolution on an NHWC input, written as loops (PyTorch semantics). */
 function directConv(x: number[][][][], w: number[][][][], bias: number[], stride: number, pad: number, groups: number): number[][][][] {
@@ -45,14 +46,7 @@ function directConv(x: number[][][][], w: number[][][][], bias: number[], stride
   return out;
 }
 
-function maxDiff(a: tf.Tensor, b: number[][][][] | number[][]): number {
-  const flat = (b as unknown[]).flat(4) as number[];
-  const av = a.dataSync();
-  expect(av.length).toBe(flat.length);
-  let m = 0;
-  for (let i = 0; i < av.length; i++) m = Math.max(m, Math.abs(av[i] - flat[i]));
-  return m;
-}
+const maxDiff = (a: tf.Tensor, b: number[][][][] | number[][]) => maxAbsDiff(a.dataSync(), (b as unknown[]).flat(4) as number[]);
 
 for (const backend of BACKENDS) {
   describe(`Module state dicts use PyTorch layouts (${backend})`, () => {

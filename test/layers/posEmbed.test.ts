@@ -8,6 +8,7 @@ import { vit } from '../../src/models/vit/visionTransformer.js';
 import { pinv } from '../../src/utils/pinv.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 
 /*
  * timm's resample_abs_pos_embed = F.interpolate(grid, size, mode='bicubic', antialias=True) on the grid
@@ -54,13 +55,6 @@ function expectedResample(rows: number[][], [h, w]: [number, number], [nh, nw]: 
   return out;
 }
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 const TINY = { patchSize: 8, embedDim: 4, depth: 1, numHeads: 2, numClasses: 3 };
 
 for (const backend of BACKENDS) {
@@ -89,10 +83,10 @@ for (const backend of BACKENDS) {
         const grid: [number, number] = [dst[0] / 8, dst[1] / 8];
         expect(got.pos_embed.shape).toEqual([1, 1 + grid[0] * grid[1], 4]);
         const exp = expectedResample(rows, [4, 4], grid).flat();
-        expect(maxDiff(got.pos_embed.dataSync(), exp)).toBeLessThan(2e-6);
+        expect(maxAbsDiff(got.pos_embed.dataSync(), exp)).toBeLessThan(2e-6);
         // the class-token row is kept exactly, and the other weights load unchanged
         expect(Array.from(got.pos_embed.dataSync().slice(0, 4))).toEqual(Array.from(Float32Array.from(rows[0])));
-        expect(maxDiff(got['blocks.0.attn.qkv.weight'].dataSync(), sd['blocks.0.attn.qkv.weight'].dataSync())).toBe(0);
+        expect(maxAbsDiff(got['blocks.0.attn.qkv.weight'].dataSync(), sd['blocks.0.attn.qkv.weight'].dataSync())).toBe(0);
         tf.dispose([...Object.values(sd), ...Object.values(got)]);
         src.dispose();
         model.dispose();
@@ -107,7 +101,7 @@ for (const backend of BACKENDS) {
       const model = vit({ ...TINY, imgSize: 8 });
       loadTimmWeights(model, sd);
       const got = model.stateDict();
-      expect(maxDiff(got.pos_embed.dataSync(), [7, 7, 7, 7, 2, 1.5, 3.75, 4])).toBeLessThan(1e-6);
+      expect(maxAbsDiff(got.pos_embed.dataSync(), [7, 7, 7, 7, 2, 1.5, 3.75, 4])).toBeLessThan(1e-6);
       tf.dispose([...Object.values(sd), ...Object.values(got)]);
       src.dispose();
       model.dispose();
@@ -118,7 +112,7 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const r = resampleAbsPosEmbed(pos, [5, 4], { numPrefixTokens: 2 });
       expect(r.shape).toEqual([1, 2 + 20, 3]);
-      expect(tf.tidy(() => maxDiff(r.slice([0, 0, 0], [1, 2, 3]).dataSync(), pos.slice([0, 0, 0], [1, 2, 3]).dataSync()))).toBe(0);
+      expect(tf.tidy(() => maxAbsDiff(r.slice([0, 0, 0], [1, 2, 3]).dataSync(), pos.slice([0, 0, 0], [1, 2, 3]).dataSync()))).toBe(0);
       const g = tf.grad((p: tf.Tensor) => tf.sum(resampleAbsPosEmbed(p, [5, 4], { numPrefixTokens: 2 })))(pos);
       // each input grid token's gradient is the sum of its weights over the outputs
       expect(g.shape).toEqual(pos.shape);
@@ -170,7 +164,7 @@ for (const backend of BACKENDS) {
       const got = model.stateDict();
       const exp = resamplePatchEmbed(sd['patch_embed.proj.weight'], [8, 8]);
       expect(got['patch_embed.proj.weight'].shape).toEqual([4, 3, 8, 8]);
-      expect(maxDiff(got['patch_embed.proj.weight'].dataSync(), exp.dataSync())).toBe(0);
+      expect(maxAbsDiff(got['patch_embed.proj.weight'].dataSync(), exp.dataSync())).toBe(0);
       tf.dispose([...Object.values(sd), ...Object.values(got), exp]);
       src.dispose();
       model.dispose();
@@ -188,7 +182,7 @@ for (const backend of BACKENDS) {
       const got = model.stateDict();
       const exp = resamplePatchEmbed(sd['patch_embed.proj.weight'], [2, 2]);
       expect(got['patch_embed.proj.weight'].shape).toEqual([8, 3, 2, 2]);
-      expect(maxDiff(got['patch_embed.proj.weight'].dataSync(), exp.dataSync())).toBe(0);
+      expect(maxAbsDiff(got['patch_embed.proj.weight'].dataSync(), exp.dataSync())).toBe(0);
       tf.dispose([...Object.values(sd), ...Object.values(got), exp]);
       src.dispose();
       model.dispose();
@@ -227,10 +221,10 @@ describe('pseudo-inverse and errors', () => {
     const tr = (x: number[], m: number, n: number) => Array.from({ length: m * n }, (_, idx) => x[(idx % m) * n + Math.floor(idx / m)]);
     const ap = mul(a, p, 5, 4, 5);
     const pa = mul(p, a, 4, 5, 4);
-    expect(maxDiff(mul(ap, a, 5, 5, 4), a)).toBeLessThan(1e-10);
-    expect(maxDiff(mul(pa, p, 4, 4, 5), p)).toBeLessThan(1e-10);
-    expect(maxDiff(tr(ap, 5, 5), ap)).toBeLessThan(1e-10);
-    expect(maxDiff(tr(pa, 4, 4), pa)).toBeLessThan(1e-10);
+    expect(maxAbsDiff(mul(ap, a, 5, 5, 4), a)).toBeLessThan(1e-10);
+    expect(maxAbsDiff(mul(pa, p, 4, 4, 5), p)).toBeLessThan(1e-10);
+    expect(maxAbsDiff(tr(ap, 5, 5), ap)).toBeLessThan(1e-10);
+    expect(maxAbsDiff(tr(pa, 4, 4), pa)).toBeLessThan(1e-10);
   });
 
   it('rejects embeddings that cannot be resampled', () => {

@@ -42,7 +42,14 @@ for (const backend of BACKENDS) {
           const fi = m.featureInfo[i];
           expect(t.shape, `level ${i}`).toEqual([2, Math.ceil(SIZE / fi.reduction), Math.ceil(SIZE / fi.reduction), fi.numChs]);
         });
-        tf.dispose(inter);
+        // without intermediatesOnly: forwardFeatures(x) first, then the same intermediates
+        const [final, inter2] = m.forwardIntermediates(x) as [tf.Tensor, tf.Tensor4D[]];
+        const ff2 = m.forwardFeatures(x);
+        expect(final.shape).toEqual(ff2.shape);
+        expect(Array.from(final.dataSync())).toEqual(Array.from(ff2.dataSync()));
+        expect(inter2.length).toBe(inter.length);
+        inter2.forEach((t, i) => expect(Array.from(t.dataSync()), `level ${i}`).toEqual(Array.from(inter[i].dataSync())));
+        tf.dispose([final, ff2, ...inter, ...inter2]);
         expect(tf.memory().numTensors).toBe(before + 1); // only logits alive
 
         // backward: every trainable variable gets a gradient

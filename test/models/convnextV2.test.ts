@@ -5,9 +5,11 @@ import { manualSeed } from '../../src/layers/init.js';
 import { convnextV2 } from '../../src/models/convnextV2/index.js';
 import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
-import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
+import { readSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { describeFixtureParity } from '../helpers/fixtureParity.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from '../helpers/fixtures.js';
+import { trainSteps } from '../helpers/training.js';
 
 let fx: Fixture;
 beforeAll(async () => {
@@ -15,6 +17,8 @@ beforeAll(async () => {
   fx = loadFixture('convnextv2_64');
 });
 afterAll(() => fx.dispose());
+
+describeFixtureParity('convnextv2_64', convnextV2, { label: 'ConvNeXt V2' });
 
 /** The fixture's timm state dict renamed to the official ConvNeXt-V2 checkpoint names and shapes. */
 function toOfficial(sd: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
@@ -32,45 +36,9 @@ function toOfficial(sd: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
 }
 
 for (const backend of BACKENDS) {
-  describe(`ConvNeXt V2 fixture convnextv2_64 on ${backend}`, () => {
+  describe(`ConvNeXt V2 official checkpoint names on ${backend}`, () => {
     beforeAll(async () => {
       await useBackend(backend);
-    });
-
-    it('logits, pre-logits, forward_features and every stage output match timm', () => {
-      const { atol, rtol } = fx.case;
-      const model = convnextV2(fx.case.config);
-      const res = loadTimmWeights(model, fx.weightsBytes!);
-      expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
-      expect(res.skipped).toEqual([]);
-      const x = nchwToNhwc(fx.io.input);
-      const before = tf.memory().numTensors;
-      const logits = model.forward(x) as tf.Tensor;
-      const feats = model.forwardFeatures(x);
-      const pre = model.forwardHead(feats, { preLogits: true });
-      const stages = model.forwardIntermediates(x, { intermediatesOnly: true });
-      const errs: Record<string, number> = {};
-      const check = (name: string, t: tf.Tensor, exp: tf.Tensor) => {
-        const r = compare(t, exp, atol, rtol);
-        errs[name] = r.maxAbsErr;
-        expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
-      };
-      check('logits', logits, fx.io.logits);
-      check('pre_logits', pre, fx.io.pre_logits);
-      const ff = nchwToNhwc(fx.io.forward_features);
-      check('forward_features', feats, ff);
-      ff.dispose();
-      expect(stages.length).toBe(Object.keys(fx.io).filter((k) => k.startsWith('features.')).length);
-      stages.forEach((s, i) => {
-        const exp = nchwToNhwc(fx.io[`features.${i}`]);
-        check(`features.${i}`, s, exp);
-        exp.dispose();
-      });
-      tf.dispose([logits, feats, pre, ...stages]);
-      expect(tf.memory().numTensors).toBe(before);
-      console.log(`convnextv2_64 [${backend}] max abs err ${JSON.stringify(errs)}`);
-      x.dispose();
-      model.dispose();
     });
 
     it('loads the official ConvNeXt-V2 names (grn gamma/beta (1,1,1,C), dwconv, pwconv, downsample_layers, norm, head), also into a convMlp model', () => {
@@ -100,24 +68,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-describe('ConvNeXt V2 state dict, heads and variants', () => {
-  it('writeSafetensors(stateDict()) reproduces every tensor of the timm file byte for byte', () => {
-    const model = convnextV2(fx.case.config);
-    loadTimmWeights(model, fx.weightsBytes!);
-    const sd = model.stateDict();
-    const back = readSafetensors(writeSafetensors(sd));
-    const ref = readSafetensors(fx.weightsBytes!);
-    expect(Object.keys(back).sort()).toEqual(Object.keys(ref).sort());
-    for (const k of Object.keys(ref)) {
-      expect(back[k].shape, k).toEqual(ref[k].shape);
-      const a = Buffer.from(new Uint8Array((back[k].dataSync() as Float32Array).slice().buffer));
-      const b = Buffer.from(new Uint8Array((ref[k].dataSync() as Float32Array).slice().buffer));
-      expect(Buffer.compare(a, b), k).toBe(0);
-    }
-    tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
-    model.dispose();
-  });
-
+describe('ConvNeXt V2 heads and variants', () => {
   it('featuresOnly returns the stage maps (no head); resetClassifier keeps the head norm', () => {
     const fo = convnextV2({ ...fx.case.config, featuresOnly: true });
     const res = loadTimmWeights(fo, fx.weightsBytes!);
@@ -189,36 +140,11 @@ describe('ConvNeXt V2 training on wasm', () => {
     const model = convnextV2({ depths: [2, 2, 6, 2], dims: [40, 80, 160, 320], convMlp: true, numClasses: 4 });
     const x = tf.tidy(() => tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 5));
     const labels = tf.oneHot(tf.tensor1d([0, 2], 'int32'), 4);
-    const vars = model.trainableVariables();
-    const names = model.namedParameters().filter(([, p]) => p.trainable).map(([n]) => n);
     const opt = tf.train.sgd(0.05);
     const lossFn = () => tf.losses.softmaxCrossEntropy(labels, model.forward(x, { training: true }) as tf.Tensor) as tf.Scalar;
-    const losses: number[] = [];
-    const before = tf.memory().numTensors;
-    for (let s = 0; s < 10; s++) {
-      let value!: tf.Scalar;
-      let grads!: tf.NamedTensorMap;
-      const run = () => {
-        ({ value, grads } = tf.variableGrads(lossFn, vars));
-        return [];
-      };
-      if (s > 0) run();
-      else {
-        const prof = await tf.profile(run);
-        // the depthwise 7x7 gradients run on the kernels registered for wasm
-        const used = new Set(prof.kernels.map((k) => k.name));
-        for (const k of ['DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) expect(used.has(k), k).toBe(true);
-        const dead = vars.map((v, i) => [names[i], grads[v.name]] as const)
-          .filter(([, g]) => !g || tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) === 0)
-          .map(([n]) => n);
-        expect(dead, 'variables without gradient').toEqual([]);
-        expect(Object.keys(grads).length).toBe(vars.length);
-      }
-      opt.applyGradients(grads);
-      losses.push(value.dataSync()[0]);
-      tf.dispose([value, ...Object.values(grads)]);
-      expect(tf.memory().numTensors).toBe(before);
-    }
+    const { losses, kernels } = await trainSteps(model, lossFn, opt, 10);
+    // the depthwise 7x7 gradients run on the kernels registered for wasm
+    for (const k of ['DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) expect(kernels.has(k), k).toBe(true);
     console.log(`atto-sized ConvNeXt V2 wasm losses ${losses.map((l) => l.toFixed(4)).join(' ')}`);
     expect(losses[9]).toBeLessThan(losses[0]);
     expect(losses.every((l) => Number.isFinite(l))).toBe(true);

@@ -5,9 +5,10 @@ import { manualSeed } from '../../src/layers/init.js';
 import { cswin, CSWinConfig } from '../../src/models/cswin/index.js';
 import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
-import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { describeFixtureParity } from '../helpers/fixtureParity.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from '../helpers/fixtures.js';
+import { trainSteps } from '../helpers/training.js';
 
 let fx: Fixture;
 beforeAll(async () => {
@@ -16,44 +17,12 @@ beforeAll(async () => {
 });
 afterAll(() => fx.dispose());
 
+describeFixtureParity('cswin_64', cswin, { label: 'CSWin' });
+
 for (const backend of BACKENDS) {
-  describe(`CSWin fixture cswin_64 on ${backend}`, () => {
+  describe(`CSWin featuresOnly on ${backend}`, () => {
     beforeAll(async () => {
       await useBackend(backend);
-    });
-
-    it('logits, pre-logits and every stage output match the official model', () => {
-      const { atol, rtol } = fx.case;
-      const model = cswin(fx.case.config);
-      const res = loadTimmWeights(model, fx.weightsBytes!);
-      expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
-      expect(res.skipped).toEqual([]);
-      const x = nchwToNhwc(fx.io.input);
-      const before = tf.memory().numTensors;
-      const logits = model.forward(x) as tf.Tensor;
-      const feats = model.forwardFeatures(x);
-      const pre = model.forwardHead(feats, { preLogits: true });
-      const stages = model.forwardIntermediates(x, { intermediatesOnly: true });
-      const errs: Record<string, number> = {};
-      const check = (name: string, t: tf.Tensor, exp: tf.Tensor) => {
-        const r = compare(t, exp, atol, rtol);
-        errs[name] = r.maxAbsErr;
-        expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
-      };
-      check('logits', logits, fx.io.logits);
-      check('pre_logits', pre, fx.io.pre_logits);
-      const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
-      expect(stages.length).toBe(nFeat);
-      stages.forEach((s, i) => {
-        const exp = nchwToNhwc(fx.io[`features.${i}`]);
-        check(`features.${i}`, s, exp);
-        exp.dispose();
-      });
-      tf.dispose([logits, feats, pre, ...stages]);
-      expect(tf.memory().numTensors).toBe(before);
-      console.log(`cswin_64 [${backend}] max abs err ${JSON.stringify(errs)}`);
-      x.dispose();
-      model.dispose();
     });
 
     it('featuresOnly returns NHWC stage maps with featureInfo channels and strides', () => {
@@ -73,24 +42,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-describe('CSWin state dict and variants', () => {
-  it('writeSafetensors(stateDict()) reproduces every tensor of the official file byte for byte', () => {
-    const model = cswin(fx.case.config);
-    loadTimmWeights(model, fx.weightsBytes!);
-    const sd = model.stateDict();
-    const back = readSafetensors(writeSafetensors(sd));
-    const ref = readSafetensors(fx.weightsBytes!);
-    expect(Object.keys(back).sort()).toEqual(Object.keys(ref).sort());
-    for (const k of Object.keys(ref)) {
-      expect(back[k].shape, k).toEqual(ref[k].shape);
-      const a = Buffer.from(new Uint8Array((back[k].dataSync() as Float32Array).slice().buffer));
-      const b = Buffer.from(new Uint8Array((ref[k].dataSync() as Float32Array).slice().buffer));
-      expect(Buffer.compare(a, b), k).toBe(0);
-    }
-    tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
-    model.dispose();
-  });
-
+describe('CSWin heads and variants', () => {
   it('a head-less model skips the classifier keys; resetClassifier swaps the head', () => {
     const model = cswin({ ...fx.case.config, numClasses: 0 });
     const res = loadTimmWeights(model, fx.weightsBytes!);
@@ -152,36 +104,11 @@ describe('CSWin training on wasm', () => {
     expect(model.stages.map((s) => s.items[0].attn.branches)).toEqual([2, 2, 1, 1]);
     const x = tf.tidy(() => tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 3));
     const labels = tf.oneHot(tf.tensor1d([1, 3], 'int32'), 4);
-    const vars = model.trainableVariables();
-    const names = model.namedParameters().filter(([, p]) => p.trainable).map(([n]) => n);
     const opt = tf.train.sgd(0.05);
     const lossFn = () => tf.losses.softmaxCrossEntropy(labels, model.forward(x, { training: true }) as tf.Tensor) as tf.Scalar;
-    const losses: number[] = [];
-    const before = tf.memory().numTensors;
-    for (let s = 0; s < 10; s++) {
-      let value!: tf.Scalar;
-      let grads!: tf.NamedTensorMap;
-      const run = () => {
-        ({ value, grads } = tf.variableGrads(lossFn, vars));
-        return [];
-      };
-      if (s > 0) run();
-      else {
-        const prof = await tf.profile(run);
-        // the conv gradients run on the kernels registered for wasm (stem / merge convs, LePE)
-        const used = new Set(prof.kernels.map((k) => k.name));
-        for (const k of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) expect(used.has(k), k).toBe(true);
-        const dead = vars.map((v, i) => [names[i], grads[v.name]] as const)
-          .filter(([, g]) => !g || tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) === 0)
-          .map(([n]) => n);
-        expect(dead, 'variables without gradient').toEqual([]);
-        expect(Object.keys(grads).length).toBe(vars.length);
-      }
-      opt.applyGradients(grads);
-      losses.push(value.dataSync()[0]);
-      tf.dispose([value, ...Object.values(grads)]);
-      expect(tf.memory().numTensors).toBe(before);
-    }
+    const { losses, kernels } = await trainSteps(model, lossFn, opt, 10);
+    // the conv gradients run on the kernels registered for wasm (stem / merge convs, LePE)
+    for (const k of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) expect(kernels.has(k), k).toBe(true);
     console.log(`tiny CSWin wasm losses ${losses.map((l) => l.toFixed(4)).join(' ')}`);
     expect(losses[9]).toBeLessThan(losses[0]);
     expect(losses.every((l) => Number.isFinite(l))).toBe(true);

@@ -1,48 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VisBackbonesError } from '../../src/errors.js';
-import type { Backbone } from '../../src/models/backbone.js';
 import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import '../../src/models/mvitV2/index.js';
 import { resolveMultiScaleVitCfg } from '../../src/models/mvitV2/config.js';
 import { mvitV2, MultiScaleVitConfig } from '../../src/models/mvitV2/multiScaleVit.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
-import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
+import { readSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { expectError } from '../helpers/errors.js';
+import { describeFixtureParity } from '../helpers/fixtureParity.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from '../helpers/fixtures.js';
+import { checkBackboneTrainingStep } from '../helpers/training.js';
 
 const CASE = 'mvitv2_64';
 
-/**
- * One SGD step on a loss that weights every logit differently: every trainable variable must get a
- * gradient that is neither null nor all zero, the step must change the weights, and no tensor may leak.
- */
-function checkTrainingStep(model: Backbone, x: tf.Tensor, label: string): void {
-  const vars = model.trainableVariables();
-  expect(vars.length).toBe(model.namedParameters().length);
-  const w = tf.randomNormal([x.shape[0], model.numClasses], 0, 1, 'float32', 7);
-  const probe = vars[0].clone();
-  const before = tf.memory().numTensors;
-  const opt = tf.train.sgd(0.01);
-  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.forward(x, { training: true }) as tf.Tensor, w)) as tf.Scalar, vars);
-  const names = new Map(model.namedParameters().map(([n, p]) => [p.variable.name, n]));
-  const dead: string[] = [];
-  for (const v of vars) {
-    const g = grads[v.name];
-    if (!g || tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) === 0) dead.push(names.get(v.name)!);
-  }
-  expect(dead, `${label}: variables without gradient`).toEqual([]);
-  expect(Number.isFinite(value.dataSync()[0])).toBe(true);
-  opt.applyGradients(grads);
-  tf.dispose([value, ...Object.values(grads)]);
-  opt.dispose();
-  expect(tf.memory().numTensors, `${label}: tensors leaked by the training step`).toBe(before);
-  const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(vars[0], probe))).dataSync()[0]);
-  expect(moved).toBeGreaterThan(0);
-  tf.dispose([w, probe]);
-}
-
 const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+describeFixtureParity(CASE, mvitV2, { label: 'MViTv2' });
 
 for (const backend of BACKENDS) {
   describe(`MViTv2 on ${backend}`, () => {
@@ -53,62 +27,6 @@ for (const backend of BACKENDS) {
     });
     afterAll(() => fx.dispose());
 
-    it(`${CASE}: logits, pre-logits, forward_features and every stage match timm`, () => {
-      const { atol, rtol } = fx.case;
-      const model = mvitV2(fx.case.config);
-      const res = loadTimmWeights(model, fx.weightsBytes!);
-      expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
-      const x = nchwToNhwc(fx.io.input);
-      const before = tf.memory().numTensors;
-      const logits = model.forward(x) as tf.Tensor;
-      const feats = model.forwardFeatures(x);
-      const pre = model.forwardHead(feats, { preLogits: true });
-      const stages = model.forwardIntermediates(x, { intermediatesOnly: true });
-      model.featuresOnly = true;
-      const maps = model.forward(x) as tf.Tensor4D[];
-      model.featuresOnly = false;
-      const errs: Record<string, number> = {};
-      const cmp = (name: string, t: tf.Tensor, exp: tf.Tensor) => {
-        const r = compare(t, exp, atol, rtol);
-        errs[name] = r.maxAbsErr;
-        expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
-      };
-      cmp('logits', logits, fx.io.logits);
-      cmp('pre_logits', pre, fx.io.pre_logits);
-      cmp('forward_features', feats, fx.io.forward_features); // tokens [B, L, C]
-      const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
-      expect(stages.length).toBe(nFeat);
-      expect(maps.length).toBe(nFeat);
-      stages.forEach((s, i) => {
-        const exp = nchwToNhwc(fx.io[`features.${i}`]);
-        cmp(`features.${i}`, s, exp);
-        cmp(`featuresOnly.${i}`, maps[i], exp);
-        exp.dispose();
-      });
-      tf.dispose([logits, feats, pre, ...stages, ...maps]);
-      expect(tf.memory().numTensors).toBe(before);
-      console.log(`${CASE} [${backend}] max abs err`, JSON.stringify(errs));
-      x.dispose();
-      model.dispose();
-    });
-
-    it(`${CASE}: writeSafetensors(stateDict()) reproduces every tensor of the file byte for byte`, () => {
-      const model = mvitV2(fx.case.config);
-      loadTimmWeights(model, fx.weightsBytes!);
-      const sd = model.stateDict();
-      const back = readSafetensors(writeSafetensors(sd));
-      const ref = readSafetensors(fx.weightsBytes!);
-      expect(Object.keys(back).sort()).toEqual(Object.keys(ref).sort());
-      for (const k of Object.keys(ref)) {
-        expect(back[k].shape, k).toEqual(ref[k].shape);
-        const a = Buffer.from(new Uint8Array((back[k].dataSync() as Float32Array).slice().buffer));
-        const b = Buffer.from(new Uint8Array((ref[k].dataSync() as Float32Array).slice().buffer));
-        expect(Buffer.compare(a, b), k).toBe(0);
-      }
-      tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
-      model.dispose();
-    });
-
     it('one training step reaches every trainable variable and leaks nothing (with and without class token)', () => {
       const base = fx.case.config as MultiScaleVitConfig;
       // with a class token, 'avg' pooling: under 'token' pooling the last block's spatial queries (its
@@ -118,7 +36,7 @@ for (const backend of BACKENDS) {
         const model = mvitV2(cfg);
         if (!cfg.cfg?.useClsToken) loadTimmWeights(model, fx.weightsBytes!);
         const x = nchwToNhwc(fx.io.input);
-        checkTrainingStep(model, x, `mvitV2 cls=${cfg.cfg?.useClsToken ?? false} on ${backend}`);
+        checkBackboneTrainingStep(model, x, `mvitV2 cls=${cfg.cfg?.useClsToken ?? false} on ${backend}`);
         x.dispose();
         model.dispose();
       }
@@ -209,23 +127,19 @@ describe('MViTv2 configs and variants', () => {
 
   it('rejects bad configs and inputs with clear errors', () => {
     const cfg = { depths: [1, 1, 2, 1], embedDim: 8, numHeads: 1 };
-    const err = (f: () => unknown, re: RegExp) => {
-      expect(f).toThrow(VisBackbonesError);
-      expect(f).toThrow(re);
-    };
-    err(() => mvitV2({ cfg: { ...cfg, numHeads: 3 }, imgSize: 64 }), /numHeads\[0\] = 3 does not divide the stage-0 attention width 8/);
-    err(() => mvitV2({ cfg: { ...cfg, numHeads: [1, 2, 4, 6] }, imgSize: 64 }), /numHeads\[3\] = 6 does not divide the stage-3 attention width 64/);
-    err(() => mvitV2({ cfg: { ...cfg, embedDim: [8, 16, 32] }, imgSize: 64 }), /cfg.embedDim has 3 entries but cfg.depths has 4 stages/);
-    err(() => mvitV2({ cfg, imgSize: 66 }), /image size 66x66 is not divisible by cfg.patchStride 4/);
-    err(() => mvitV2({ cfg, imgSize: 48 }), /cfg.strideQ\[3\] = \[2, 2\] does not divide the stage-3 token grid 3x3/);
-    err(() => mvitV2({ cfg, imgSize: 72 }), /cfg.strideKv\[0\] = \[4, 4\] does not divide the stage-0 token grid 18x18/);
-    err(() => mvitV2({ cfg, imgSize: [64, 128] }), /spatial relative positions need a square token grid, got 16x32/);
-    err(() => mvitV2({ cfg: { ...cfg, poolFirst: true }, imgSize: 64 }), /poolFirst/);
-    err(() => mvitV2({ cfg: { ...cfg, strideQ: [[1, 1], [2, 2]] }, imgSize: 64 }), /cfg.strideQ needs one \[sh, sw\] per stage \(4\)/);
-    err(() => mvitV2({ cfg, imgSize: 64, globalPool: 'token' }), /globalPool 'token' needs cfg.useClsToken = true/);
+    expectError(() => mvitV2({ cfg: { ...cfg, numHeads: 3 }, imgSize: 64 }), /numHeads\[0\] = 3 does not divide the stage-0 attention width 8/);
+    expectError(() => mvitV2({ cfg: { ...cfg, numHeads: [1, 2, 4, 6] }, imgSize: 64 }), /numHeads\[3\] = 6 does not divide the stage-3 attention width 64/);
+    expectError(() => mvitV2({ cfg: { ...cfg, embedDim: [8, 16, 32] }, imgSize: 64 }), /cfg.embedDim has 3 entries but cfg.depths has 4 stages/);
+    expectError(() => mvitV2({ cfg, imgSize: 66 }), /image size 66x66 is not divisible by cfg.patchStride 4/);
+    expectError(() => mvitV2({ cfg, imgSize: 48 }), /cfg.strideQ\[3\] = \[2, 2\] does not divide the stage-3 token grid 3x3/);
+    expectError(() => mvitV2({ cfg, imgSize: 72 }), /cfg.strideKv\[0\] = \[4, 4\] does not divide the stage-0 token grid 18x18/);
+    expectError(() => mvitV2({ cfg, imgSize: [64, 128] }), /spatial relative positions need a square token grid, got 16x32/);
+    expectError(() => mvitV2({ cfg: { ...cfg, poolFirst: true }, imgSize: 64 }), /poolFirst/);
+    expectError(() => mvitV2({ cfg: { ...cfg, strideQ: [[1, 1], [2, 2]] }, imgSize: 64 }), /cfg.strideQ needs one \[sh, sw\] per stage \(4\)/);
+    expectError(() => mvitV2({ cfg, imgSize: 64, globalPool: 'token' }), /globalPool 'token' needs cfg.useClsToken = true/);
     const m = mvitV2({ cfg, imgSize: 64, numClasses: 10 });
     const x = tf.zeros([1, 32, 32, 3]);
-    err(() => m.forward(x), /expected 64x64 input \(imgSize; MViTv2 has a fixed input size\), got 32x32/);
+    expectError(() => m.forward(x), /expected 64x64 input \(imgSize; MViTv2 has a fixed input size\), got 32x32/);
     x.dispose();
     m.dispose();
   });

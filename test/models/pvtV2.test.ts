@@ -1,45 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VisBackbonesError } from '../../src/errors.js';
-import type { Backbone } from '../../src/models/backbone.js';
 import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import '../../src/models/pvtV2/index.js';
 import { pvtV2, PvtV2Config } from '../../src/models/pvtV2/pyramidVisionTransformerV2.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
-import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
+import { readSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { expectError } from '../helpers/errors.js';
+import { describeFixtureParity } from '../helpers/fixtureParity.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from '../helpers/fixtures.js';
+import { checkBackboneTrainingStep } from '../helpers/training.js';
 
 const CASE = 'pvtv2_64';
 
-/**
- * One SGD step on a loss that weights every logit differently: every trainable variable must get a
- * gradient that is neither null nor all zero, the step must change the weights, and no tensor may leak.
- */
-function checkTrainingStep(model: Backbone, x: tf.Tensor, label: string): void {
-  const vars = model.trainableVariables();
-  expect(vars.length).toBe(model.namedParameters().length);
-  const w = tf.randomNormal([x.shape[0], model.numClasses], 0, 1, 'float32', 7);
-  const probe = vars[0].clone();
-  const before = tf.memory().numTensors;
-  const opt = tf.train.sgd(0.01);
-  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.forward(x, { training: true }) as tf.Tensor, w)) as tf.Scalar, vars);
-  const names = new Map(model.namedParameters().map(([n, p]) => [p.variable.name, n]));
-  const dead: string[] = [];
-  for (const v of vars) {
-    const g = grads[v.name];
-    if (!g || tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) === 0) dead.push(names.get(v.name)!);
-  }
-  expect(dead, `${label}: variables without gradient`).toEqual([]);
-  expect(Number.isFinite(value.dataSync()[0])).toBe(true);
-  opt.applyGradients(grads);
-  tf.dispose([value, ...Object.values(grads)]);
-  opt.dispose();
-  expect(tf.memory().numTensors, `${label}: tensors leaked by the training step`).toBe(before);
-  const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(vars[0], probe))).dataSync()[0]);
-  expect(moved).toBeGreaterThan(0);
-  tf.dispose([w, probe]);
-}
+describeFixtureParity(CASE, pvtV2, { label: 'PVT v2' });
 
 for (const backend of BACKENDS) {
   describe(`PVT v2 on ${backend}`, () => {
@@ -50,68 +24,12 @@ for (const backend of BACKENDS) {
     });
     afterAll(() => fx.dispose());
 
-    it(`${CASE}: logits, pre-logits, forward_features and every stage match timm`, () => {
-      const { atol, rtol } = fx.case;
-      const model = pvtV2(fx.case.config);
-      const res = loadTimmWeights(model, fx.weightsBytes!);
-      expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
-      const x = nchwToNhwc(fx.io.input);
-      const before = tf.memory().numTensors;
-      const logits = model.forward(x) as tf.Tensor;
-      const feats = model.forwardFeatures(x);
-      const pre = model.forwardHead(feats, { preLogits: true });
-      const stages = model.forwardIntermediates(x, { intermediatesOnly: true });
-      const maps = (model.featuresOnly = true, model.forward(x) as tf.Tensor4D[]);
-      model.featuresOnly = false;
-      const errs: Record<string, number> = {};
-      const cmp = (name: string, t: tf.Tensor, exp: tf.Tensor) => {
-        const r = compare(t, exp, atol, rtol);
-        errs[name] = r.maxAbsErr;
-        expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
-      };
-      cmp('logits', logits, fx.io.logits);
-      cmp('pre_logits', pre, fx.io.pre_logits);
-      const ff = nchwToNhwc(fx.io.forward_features);
-      cmp('forward_features', feats, ff);
-      const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
-      expect(stages.length).toBe(nFeat);
-      expect(maps.length).toBe(nFeat);
-      stages.forEach((s, i) => {
-        const exp = nchwToNhwc(fx.io[`features.${i}`]);
-        cmp(`features.${i}`, s, exp);
-        cmp(`featuresOnly.${i}`, maps[i], exp);
-        exp.dispose();
-      });
-      tf.dispose([logits, feats, pre, ff, ...stages, ...maps]);
-      expect(tf.memory().numTensors).toBe(before);
-      console.log(`${CASE} [${backend}] max abs err`, JSON.stringify(errs));
-      x.dispose();
-      model.dispose();
-    });
-
-    it(`${CASE}: writeSafetensors(stateDict()) reproduces every tensor of the file byte for byte`, () => {
-      const model = pvtV2(fx.case.config);
-      loadTimmWeights(model, fx.weightsBytes!);
-      const sd = model.stateDict();
-      const back = readSafetensors(writeSafetensors(sd));
-      const ref = readSafetensors(fx.weightsBytes!);
-      expect(Object.keys(back).sort()).toEqual(Object.keys(ref).sort());
-      for (const k of Object.keys(ref)) {
-        expect(back[k].shape, k).toEqual(ref[k].shape);
-        const a = Buffer.from(new Uint8Array((back[k].dataSync() as Float32Array).slice().buffer));
-        const b = Buffer.from(new Uint8Array((ref[k].dataSync() as Float32Array).slice().buffer));
-        expect(Buffer.compare(a, b), k).toBe(0);
-      }
-      tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
-      model.dispose();
-    });
-
     it('one training step reaches every trainable variable and leaks nothing (sr and linear attention)', () => {
       for (const cfg of [fx.case.config as PvtV2Config, { ...(fx.case.config as PvtV2Config), linear: true }]) {
         const model = pvtV2(cfg);
         if (!cfg.linear) loadTimmWeights(model, fx.weightsBytes!); // the linear variant keeps its own init
         const x = nchwToNhwc(fx.io.input);
-        checkTrainingStep(model, x, `pvtV2 linear=${cfg.linear} on ${backend}`);
+        checkBackboneTrainingStep(model, x, `pvtV2 linear=${cfg.linear} on ${backend}`);
         x.dispose();
         model.dispose();
       }
@@ -193,20 +111,16 @@ describe('PVT v2 configs and variants', () => {
 
   it('rejects bad configs and inputs with clear errors', () => {
     const base: PvtV2Config = { depths: [1, 1, 1, 1], embedDims: [8, 16, 32, 64], numHeads: [1, 2, 4, 8], numClasses: 10 };
-    const err = (f: () => unknown, re: RegExp) => {
-      expect(f).toThrow(VisBackbonesError);
-      expect(f).toThrow(re);
-    };
-    err(() => pvtV2({ ...base, numHeads: [1, 3, 4, 8] }), /numHeads\[1\] = 3 does not divide embedDims\[1\] = 16/);
-    err(() => pvtV2({ ...base, embedDims: [8, 16, 32] }), /embedDims has 3 entries but depths has 4 stages/);
-    err(() => pvtV2({ ...base, imgSize: 80 }), /srRatios\[0\] = 8 does not divide the stage-0 token grid 20x20 of a 80x80 input: the input size must be a multiple of 32/);
-    err(() => pvtV2({ ...base, srRatios: [8, 4, 0, 1] }), /srRatios\[2\] must be a positive integer, got 0/);
-    err(() => pvtV2({ ...base, globalPool: 'max' as 'avg' }), /globalPool 'max' is not supported/);
+    expectError(() => pvtV2({ ...base, numHeads: [1, 3, 4, 8] }), /numHeads\[1\] = 3 does not divide embedDims\[1\] = 16/);
+    expectError(() => pvtV2({ ...base, embedDims: [8, 16, 32] }), /embedDims has 3 entries but depths has 4 stages/);
+    expectError(() => pvtV2({ ...base, imgSize: 80 }), /srRatios\[0\] = 8 does not divide the stage-0 token grid 20x20 of a 80x80 input: the input size must be a multiple of 32/);
+    expectError(() => pvtV2({ ...base, srRatios: [8, 4, 0, 1] }), /srRatios\[2\] must be a positive integer, got 0/);
+    expectError(() => pvtV2({ ...base, globalPool: 'max' as 'avg' }), /globalPool 'max' is not supported/);
     const m = pvtV2(base);
     const bad = tf.zeros([1, 80, 80, 3]);
-    err(() => m.forward(bad), /srRatios\[0\] = 8 does not divide the stage-0 token grid 20x20/);
+    expectError(() => m.forward(bad), /srRatios\[0\] = 8 does not divide the stage-0 token grid 20x20/);
     const badC = tf.zeros([1, 64, 64, 1]);
-    err(() => m.forward(badC), /expected 3 input channels/);
+    expectError(() => m.forward(badC), /expected 3 input channels/);
     tf.dispose([bad, badC]);
     m.dispose();
     // the linear variant ignores srRatios: any size runs

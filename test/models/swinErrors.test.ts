@@ -5,16 +5,8 @@ import { StateDictError } from '../../src/layers/module.js';
 import { swin, swinV2 } from '../../src/models/swin/swinTransformer.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { readSafetensors } from '../../src/weights/safetensors.js';
+import { errorOf } from '../helpers/errors.js';
 import { loadFixture } from '../helpers/fixtures.js';
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
 
 const tiny = { imgSize: 32, patchSize: 4, embedDim: 8, depths: [2, 2], numHeads: [1, 2], windowSize: 4, numClasses: 3 };
 

@@ -4,8 +4,8 @@ import { VisBackbonesError } from '../../src/errors.js';
 import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import { vit, VisionTransformer } from '../../src/models/vit/index.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
-import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { describeFixtureParity } from '../helpers/fixtureParity.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from '../helpers/fixtures.js';
 import { stepAndCheckGradients } from '../helpers/training.js';
 
@@ -17,6 +17,8 @@ function loaded(fx: Fixture, overrides: Record<string, unknown> = {}): VisionTra
   return model;
 }
 
+describeFixtureParity(FIXTURE, vit, { label: 'ViT' });
+
 for (const backend of BACKENDS) {
   describe(`ViT on ${backend}`, () => {
     let fx: Fixture;
@@ -25,40 +27,6 @@ for (const backend of BACKENDS) {
       fx = loadFixture(FIXTURE);
     });
     afterAll(() => fx.dispose());
-
-    it(`${FIXTURE}: logits, pre-logits, forward_features and every block feature match the reference`, () => {
-      const { atol, rtol } = fx.case;
-      const model = vit(fx.case.config);
-      const res = loadTimmWeights(model, fx.weightsBytes!);
-      expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
-      const x = nchwToNhwc(fx.io.input);
-      const before = tf.memory().numTensors;
-      const logits = model.forward(x) as tf.Tensor;
-      const feats = model.forwardFeatures(x);
-      const pre = model.forwardHead(feats, { preLogits: true });
-      const blocks = model.forwardIntermediates(x, { intermediatesOnly: true });
-      const errs: Record<string, number> = {};
-      const cmp = (name: string, t: tf.Tensor, exp: tf.Tensor) => {
-        const r = compare(t, exp, atol, rtol);
-        errs[name] = r.maxAbsErr;
-        expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
-      };
-      cmp('logits', logits, fx.io.logits);
-      cmp('pre_logits', pre, fx.io.pre_logits);
-      cmp('forward_features', feats, fx.io.forward_features);
-      const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
-      expect(blocks.length).toBe(nFeat);
-      blocks.forEach((b, i) => {
-        const exp = nchwToNhwc(fx.io[`features.${i}`]);
-        cmp(`features.${i}`, b, exp);
-        exp.dispose();
-      });
-      tf.dispose([logits, feats, pre, ...blocks]);
-      expect(tf.memory().numTensors).toBe(before);
-      console.log(`${FIXTURE} [${backend}] max abs err`, JSON.stringify(errs));
-      x.dispose();
-      model.dispose();
-    });
 
     it('featuresOnly returns the NHWC block maps of outIndices (head weights skipped)', () => {
       const model = loaded(fx, { featuresOnly: true, outIndices: [-1] });
@@ -127,28 +95,9 @@ for (const backend of BACKENDS) {
   });
 }
 
-describe('ViT state dict, variants and errors', () => {
+describe('ViT variants and errors', () => {
   beforeAll(async () => {
     await useBackend('cpu');
-  });
-
-  it('writeSafetensors(stateDict()) reproduces every tensor of the reference file byte for byte', () => {
-    const fx = loadFixture(FIXTURE);
-    const model = vit(fx.case.config);
-    loadTimmWeights(model, fx.weightsBytes!);
-    const sd = model.stateDict();
-    const back = readSafetensors(writeSafetensors(sd));
-    const ref = readSafetensors(fx.weightsBytes!);
-    expect(Object.keys(back).sort()).toEqual(Object.keys(ref).sort());
-    for (const k of Object.keys(ref)) {
-      expect(back[k].shape, k).toEqual(ref[k].shape);
-      const a = Buffer.from(new Uint8Array((back[k].dataSync() as Float32Array).slice().buffer));
-      const b = Buffer.from(new Uint8Array((ref[k].dataSync() as Float32Array).slice().buffer));
-      expect(Buffer.compare(a, b), k).toBe(0);
-    }
-    tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
-    model.dispose();
-    fx.dispose();
   });
 
   it("registers timm's ViT variants with their configs", () => {

@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import { vitDet, VisionTransformerSAM } from '../../src/models/vitDet/index.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
-import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
+import { readSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { describeFixtureParity } from '../helpers/fixtureParity.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from '../helpers/fixtures.js';
 import { stepAndCheckGradients } from '../helpers/training.js';
 
@@ -16,6 +17,8 @@ function loaded(fx: Fixture, overrides: Record<string, unknown> = {}): VisionTra
   return model;
 }
 
+describeFixtureParity(FIXTURE, vitDet, { label: 'ViTDet (SAM-style ViT)' });
+
 for (const backend of BACKENDS) {
   describe(`ViTDet (SAM-style ViT) on ${backend}`, () => {
     let fx: Fixture;
@@ -24,41 +27,6 @@ for (const backend of BACKENDS) {
       fx = loadFixture(FIXTURE);
     });
     afterAll(() => fx.dispose());
-
-    it(`${FIXTURE}: logits, pre-logits, neck output and every block feature match the reference`, () => {
-      const { atol, rtol } = fx.case;
-      const model = vitDet(fx.case.config);
-      const res = loadTimmWeights(model, fx.weightsBytes!);
-      expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
-      const x = nchwToNhwc(fx.io.input);
-      const ff = nchwToNhwc(fx.io.forward_features);
-      const before = tf.memory().numTensors;
-      const logits = model.forward(x) as tf.Tensor;
-      const feats = model.forwardFeatures(x);
-      const pre = model.forwardHead(feats, { preLogits: true });
-      const blocks = model.forwardIntermediates(x, { intermediatesOnly: true });
-      const errs: Record<string, number> = {};
-      const cmp = (name: string, t: tf.Tensor, exp: tf.Tensor) => {
-        const r = compare(t, exp, atol, rtol);
-        errs[name] = r.maxAbsErr;
-        expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
-      };
-      cmp('logits', logits, fx.io.logits);
-      cmp('pre_logits', pre, fx.io.pre_logits);
-      cmp('forward_features', feats, ff);
-      const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
-      expect(blocks.length).toBe(nFeat);
-      blocks.forEach((b, i) => {
-        const exp = nchwToNhwc(fx.io[`features.${i}`]);
-        cmp(`features.${i}`, b, exp);
-        exp.dispose();
-      });
-      tf.dispose([logits, feats, pre, ...blocks]);
-      expect(tf.memory().numTensors).toBe(before);
-      console.log(`${FIXTURE} [${backend}] max abs err`, JSON.stringify(errs));
-      tf.dispose([x, ff]);
-      model.dispose();
-    });
 
     it('featuresOnly / outIndices return the neck-free NHWC block maps', () => {
       const model = loaded(fx, { featuresOnly: true, outIndices: [0, -1] });
@@ -152,28 +120,9 @@ for (const backend of BACKENDS) {
   });
 }
 
-describe('ViTDet state dict, checkpoints, variants and errors', () => {
+describe('ViTDet checkpoints, variants and errors', () => {
   beforeAll(async () => {
     await useBackend('cpu');
-  });
-
-  it('writeSafetensors(stateDict()) reproduces every tensor of the reference file byte for byte', () => {
-    const fx = loadFixture(FIXTURE);
-    const model = vitDet(fx.case.config);
-    loadTimmWeights(model, fx.weightsBytes!);
-    const sd = model.stateDict();
-    const back = readSafetensors(writeSafetensors(sd));
-    const ref = readSafetensors(fx.weightsBytes!);
-    expect(Object.keys(back).sort()).toEqual(Object.keys(ref).sort());
-    for (const k of Object.keys(ref)) {
-      expect(back[k].shape, k).toEqual(ref[k].shape);
-      const a = Buffer.from(new Uint8Array((back[k].dataSync() as Float32Array).slice().buffer));
-      const b = Buffer.from(new Uint8Array((ref[k].dataSync() as Float32Array).slice().buffer));
-      expect(Buffer.compare(a, b), k).toBe(0);
-    }
-    tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
-    model.dispose();
-    fx.dispose();
   });
 
   it('an original SAM checkpoint (image_encoder.*, mlp.lin1/lin2, prompt/mask decoder keys) loads', () => {

@@ -6,7 +6,7 @@ import { ConvNeXtBlock } from '../../layers/convNextBlock.js';
 import { dropPathRates } from '../../layers/dropPath.js';
 import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
-import { Backbone, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { Backbone, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { convnextCheckpointFilter } from './checkpointFilter.js';
 import type { ConvNeXtConfig } from './config.js';
 import { NormClassifierHead } from './normClassifierHead.js';
@@ -137,9 +137,7 @@ export class ConvNeXt extends Backbone {
   }
 
   checkInput(x: tf.Tensor): void {
-    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
-    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    const [h, w] = this.checkImageBatch(x);
     const minSize = this.patchSize * 2 ** (this.stages.length - 1);
     check(h >= minSize && w >= minSize, () => `input ${h}x${w} is too small: the ${this.stages.length} stages (stem stride ${this.patchSize}, then /2 per stage) need at least ${minSize}x${minSize}`);
   }
@@ -158,26 +156,16 @@ export class ConvNeXt extends Backbone {
     return this.head.forward(x, opts);
   }
 
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
-    this.checkInput(x);
-    const { take, maxIndex } = featureTakeIndices(this.stages.length, opts.indices);
+  protected intermediateSteps(_x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps {
     const last = this.stages.length - 1;
-    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : last;
-    const pre = (t: tf.Tensor4D) => (this.normPre ? (this.normPre.forward(t) as tf.Tensor4D) : t.clone());
-    const res = tf.tidy(() => {
-      const inter: tf.Tensor4D[] = [];
-      let y = this.stem.forward(x) as tf.Tensor4D;
-      for (let i = 0; i <= stopAt; i++) {
-        y = this.stages[i].forward(y, opts);
-        if (take.includes(i)) inter.push(opts.norm && i === last ? pre(y) : y.clone());
-      }
-      if (opts.intermediatesOnly) return inter;
-      return [stopAt === last ? pre(y) : y, ...inter];
-    });
-    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
-    return [res[0], res.slice(1) as tf.Tensor4D[]];
+    const pre = (t: tf.Tensor) => (this.normPre ? this.normPre.forward(t) : t.clone()) as tf.Tensor4D;
+    return {
+      numLevels: this.stages.length,
+      stem: (x) => this.stem.forward(x),
+      level: (i, y) => this.stages[i].forward(y, opts),
+      output: (i, y) => (opts.norm && i === last ? pre(y) : (y.clone() as tf.Tensor4D)),
+      final: (y, complete) => (complete ? pre(y) : y),
+    };
   }
 
   /** Replace the classifier (0 removes it); the head's norm keeps its values (timm's `head.reset`). */

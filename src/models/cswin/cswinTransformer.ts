@@ -7,7 +7,7 @@ import { dropPathRates } from '../../layers/dropPath.js';
 import { Linear } from '../../layers/linear.js';
 import { ForwardOptions } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
-import { Backbone, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { Backbone, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import type { CSWinConfig } from './config.js';
 import { CSWinStage } from './cswinBlock.js';
 
@@ -107,29 +107,25 @@ export class CSWinTransformer extends Backbone {
   }
 
   checkInput(x: tf.Tensor): void {
-    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
-    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    const [h, w] = this.checkImageBatch(x);
     check(
       h === this.imgSize[0] && w === this.imgSize[1],
       () => `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] for another size (the stripe geometry is fixed per size)`,
     );
   }
 
-  /** Stem, stage 1, then (merge, stage) for stages 2.. up to `stopAt`, calling `each` on every stage output. */
-  private trunk(x: tf.Tensor, opts: ForwardOptions, stopAt: number, each: (i: number, y: tf.Tensor4D) => void): tf.Tensor4D {
-    let y = this.stem.forward(x);
-    for (let i = 0; i <= stopAt; i++) {
-      if (i > 0) y = this.merges[i - 1].forward(y);
-      y = this.stages[i].forward(y, opts);
-      each(i, y);
-    }
-    return y;
+  /** Stage `i` (after the merge that precedes it, for stages 2..). */
+  private level(i: number, y: tf.Tensor, opts: ForwardOptions): tf.Tensor4D {
+    return this.stages[i].forward(i > 0 ? this.merges[i - 1].forward(y) : y, opts);
   }
 
   forwardFeatures(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
     this.checkInput(x);
-    return tf.tidy(() => this.norm.forward(this.trunk(x, opts, 3, () => {})) as tf.Tensor4D);
+    return tf.tidy(() => {
+      let y: tf.Tensor = this.stem.forward(x);
+      for (let i = 0; i < 4; i++) y = this.level(i, y, opts);
+      return this.norm.forward(y) as tf.Tensor4D;
+    });
   }
 
   /** Token mean (the official `torch.mean(x, dim=1)`) then `head`; `preLogits` returns the mean. */
@@ -143,22 +139,14 @@ export class CSWinTransformer extends Backbone {
     });
   }
 
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
-    this.checkInput(x);
-    const { take, maxIndex } = featureTakeIndices(4, opts.indices);
-    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : 3;
-    const res = tf.tidy(() => {
-      const inter: tf.Tensor4D[] = [];
-      const y = this.trunk(x, opts, stopAt, (i, t) => {
-        if (take.includes(i)) inter.push(opts.norm && i === 3 ? (this.norm.forward(t) as tf.Tensor4D) : t.clone());
-      });
-      if (opts.intermediatesOnly) return inter;
-      return [stopAt === 3 ? this.norm.forward(y) : y, ...inter];
-    });
-    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
-    return [res[0], res.slice(1) as tf.Tensor4D[]];
+  protected intermediateSteps(_x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps {
+    return {
+      numLevels: 4,
+      stem: (x) => this.stem.forward(x),
+      level: (i, y) => this.level(i, y, opts),
+      output: (i, y) => (opts.norm && i === 3 ? this.norm.forward(y) : y.clone()) as tf.Tensor4D,
+      final: (y, complete) => (complete ? this.norm.forward(y) : y),
+    };
   }
 
   resetClassifier(numClasses: number, globalPool?: string): void {

@@ -6,7 +6,7 @@ import { dropPathRates } from '../../layers/dropPath.js';
 import { truncNormal } from '../../layers/init.js';
 import { ForwardOptions, Module, ModuleList, Parameter } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
-import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { MultiScaleVitCfg, ResolvedMultiScaleVitCfg, resolveMultiScaleVitCfg } from './config.js';
 import { MultiScaleVitStage } from './multiScaleBlock.js';
 
@@ -152,9 +152,7 @@ export class MultiScaleVit extends Backbone {
   }
 
   checkInput(x: tf.Tensor): void {
-    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
-    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    const [h, w] = this.checkImageBatch(x);
     check(
       h === this.imgSize[0] && w === this.imgSize[1],
       () => `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize; MViTv2 has a fixed input size), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] for another size`,
@@ -201,25 +199,15 @@ export class MultiScaleVit extends Backbone {
     });
   }
 
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
-    this.checkInput(x);
-    const { take, maxIndex } = featureTakeIndices(this.stages.length, opts.indices);
+  protected intermediateSteps(_x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps {
     const last = this.stages.length - 1;
-    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : last;
-    const res = tf.tidy(() => {
-      const inter: tf.Tensor[] = [];
-      let t = this.embed(x);
-      for (let i = 0; i <= stopAt; i++) {
-        t = this.stages[i].forward(t, opts);
-        if (take.includes(i)) inter.push(this.toMap(opts.norm && i === last ? (this.norm.forward(t) as tf.Tensor3D) : t, this.stages[i].outSize));
-      }
-      if (opts.intermediatesOnly) return inter;
-      return [this.norm.forward(t), ...inter];
-    });
-    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
-    return [res[0], res.slice(1) as tf.Tensor4D[]];
+    return {
+      numLevels: this.stages.length,
+      stem: (x) => this.embed(x),
+      level: (i, t) => this.stages[i].forward(t, opts),
+      output: (i, t) => this.toMap((opts.norm && i === last ? this.norm.forward(t) : t) as tf.Tensor3D, this.stages[i].outSize),
+      final: (t) => this.norm.forward(t),
+    };
   }
 
   resetClassifier(numClasses: number, globalPool?: string): void {

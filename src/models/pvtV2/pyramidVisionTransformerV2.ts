@@ -5,7 +5,7 @@ import { dropout, dropPathRates } from '../../layers/dropPath.js';
 import { Linear } from '../../layers/linear.js';
 import { ForwardOptions, ModuleList } from '../../layers/module.js';
 import { OverlapPatchEmbed } from '../../layers/overlapPatchEmbed.js';
-import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { PvtV2Stage } from './pvtV2Stage.js';
 
 /** Config of {@link pvtV2}: timm's `PyramidVisionTransformerV2` arguments in camelCase. */
@@ -146,9 +146,7 @@ export class PyramidVisionTransformerV2 extends Backbone {
   }
 
   checkInput(x: tf.Tensor): void {
-    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
-    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    const [h, w] = this.checkImageBatch(x);
     this.checkGeometry(h, w);
   }
 
@@ -171,25 +169,14 @@ export class PyramidVisionTransformerV2 extends Backbone {
     });
   }
 
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
-    this.checkInput(x);
-    const { take, maxIndex } = featureTakeIndices(this.stages.length, opts.indices);
-    const last = this.stages.length - 1;
-    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : last;
-    const res = tf.tidy(() => {
-      const inter: tf.Tensor4D[] = [];
-      let y = this.patchEmbed.forward(x);
-      for (let i = 0; i <= stopAt; i++) {
-        y = this.stages[i].forward(y, opts);
-        if (take.includes(i)) inter.push(y.clone());
-      }
-      if (opts.intermediatesOnly) return inter;
-      return [y, ...inter];
-    });
-    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
-    return [res[0], res.slice(1) as tf.Tensor4D[]];
+  protected intermediateSteps(_x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps {
+    return {
+      numLevels: this.stages.length,
+      stem: (x) => this.patchEmbed.forward(x),
+      level: (i, y) => this.stages[i].forward(y, opts),
+      output: (_i, y) => y.clone() as tf.Tensor4D,
+      final: (y) => y,
+    };
   }
 
   resetClassifier(numClasses: number, globalPool?: string): void {

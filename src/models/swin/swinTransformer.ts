@@ -8,7 +8,7 @@ import { PatchEmbed } from '../../layers/patchEmbed.js';
 import { resamplePatchEmbed } from '../../layers/posEmbed.js';
 import { resizeRelPosBiasTable } from '../../layers/relativePosition.js';
 import { WindowAttention } from '../../layers/windowAttention.js';
-import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { SwinStage } from './swinBlock.js';
 
 /** Configuration of {@link swin} (timm's `SwinTransformer` arguments, camelCase). */
@@ -129,9 +129,7 @@ export class SwinTransformer extends Backbone {
   }
 
   checkInput(x: tf.Tensor): void {
-    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
-    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    const [h, w] = this.checkImageBatch(x);
     check(
       h === this.imgSize[0] && w === this.imgSize[1],
       () => `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] (and load weights into it) for another size`,
@@ -151,25 +149,15 @@ export class SwinTransformer extends Backbone {
     return this.head.forward(x, opts);
   }
 
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
-    this.checkInput(x);
-    const { take, maxIndex } = featureTakeIndices(this.layers.length, opts.indices);
+  protected intermediateSteps(_x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps {
     const last = this.layers.length - 1;
-    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : last;
-    const res = tf.tidy(() => {
-      const inter: tf.Tensor4D[] = [];
-      let y = this.patchEmbed.forward(x);
-      for (let i = 0; i <= stopAt; i++) {
-        y = this.layers[i].forward(y, opts);
-        if (take.includes(i)) inter.push(opts.norm && i === last ? (this.norm.forward(y) as tf.Tensor4D) : y.clone());
-      }
-      if (opts.intermediatesOnly) return inter;
-      return [this.norm.forward(y), ...inter];
-    });
-    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
-    return [res[0], res.slice(1) as tf.Tensor4D[]];
+    return {
+      numLevels: this.layers.length,
+      stem: (x) => this.patchEmbed.forward(x),
+      level: (i, y) => this.layers[i].forward(y, opts),
+      output: (i, y) => (opts.norm && i === last ? this.norm.forward(y) : y.clone()) as tf.Tensor4D,
+      final: (y) => this.norm.forward(y),
+    };
   }
 
   resetClassifier(numClasses: number, globalPool?: string): void {

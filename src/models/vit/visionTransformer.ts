@@ -10,7 +10,7 @@ import { LayerNorm } from '../../layers/norm.js';
 import { PatchEmbed } from '../../layers/patchEmbed.js';
 import { prependTokens, resampleAbsPosEmbed, resamplePatchEmbed } from '../../layers/posEmbed.js';
 import { TransformerBlock } from '../../layers/transformerBlock.js';
-import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 
 /** Head pooling of {@link VisionTransformer} (timm's `global_pool`; 'map' / 'prr' attention pooling are not ported). */
 export type VitPool = '' | 'avg' | 'avgmax' | 'max' | 'token';
@@ -161,9 +161,7 @@ export class VisionTransformer extends Backbone {
   }
 
   checkInput(x: tf.Tensor): void {
-    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
-    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    const [h, w] = this.checkImageBatch(x);
     if (this.dynamicImgSize) {
       const p = this.patchSize;
       check(h % p === 0 && w % p === 0 && h > 0 && w > 0, () => `input ${h}x${w} is not a multiple of patchSize ${p}`);
@@ -226,29 +224,19 @@ export class VisionTransformer extends Backbone {
     });
   }
 
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
-    this.checkInput(x);
-    const { take, maxIndex } = featureTakeIndices(this.blocks.length, opts.indices);
-    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : this.blocks.length - 1;
+  protected intermediateSteps(x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps {
     const [b, h, w] = x.shape;
     const [gh, gw] = [h / this.patchSize, w / this.patchSize];
-    const res = tf.tidy(() => {
-      const out: tf.Tensor[] = [];
-      let y: tf.Tensor = this.embed(x, opts);
-      for (let i = 0; i <= stopAt; i++) {
-        y = this.blocks[i].forward(y, opts);
-        if (take.includes(i)) {
-          const t = opts.norm && this.norm ? this.norm.forward(y) : y;
-          out.push(t.slice([0, this.numPrefixTokens, 0], [-1, -1, -1]).reshape([b, gh, gw, this.embedDim]));
-        }
-      }
-      if (opts.intermediatesOnly) return out;
-      return [this.norm ? this.norm.forward(y) : y.clone(), ...out];
-    });
-    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
-    return [res[0], res.slice(1) as tf.Tensor4D[]];
+    return {
+      numLevels: this.blocks.length,
+      stem: (t) => this.embed(t, opts),
+      level: (i, y) => this.blocks[i].forward(y, opts),
+      output: (_i, y) => {
+        const t = opts.norm && this.norm ? this.norm.forward(y) : y;
+        return t.slice([0, this.numPrefixTokens, 0], [-1, -1, -1]).reshape([b, gh, gw, this.embedDim]);
+      },
+      final: (y) => (this.norm ? this.norm.forward(y) : y.clone()),
+    };
   }
 
   resetClassifier(numClasses: number, globalPool?: string): void {

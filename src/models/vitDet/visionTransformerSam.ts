@@ -9,7 +9,7 @@ import { LayerNorm } from '../../layers/norm.js';
 import { PatchEmbed } from '../../layers/patchEmbed.js';
 import { resampleAbsPosEmbedNhwc, resamplePatchEmbed } from '../../layers/posEmbed.js';
 import { RelPosAttention } from '../../layers/relPosAttention.js';
-import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, featureTakeIndices } from '../backbone.js';
+import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { ViTDetBlock } from './vitDetBlock.js';
 
 /** Configuration of {@link vitDet} (timm's `VisionTransformerSAM` arguments, camelCase). */
@@ -174,9 +174,7 @@ export class VisionTransformerSAM extends Backbone {
   }
 
   checkInput(x: tf.Tensor): void {
-    check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
-    check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    const [h, w] = this.checkImageBatch(x);
     const p = this.patchSize;
     check(h > 0 && w > 0 && h % p === 0 && w % p === 0, () => `input ${h}x${w} is not a multiple of patchSize ${p}`);
     if (this.windowSize > 0 && this.globalAttnIndexes.length < this.blocks.length) this.checkWindowFits([h / p, w / p]);
@@ -214,24 +212,14 @@ export class VisionTransformerSAM extends Backbone {
   }
 
   /** Block outputs (NHWC, neck-free); `norm: true` passes each through the neck, as timm. */
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
-  forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
-  forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
-    this.checkInput(x);
-    const { take, maxIndex } = featureTakeIndices(this.blocks.length, opts.indices);
-    const stopAt = opts.stopEarly || opts.intermediatesOnly ? maxIndex : this.blocks.length - 1;
-    const res = tf.tidy(() => {
-      const out: tf.Tensor[] = [];
-      let y: tf.Tensor = this.embed(x, opts);
-      for (let i = 0; i <= stopAt; i++) {
-        y = this.blocks[i].forward(y, opts);
-        if (take.includes(i)) out.push(opts.norm ? this.forwardNeck(y) : y.clone());
-      }
-      if (opts.intermediatesOnly) return out;
-      return [this.forwardNeck(y), ...out];
-    });
-    if (opts.intermediatesOnly) return res as tf.Tensor4D[];
-    return [res[0], res.slice(1) as tf.Tensor4D[]];
+  protected intermediateSteps(_x: tf.Tensor, opts: ForwardIntermediatesOptions): IntermediateSteps {
+    return {
+      numLevels: this.blocks.length,
+      stem: (x) => this.embed(x, opts),
+      level: (i, y) => this.blocks[i].forward(y, opts),
+      output: (_i, y) => (opts.norm ? this.forwardNeck(y) : (y.clone() as tf.Tensor4D)),
+      final: (y) => this.forwardNeck(y),
+    };
   }
 
   resetClassifier(numClasses: number, globalPool?: string): void {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { ForwardOptions, Module, Parameter } from '../layers/module.js';
+import { ForwardOptions, Module, Parameter } from './module.js';
 
 /** Options of {@link BatchNorm2d} (PyTorch's `nn.BatchNorm2d` arguments). */
 export interface BatchNorm2dOptions {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { uniform } from '../layers/init.js';
-import { Module, ParamLayout, Parameter } from '../layers/module.js';
+import { uniform } from './init.js';
+import { Module, ParamLayout, Parameter } from './module.js';
 
 /**
  * Layout of a kernel == stride `nn.ConvTranspose2d.weight`: internal `[in, k*k*out]` with the

@@ -1,0 +1,106 @@
+/**
+ * The parity tests every backbone golden case gets (see test/fixtures/README.md), registered once per
+ * backend in {@link BACKENDS}.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backbone } from '../../src/models/backbone.js';
+import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
+import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
+import { BACKENDS, useBackend } from './backends.js';
+import { compare, Fixture, loadFixture, nchwToNhwc } from './fixtures.js';
+
+/** Options of {@link describeFixtureParity}. */
+export interface FixtureParityOptions {
+  /** Name of the family in the suite titles (default: the case name). */
+  label?: string;
+}
+
+/** The reference output `name` in our layout: NCHW maps become NHWC, tokens / vectors stay as stored. */
+function expected(fx: Fixture, name: string): tf.Tensor {
+  return fx.case.layouts?.[name] === 'NCHW' ? nchwToNhwc(fx.io[name]) : fx.io[name].clone();
+}
+
+/**
+ * Registers, on every backend, the two tests of a backbone golden case `caseName`, with `build`
+ * creating the model from (a variant of) the case's `config`:
+ *
+ * 1. parity: the reference state dict loads completely (every tensor used, none skipped); `logits`,
+ *    `pre_logits`, `forward_features` and every `features.<i>` (from `forwardIntermediates`, and again
+ *    from a `featuresOnly` model taking every level) are within the case's own `atol` / `rtol`; every
+ *    output the case lists is compared; the max abs errors are printed; no tensor leaks.
+ * 2. `writeSafetensors(stateDict())` reproduces every tensor of the reference file byte for byte.
+ */
+export function describeFixtureParity(caseName: string, build: (config: any) => Backbone, opts: FixtureParityOptions = {}): void {
+  const label = opts.label ?? caseName;
+  for (const backend of BACKENDS) {
+    describe(`${label} fixture ${caseName} on ${backend}`, () => {
+      let fx: Fixture;
+      beforeAll(async () => {
+        await useBackend(backend);
+        fx = loadFixture(caseName);
+      });
+      afterAll(() => fx.dispose());
+
+      it(`${caseName}: logits, pre_logits, forward_features and every features.<i> (also featuresOnly) match the reference`, () => {
+        const { atol, rtol } = fx.case;
+        const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
+        const model = build(fx.case.config);
+        const res = loadTimmWeights(model, fx.weightsBytes!);
+        expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
+        expect(res.skipped).toEqual([]);
+        const fo = build({ ...fx.case.config, featuresOnly: true, outIndices: Array.from({ length: nFeat }, (_, i) => i) });
+        loadTimmWeights(fo, fx.weightsBytes!);
+        const x = nchwToNhwc(fx.io.input);
+        const before = tf.memory().numTensors;
+        const logits = model.forward(x) as tf.Tensor;
+        const feats = model.forwardFeatures(x);
+        const pre = model.forwardHead(feats, { preLogits: true });
+        const stages = model.forwardIntermediates(x, { intermediatesOnly: true });
+        const maps = fo.forward(x) as tf.Tensor4D[];
+        const errs: Record<string, number> = {};
+        const check = (name: string, t: tf.Tensor, ref: string) => {
+          const exp = expected(fx, ref);
+          const r = compare(t, exp, atol, rtol);
+          exp.dispose();
+          errs[name] = r.maxAbsErr;
+          expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
+        };
+        check('logits', logits, 'logits');
+        check('pre_logits', pre, 'pre_logits');
+        if ('forward_features' in fx.io) check('forward_features', feats, 'forward_features');
+        expect(stages.length).toBe(nFeat);
+        expect(maps.length).toBe(nFeat);
+        stages.forEach((s, i) => {
+          check(`features.${i}`, s, `features.${i}`);
+          check(`featuresOnly.${i}`, maps[i], `features.${i}`);
+        });
+        // every output of the case (input aside) was compared
+        expect(Object.keys(fx.case.outputs).filter((k) => k !== 'input' && !(k in errs))).toEqual([]);
+        tf.dispose([logits, feats, pre, ...stages, ...maps]);
+        expect(tf.memory().numTensors).toBe(before);
+        console.log(`${caseName} [${backend}] max abs err ${JSON.stringify(errs)}`);
+        x.dispose();
+        model.dispose();
+        fo.dispose();
+      });
+
+      it(`${caseName}: writeSafetensors(stateDict()) reproduces every tensor of the reference file byte for byte`, () => {
+        const model = build(fx.case.config);
+        loadTimmWeights(model, fx.weightsBytes!);
+        const sd = model.stateDict();
+        const back = readSafetensors(writeSafetensors(sd));
+        const ref = readSafetensors(fx.weightsBytes!);
+        expect(Object.keys(back).sort()).toEqual(Object.keys(ref).sort());
+        for (const k of Object.keys(ref)) {
+          expect(back[k].shape, k).toEqual(ref[k].shape);
+          const a = Buffer.from(new Uint8Array((back[k].dataSync() as Float32Array).slice().buffer));
+          const b = Buffer.from(new Uint8Array((ref[k].dataSync() as Float32Array).slice().buffer));
+          expect(Buffer.compare(a, b), k).toBe(0);
+        }
+        tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
+        model.dispose();
+      });
+    });
+  }
+}
