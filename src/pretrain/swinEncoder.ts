@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { ForwardOptions } from '../layers/module.js';
-import { roll2d, shiftedWindowMask, windowPartition, windowReverse } from '../layers/windows.js';
+import { roll2d, shiftedWindowMask, windowPartition } from '../layers/windows.js';
 import { SwinBlock } from '../models/swin/swinBlock.js';
 import { SwinTransformer } from '../models/swin/swinTransformer.js';
 
@@ -95,29 +95,12 @@ export class SwinEncoder {
     return { shift, mask: this.shiftMasks.get(key) ?? null };
   }
 
-  /** One Swin block (timm's `SwinTransformerBlock.forward`) with an optional extra attention mask. */
+  /** One Swin block at this geometry, with MixMIM's group mask added inside every window. */
   private block(x: tf.Tensor4D, block: SwinBlock, shift: [number, number], shiftMask: tf.Tensor3D | null, groups: tf.Tensor2D | null, opts: ForwardOptions): tf.Tensor4D {
-    const training = opts.training ?? false;
-    const [, h, w] = x.shape;
-    const [wh, ww] = block.window;
-    const attend = (u: tf.Tensor4D): tf.Tensor4D => {
-      let mask: tf.Tensor | null = shiftMask;
-      if (groups) {
-        const gm = groupAttentionMask(groups, block.window, shift);
-        mask = mask ? tf.add(mask, gm) : gm;
-      }
-      const shifted = shift[0] || shift[1] ? roll2d(u, -shift[0], -shift[1]) : u;
-      const out = block.attn.forward(windowPartition(shifted, wh, ww), { training, mask });
-      const merged = windowReverse(out, wh, ww, h, w);
-      return shift[0] || shift[1] ? roll2d(merged, shift[0], shift[1]) : merged;
-    };
-    const dp = (t: tf.Tensor) => block.dropPath.forward(t, { training });
-    if (block.opts.version === 'v1') {
-      const y = tf.add(x, dp(attend(block.norm1.forward(x) as tf.Tensor4D)));
-      return tf.add(y, dp(block.mlp.forward(block.norm2.forward(y), opts))) as tf.Tensor4D;
-    }
-    const y = tf.add(x, dp(block.norm1.forward(attend(x))));
-    return tf.add(y, dp(block.norm2.forward(block.mlp.forward(y, opts)))) as tf.Tensor4D;
+    return tf.tidy(() => {
+      const extraMask = groups ? groupAttentionMask(groups, block.window, shift) : null;
+      return block.forward(x, { training: opts.training, shift, shiftMask, extraMask });
+    });
   }
 
   /** The encoder features after the final norm, NHWC `[B, H/stride, W/stride, numFeatures]`. */

@@ -29,6 +29,16 @@ export interface SwinBlockOptions {
   normEps?: number;
 }
 
+/** Per-call options of {@link SwinBlock.forward}. */
+export interface SwinBlockForwardOptions extends ForwardOptions {
+  /** Override the block's shift (e.g. when running at another resolution than it was built for). */
+  shift?: [number, number];
+  /** Override the shifted-window mask `[nW, N, N]` (null = none) that goes with `shift`. */
+  shiftMask?: tf.Tensor | null;
+  /** An extra additive mask `[nW, N, N]` added to the shifted-window mask (MixMIM's per-image mask). */
+  extraMask?: tf.Tensor | null;
+}
+
 /**
  * timm's `_calc_window_shift`: the window is clamped to the resolution when the resolution is not
  * larger than it, and the shift is dropped then.
@@ -81,29 +91,31 @@ export class SwinBlock extends Module {
   }
 
   /** Shift, partition, attend, merge and shift back. */
-  private windowAttention(x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
+  private windowAttention(x: tf.Tensor4D, opts: SwinBlockForwardOptions): tf.Tensor4D {
     return tf.tidy(() => {
       const [, h, w] = x.shape;
-      const [sh, sw] = this.shift;
+      const [sh, sw] = opts.shift ?? this.shift;
       const [wh, ww] = this.window;
+      let mask: tf.Tensor | null = opts.shiftMask !== undefined ? opts.shiftMask : this.attnMask;
+      if (opts.extraMask) mask = mask ? tf.add(mask, opts.extraMask) : opts.extraMask;
       const shifted = sh || sw ? roll2d(x, -sh, -sw) : x;
       const win = windowPartition(shifted, wh, ww);
-      const out = this.attn.forward(win, { ...opts, mask: this.attnMask });
+      const out = this.attn.forward(win, { training: opts.training, mask });
       const merged = windowReverse(out, wh, ww, h, w);
       return sh || sw ? roll2d(merged, sh, sw) : merged;
     });
   }
 
-  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+  forward(x: tf.Tensor, opts: SwinBlockForwardOptions = {}): tf.Tensor4D {
     return tf.tidy(() => {
       const x4 = x as tf.Tensor4D;
-      const t = opts.training ?? false;
+      const t = { training: opts.training ?? false };
       if (this.opts.version === 'v1') {
-        const y = tf.add(x4, this.dropPath.forward(this.windowAttention(this.norm1.forward(x4) as tf.Tensor4D, opts), { training: t }));
-        return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y), opts), { training: t })) as tf.Tensor4D;
+        const y = tf.add(x4, this.dropPath.forward(this.windowAttention(this.norm1.forward(x4) as tf.Tensor4D, opts), t));
+        return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y), t), t)) as tf.Tensor4D;
       }
-      const y = tf.add(x4, this.dropPath.forward(this.norm1.forward(this.windowAttention(x4, opts)), { training: t }));
-      return tf.add(y, this.dropPath.forward(this.norm2.forward(this.mlp.forward(y, opts)), { training: t })) as tf.Tensor4D;
+      const y = tf.add(x4, this.dropPath.forward(this.norm1.forward(this.windowAttention(x4, opts)), t));
+      return tf.add(y, this.dropPath.forward(this.norm2.forward(this.mlp.forward(y, t)), t)) as tf.Tensor4D;
     });
   }
 }
