@@ -17,6 +17,8 @@ export interface BenchContext {
   report(row: BenchRow): void;
   /** Command-line flags. */
   args: string[];
+  /** What this pass runs with (`wasm 2 threads, our kernels`): suites may print it. */
+  config: string;
 }
 
 /** One measured line. */
@@ -35,8 +37,9 @@ export interface BenchSuite {
   run(ctx: BenchContext): Promise<void>;
 }
 
-/** Median seconds per call of `fn`. */
+/** Median seconds per call of `fn`; with `--profile` (see {@link setProfiling}) the first call is profiled. */
 export function time(fn: () => void, reps = 3, warmup = 1): number {
+  if (profiling) printProfile(fn);
   for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -59,4 +62,85 @@ export function measureMatmul(n = 1024): number {
   }, 5, 2);
   tf.dispose([a, b]);
   return (2 * n ** 3) / s / 1e9;
+}
+
+let profiling = false;
+let profileCount = 0;
+
+/** Turn the per-op profile of every timed function on or off (`npm run bench -- --profile`). */
+export function setProfiling(on: boolean): void {
+  profiling = on;
+}
+
+/** One kernel call seen by {@link profileOnce}. */
+export interface ProfiledKernel {
+  name: string;
+  ms: number;
+  inputShapes: number[][];
+  outputShapes: number[][];
+}
+
+type EngineInternals = {
+  state: { profiling: boolean; activeProfile: { kernels: Array<{ name: string; inputShapes: number[][]; outputShapes: number[][] }> } };
+  profiler: { backendTimer: { time(f: () => void): Promise<{ kernelMs: number }> } };
+};
+
+/**
+ * Run `fn` once with tfjs's kernel profiler on and return every kernel call with its time, measured
+ * synchronously (tf.profile is async and so cannot run inside a synchronous timer).
+ */
+export function profileOnce(fn: () => void): ProfiledKernel[] {
+  const eng = tf.engine() as unknown as EngineInternals;
+  const timer = eng.profiler.backendTimer;
+  const own = Object.prototype.hasOwnProperty.call(timer, 'time');
+  const original = timer.time;
+  const times: number[] = [];
+  timer.time = (f: () => void) => {
+    const t0 = performance.now();
+    f();
+    const ms = performance.now() - t0;
+    times.push(ms);
+    return Promise.resolve({ kernelMs: ms });
+  };
+  eng.state.activeProfile.kernels = [];
+  eng.state.profiling = true;
+  try {
+    fn();
+  } finally {
+    eng.state.profiling = false;
+    if (own) timer.time = original;
+    else delete (timer as { time?: unknown }).time;
+  }
+  return eng.state.activeProfile.kernels.map((k, i) => ({ name: k.name, ms: times[i] ?? 0, inputShapes: k.inputShapes, outputShapes: k.outputShapes }));
+}
+
+/**
+ * Print where one call of `fn` spends its time, per kernel name and input ranks: total ms, share of
+ * the kernel time, calls.
+ */
+export function printProfile(fn: () => void, top = 25, reps = 3): void {
+  // the machines are shared: keep each kernel call's fastest time over a few identical runs
+  const t0 = performance.now();
+  const kernels = profileOnce(fn);
+  const wall = performance.now() - t0;
+  for (let r = 1; r < reps; r++) {
+    const again = profileOnce(fn);
+    if (again.length !== kernels.length) break;
+    again.forEach((k, i) => (kernels[i].ms = Math.min(kernels[i].ms, k.ms)));
+  }
+  const rows = new Map<string, { ms: number; n: number }>();
+  let total = 0;
+  for (const k of kernels) {
+    const key = `${k.name} (${k.inputShapes.map((s) => (s ? s.length : 0)).join(',')}-D)`;
+    const r = rows.get(key) ?? { ms: 0, n: 0 };
+    r.ms += k.ms;
+    r.n += 1;
+    rows.set(key, r);
+    total += k.ms;
+  }
+  profileCount++;
+  console.log(`--- profile #${profileCount}: ${kernels.length} kernel calls, ${total.toFixed(1)} ms in kernels (fastest of ${reps} runs per call), ${wall.toFixed(1)} ms wall (first run)`);
+  for (const [key, r] of [...rows.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
+    console.log(`${r.ms.toFixed(1).padStart(9)} ms ${((100 * r.ms) / Math.max(total, 1e-9)).toFixed(1).padStart(5)}% ${String(r.n).padStart(5)}x  ${key}`);
+  }
 }

@@ -1,9 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedGelu } from '../backends/fusedOps.js';
 import { Module } from './module.js';
 
-/** Exact GELU, `0.5 x (1 + erf(x / sqrt 2))` (Hendrycks & Gimpel 2016, eq. 1), PyTorch's default `nn.GELU`. */
+/**
+ * Exact GELU, `0.5 x (1 + erf(x / sqrt 2))` (Hendrycks & Gimpel 2016, eq. 1), PyTorch's default `nn.GELU`.
+ * One fused kernel where the backend has it (wasm with `registerFastKernels`), the same formula otherwise.
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+  return fusedGelu(x) ?? tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 
 /** Names of the activations a config can ask for. */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedLayerNorm } from '../backends/fusedOps.js';
 import { check } from '../errors.js';
 import { Module, Parameter } from './module.js';
 
@@ -21,6 +22,8 @@ export class LayerNorm extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     const d = x.shape[x.rank - 1];
     check(d === this.dim, () => `LayerNorm expected ${this.dim} channels in the last axis, got ${d} (shape [${x.shape.join(', ')}])`);
+    const fused = this.weight && this.bias ? fusedLayerNorm(x, this.weight.value, this.bias.value, this.eps) : null;
+    if (fused) return fused;
     return tf.tidy(() => {
       const { mean, variance } = tf.moments(x, -1, true);
       let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));

@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Fused single-pass versions of GELU and LayerNorm, available on a backend only where a kernel of
+ * that name is registered for it (our wasm kernels: `registerFastKernels`). The layers call
+ * {@link fusedGelu} / {@link fusedLayerNorm} first and compute the composed formula when they return
+ * null, so the math is the same on every backend. Their gradients are written with ordinary ops.
+ */
+
+const GELU = 'VisBackbonesGelu';
+const GELU_GRAD = 'VisBackbonesGeluGrad';
+const LAYER_NORM = 'VisBackbonesLayerNorm';
+
+function available(kernel: string): boolean {
+  return tf.getKernel(kernel, tf.getBackend()) !== undefined;
+}
+
+/** Exact GELU `(x * 0.5) * (erf(x / sqrt 2) + 1)` as one kernel, or null where there is none. */
+export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
+  if (x.dtype !== 'float32' || !available(GELU)) return null;
+  return tf.engine().runKernel(GELU, { x }) as tf.Tensor;
+}
+
+/**
+ * LayerNorm over the last axis, `((x - mean) / sqrt(var + eps)) * weight + bias`, as one kernel, or
+ * null where there is none.
+ */
+export function fusedLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor | null {
+  if (x.dtype !== 'float32' || !available(LAYER_NORM)) return null;
+  return tf.engine().runKernel(LAYER_NORM, { x, weight, bias }, { eps }) as tf.Tensor;
+}
+
+let gradientsRegistered = false;
+
+/** Register the gradients of the fused kernels (backend-independent; idempotent). */
+export function registerFusedGradients(): void {
+  if (gradientsRegistered) return;
+  gradientsRegistered = true;
+  tf.registerGradient({
+    kernelName: GELU,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved;
+      // d/dx [x Phi(x)] = Phi(x) + x phi(x)
+      if (available(GELU_GRAD)) return { x: () => tf.engine().runKernel(GELU_GRAD, { x, dy: dy as tf.Tensor }) as tf.Tensor };
+      return {
+        x: () =>
+          tf.tidy(() => {
+            const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
+            const pdf = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+            return tf.mul(dy as tf.Tensor, tf.add(cdf, tf.mul(x, pdf)));
+          }),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: LAYER_NORM,
+    inputsToSave: ['x', 'weight'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, weight] = saved;
+      const eps = (attrs as unknown as { eps: number }).eps;
+      const g = dy as tf.Tensor;
+      const lead = Array.from({ length: x.rank - 1 }, (_, i) => i);
+      const xhat = () => {
+        const { mean, variance } = tf.moments(x, -1, true);
+        const rstd = tf.rsqrt(tf.add(variance, eps));
+        return { xh: tf.mul(tf.sub(x, mean), rstd), rstd };
+      };
+      return {
+        x: () =>
+          tf.tidy(() => {
+            const { xh, rstd } = xhat();
+            const gw = tf.mul(g, weight);
+            const m1 = tf.mean(gw, -1, true);
+            const m2 = tf.mean(tf.mul(gw, xh), -1, true);
+            return tf.mul(rstd, tf.sub(tf.sub(gw, m1), tf.mul(xh, m2)));
+          }),
+        weight: () => tf.tidy(() => tf.sum(tf.mul(g, xhat().xh), lead)),
+        bias: () => tf.sum(g, lead),
+      };
+    },
+  });
+}

@@ -1,0 +1,231 @@
+import * as tf from '@tensorflow/tfjs';
+import { KERNELS_SHARED_WASM, KERNELS_WASM } from './native/kernelsWasm.js';
+import { KernelPool, NodeWorkerCtor, createKernelPool } from './kernelPool.js';
+
+/**
+ * Our WebAssembly kernel module (built from `native/assembly`), instantiated once per tfjs-wasm
+ * backend over that backend's own memory: kernels read and write tensors in place at their heap
+ * offsets, with no copies. The threaded tfjs binary has a shared memory, the others a plain one; the
+ * module comes in one variant for each.
+ */
+
+/** What a tfjs kernel function receives. */
+export type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+/** What a tfjs kernel function returns. */
+export type KernelResult = tf.TensorInfo | tf.TensorInfo[];
+/** The kernel one of ours replaced, for the cases ours does not cover. */
+export type Previous = (args: KernelArgs) => KernelResult;
+
+/** Product of a shape's sizes. */
+export const prod = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+
+/**
+ * Work units (multiply-adds; elementwise: ~8 per element) per thread below which splitting costs more
+ * than it saves: waking a worker takes tens of microseconds, 2^20 multiply-adds a few hundred.
+ */
+const MIN_WORK_PER_THREAD = 1 << 20;
+
+/** Threads worth using for `work` units on `mod` (1 without a pool). */
+export function threadsFor(mod: KernelModule, work: number): number {
+  return Math.max(1, Math.min(mod.threads, Math.floor(work / MIN_WORK_PER_THREAD)));
+}
+
+/** The exports of the kernel module (byte offsets and sizes; see `native/assembly/*.ts`). */
+export interface KernelExports {
+  bmm(...args: number[]): void;
+  erf(x: number, y: number, i0: number, i1: number): void;
+  gelu(x: number, y: number, i0: number, i1: number): void;
+  layerNorm(x: number, w: number, b: number, y: number, c: number, eps: number, r0: number, r1: number): void;
+  depthwiseConv(...args: number[]): void;
+  depthwiseFilterGrad(...args: number[]): void;
+  depthwiseInputGrad(...args: number[]): void;
+  convFilterGrad(...args: number[]): void;
+  transpose2d(...args: number[]): void;
+  gatherRuns(...args: number[]): void;
+  geluGrad(x: number, dy: number, dx: number, i0: number, i1: number): void;
+  reduceSum(x: number, out: number, r: number, i: number, o0: number, o1: number): void;
+  gatherRows(...args: number[]): void;
+}
+
+/** A kernel's name in the module. */
+export type KernelName = keyof KernelExports;
+
+/** The parts of tfjs-wasm's `BackendWasm` this package relies on. */
+export interface WasmBackend {
+  wasm: {
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+    HEAPU8: Uint8Array;
+    asm?: { memory?: WebAssembly.Memory };
+    wasmMemory?: WebAssembly.Memory;
+  };
+  dataIdMap: { get(dataId: unknown): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: unknown, force?: boolean): boolean;
+}
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+const compiled: { plain?: WebAssembly.Module; shared?: WebAssembly.Module } = {};
+
+/** Compile both variants ahead of time (async, as browsers require for modules over 4 KB). */
+export async function precompileKernels(): Promise<void> {
+  compiled.plain ??= await WebAssembly.compile(decodeBase64(KERNELS_WASM));
+  compiled.shared ??= await WebAssembly.compile(decodeBase64(KERNELS_SHARED_WASM));
+}
+
+function moduleFor(shared: boolean): WebAssembly.Module {
+  if (shared) return (compiled.shared ??= new WebAssembly.Module(decodeBase64(KERNELS_SHARED_WASM)));
+  return (compiled.plain ??= new WebAssembly.Module(decodeBase64(KERNELS_WASM)));
+}
+
+/** The WebAssembly memory of a tfjs-wasm backend (exported by the plain binaries, imported by the threaded one). */
+export function backendMemory(backend: WasmBackend): WebAssembly.Memory {
+  const m = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  if (!m) throw new Error('tfjs-wasm backend exposes no WebAssembly.Memory');
+  return m;
+}
+
+/** One instance of the kernel module bound to one backend, with its scratch buffers. */
+export class KernelModule {
+  readonly exports: KernelExports;
+  readonly memory: WebAssembly.Memory;
+  readonly shared: boolean;
+  /** Worker threads running the same module on the same memory (null: main thread only). */
+  pool: KernelPool | null = null;
+  private scratchPtr: number[] = [];
+  private scratchBytes: number[] = [];
+  private zeroPtr = 0;
+
+  constructor(readonly backend: WasmBackend) {
+    this.memory = backendMemory(backend);
+    this.shared = typeof SharedArrayBuffer !== 'undefined' && this.memory.buffer instanceof SharedArrayBuffer;
+    const instance = new WebAssembly.Instance(moduleFor(this.shared), {
+      env: {
+        memory: this.memory,
+        abort: () => {
+          throw new Error('visbackbones kernel aborted');
+        },
+      },
+    });
+    this.exports = instance.exports as unknown as KernelExports;
+  }
+
+  /** Heap offset (bytes) of a tensor's data. */
+  offset(t: tf.TensorInfo): number {
+    const d = this.backend.dataIdMap.get(t.dataId);
+    if (!d) throw new Error('tensor is not on this wasm backend');
+    return d.memoryOffset;
+  }
+
+  /** Number of threads kernels may split into (1 + pool workers). */
+  get threads(): number {
+    return 1 + (this.pool?.size ?? 0);
+  }
+
+  /** A scratch buffer of at least `bytes` bytes for thread `t` (16-byte aligned; kept between calls). */
+  scratch(bytes: number, t = 0): number {
+    if ((this.scratchBytes[t] ?? 0) < bytes) {
+      if (this.scratchPtr[t]) this.backend.wasm._free(this.scratchPtr[t]);
+      const size = Math.max(bytes, 2 * (this.scratchBytes[t] ?? 0), 1 << 16);
+      this.scratchPtr[t] = this.backend.wasm._malloc(size + 16) >>> 0;
+      this.scratchBytes[t] = size;
+    }
+    return (this.scratchPtr[t] + 15) & ~15;
+  }
+
+  /** Offset of 16 zero bytes. */
+  zero(): number {
+    if (!this.zeroPtr) {
+      this.zeroPtr = ((this.backend.wasm._malloc(32) >>> 0) + 15) & ~15;
+      new Uint8Array(this.memory.buffer, this.zeroPtr, 16).fill(0);
+    }
+    return this.zeroPtr;
+  }
+
+  /**
+   * Run kernel `name` once per entry of `argsPerThread`: the first on this thread, the others on the
+   * pool's workers (in parallel), returning when all are done. Entries must touch disjoint outputs.
+   */
+  run(name: KernelName, argsPerThread: number[][]): void {
+    const f = this.exports[name] as (...a: number[]) => void;
+    if (argsPerThread.length > 1 && this.pool) {
+      this.pool.run(name, argsPerThread, (args) => f(...args));
+      return;
+    }
+    for (const args of argsPerThread) f(...args);
+  }
+
+  /** Free the scratch buffers and stop the workers. */
+  dispose(): void {
+    for (const p of this.scratchPtr) if (p) this.backend.wasm._free(p);
+    this.scratchPtr = [];
+    this.scratchBytes = [];
+    this.pool?.terminate();
+    this.pool = null;
+  }
+}
+
+const instances = new WeakMap<object, KernelModule>();
+const live = new Set<KernelModule>();
+let poolThreads = 1;
+let poolWorker: NodeWorkerCtor | null = null;
+
+/** The kernel module of a backend, instantiated on first use (null if it cannot be, e.g. no memory). */
+export function kernelModuleFor(backend: unknown): KernelModule | null {
+  const b = backend as WasmBackend;
+  let m = instances.get(b);
+  if (!m) {
+    try {
+      m = new KernelModule(b);
+    } catch {
+      return null;
+    }
+    if (poolThreads > 1 && m.shared && poolWorker) m.pool = createKernelPool(moduleFor(true), m.memory, poolThreads - 1, poolWorker);
+    instances.set(b, m);
+    live.add(m);
+  }
+  return m;
+}
+
+/** Dispose every kernel module instance (before their backends go away). */
+export function disposeKernelModules(): void {
+  for (const m of live) {
+    m.dispose();
+    instances.delete(m.backend);
+  }
+  live.clear();
+}
+
+/**
+ * Use `n` threads (this one plus `n - 1` workers) for our kernels on backends with a shared memory
+ * (the threaded tfjs binary: see `enableWasmThreads`). Takes effect for backends created afterwards.
+ */
+export function setKernelThreads(n: number, worker: NodeWorkerCtor | null): void {
+  poolThreads = Math.max(1, Math.floor(n));
+  poolWorker = worker;
+}
+
+/** Threads our kernels use on backends created from now on. */
+export function kernelThreads(): number {
+  return poolWorker ? poolThreads : 1;
+}
+
+/** Split `[0, n)` into at most `parts` contiguous ranges of near-equal size, each a multiple of `align` (but the last). */
+export function splitRange(n: number, parts: number, align = 1): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const units = Math.ceil(n / align);
+  const p = Math.max(1, Math.min(parts, units));
+  let start = 0;
+  for (let i = 0; i < p; i++) {
+    const end = Math.min(n, Math.round(((i + 1) * units) / p) * align);
+    if (end > start) out.push([start, end]);
+    start = end;
+  }
+  return out;
+}

@@ -1,0 +1,3 @@
+/** Types of build.mjs (the kernel module's build script). */
+export function buildKernels(): Promise<{ plain: Uint8Array; shared: Uint8Array }>;
+export function kernelsModuleSource(plain: Uint8Array, shared: Uint8Array): string;

@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs';
+import { KernelArgs, KernelResult, Previous, kernelModuleFor, prod, splitRange, threadsFor } from './kernelModule.js';
+
+/**
+ * Elementwise and row kernels for the wasm backend (`native/assembly/pointwise.ts`, `rowNorm.ts`):
+ * `Erf` with a SIMD polynomial (within 2.6 ulp), and the fused GELU, GELU gradient and LayerNorm
+ * kernels that `fusedOps.ts` calls.
+ */
+/** `Erf` / `VisBackbonesGelu`: one elementwise pass (float32; others go to `previous`). */
+export function makeUnary(kernel: 'erf' | 'gelu', previous: Previous) {
+  return (args: KernelArgs): KernelResult => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const mod = kernelModuleFor(args.backend);
+    if (!mod || x.dtype !== 'float32') return previous(args);
+    const out = mod.backend.makeOutput(x.shape, 'float32');
+    const n = prod(x.shape);
+    if (n === 0) return out;
+    const px = mod.offset(x);
+    const py = mod.offset(out);
+    mod.run(kernel, splitRange(n, threadsFor(mod, n * 8), 4).map(([i0, i1]) => [px, py, i0, i1]));
+    return out;
+  };
+}
+
+/** `VisBackbonesGeluGrad`: `dy * GELU'(x)` in one pass. */
+export function geluGradKernel(args: KernelArgs): KernelResult {
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const mod = kernelModuleFor(args.backend);
+  if (!mod) throw new Error(`VisBackbonesGeluGrad: the kernel module could not be instantiated`);
+  const out = mod.backend.makeOutput(x.shape, 'float32');
+  const n = prod(x.shape);
+  if (n === 0) return out;
+  const [px, pdy, pdx] = [mod.offset(x), mod.offset(dy), mod.offset(out)];
+  mod.run('geluGrad', splitRange(n, threadsFor(mod, n * 12), 4).map(([i0, i1]) => [px, pdy, pdx, i0, i1]));
+  return out;
+}
+
+/** `VisBackbonesLayerNorm`: LayerNorm over the last axis, one pass per row. */
+export function layerNormKernel(args: KernelArgs): KernelResult {
+  const { x, weight, bias } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; bias: tf.TensorInfo };
+  const { eps } = args.attrs as { eps: number };
+  const mod = kernelModuleFor(args.backend);
+  if (!mod) throw new Error(`VisBackbonesLayerNorm: the kernel module could not be instantiated`);
+  const c = x.shape[x.shape.length - 1];
+  const rows = prod(x.shape) / Math.max(c, 1);
+  const out = mod.backend.makeOutput(x.shape, 'float32');
+  if (rows === 0 || c === 0) return out;
+  const px = mod.offset(x);
+  const pw = mod.offset(weight);
+  const pb = mod.offset(bias);
+  const py = mod.offset(out);
+  mod.run('layerNorm', splitRange(rows, threadsFor(mod, rows * c * 4)).map(([r0, r1]) => [px, pw, pb, py, c, eps, r0, r1]));
+  return out;
+}
