@@ -29,3 +29,8 @@ export * from './utils/pinv.js';
 export * from './adapter/layersAdapter.js';
 export * from './weights/tfjsFormat.js';
 export * from './pretrain/index.js';
+export * from './data/syntheticShapes.js';
+export * from './utils/png.js';
+export * from './utils/imageGrid.js';
+export * from './utils/pca.js';
+export * from './utils/windowAttentionMaps.js';

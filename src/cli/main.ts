@@ -1,0 +1,70 @@
+import '../index.js'; // registers every model family and the layers adapter
+import { VisBackbonesError } from '../errors.js';
+import { parseArgs, UsageError } from './args.js';
+import { benchCommand } from './bench.js';
+import { CliIO } from './common.js';
+import { convertCommand } from './convert.js';
+import { infoCommand } from './info.js';
+import { listCommand } from './list.js';
+
+/** The CLI's help text. */
+export const USAGE = `usage: visbackbones <command> [options]
+
+commands:
+  list [FILTER]                      registered model names (FILTER: substring or wildcard, e.g. 'swinv2*')
+  info NAME                          parameters, GFLOPs at the default size, feature channels and strides
+       [--img-size N] [--config JSON|FILE] [--backend wasm|cpu] [--no-flops]
+  convert --timm FILE.safetensors --model NAME --out DIR
+       [--img-size N] [--config JSON|FILE] [--check] [--backend wasm|cpu]
+                                     a timm checkpoint to a TF.js model directory (model.json + weights.bin)
+  bench NAME [--backend wasm|cpu] [--batch N] [--reps N] [--img-size N] [--config JSON|FILE]
+                                     forward-pass throughput
+
+exit codes: 0 success, 1 error (missing file, corrupt checkpoint, mismatched weights), 2 usage error
+(unknown command, option or model)`;
+
+const COMMON = ['img-size', 'config', 'backend'];
+
+/** The process's own stdout / stderr. */
+export const PROCESS_IO: CliIO = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+
+/**
+ * Run the CLI on `argv` (without `node` and the script) and return the exit code: 0 success,
+ * 1 a runtime error (missing file, corrupt checkpoint, mismatched weights), 2 a usage error
+ * (unknown command, option or model name). Errors are printed to `io.err`, never thrown.
+ */
+export async function runCli(argv: string[], io: CliIO = PROCESS_IO): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        (cmd === undefined ? io.err : io.out)(USAGE);
+        return cmd === undefined ? 2 : 0;
+      case 'list':
+        return listCommand(parseArgs(rest, []), io);
+      case 'info':
+        return await infoCommand(parseArgs(rest, COMMON, ['no-flops']), io);
+      case 'convert':
+        return await convertCommand(parseArgs(rest, [...COMMON, 'timm', 'model', 'out'], ['check']), io);
+      case 'bench':
+        return await benchCommand(parseArgs(rest, [...COMMON, 'batch', 'reps']), io);
+      default:
+        throw new UsageError(`unknown command '${cmd}' (expected list, info, convert or bench)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`error: ${e.message}`);
+      io.err(`run 'visbackbones help' for usage`);
+      return 2;
+    }
+    if (e instanceof VisBackbonesError && /^unknown model /.test(e.message)) {
+      io.err(`error: ${e.message}`);
+      return 2;
+    }
+    io.err(`error: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
