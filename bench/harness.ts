@@ -144,3 +144,37 @@ export function printProfile(fn: () => void, top = 25, reps = 3): void {
     console.log(`${r.ms.toFixed(1).padStart(9)} ms ${((100 * r.ms) / Math.max(total, 1e-9)).toFixed(1).padStart(5)}% ${String(r.n).padStart(5)}x  ${key}`);
   }
 }
+
+/**
+ * Measure a registered model's forward pass at `size` px for every batch of the run: images/s and
+ * GFLOP/img (counted once by profiling). Shared by the forward-throughput suites.
+ */
+export async function benchForward(ctx: BenchContext, modelName: string, size: number): Promise<void> {
+  const { createModel } = await import('../src/models/registry.js');
+  const tf = await import('@tensorflow/tfjs');
+  const model = createModel(modelName);
+  const probe = tf.zeros([1, size, size, 3]);
+  const flops = await ctx.countFlops(() => model.forwardLogits(probe));
+  probe.dispose();
+  for (const b of ctx.batches) {
+    const x = tf.randomNormal([b, size, size, 3]);
+    const s = ctx.time(() => {
+      const y = model.forwardLogits(x);
+      y.dataSync();
+      y.dispose();
+    }, b > 4 ? 2 : 3, 1);
+    ctx.report({ name: `${modelName} fwd`, batch: b, imgsPerSec: b / s, gflopPerImg: flops / 1e9 });
+    x.dispose();
+  }
+  model.dispose();
+}
+
+/** A suite that runs {@link benchForward} for each `[model name, input size]`. */
+export function forwardSuite(name: string, models: [string, number][]): BenchSuite {
+  return {
+    name,
+    async run(ctx) {
+      for (const [m, size] of models) await benchForward(ctx, m, size);
+    },
+  };
+}

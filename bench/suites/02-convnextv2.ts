@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { createModel } from '../../src/models/registry.js';
 import '../../src/models/convnextV2/index.js';
-import { BenchSuite } from '../harness.js';
+import { BenchSuite, benchForward } from '../harness.js';
 
 /**
  * convnextv2_atto forward at 224 px (issue 3), plus the depthwise 7x7 conv of its kind (56x56x96, the
@@ -10,21 +9,7 @@ import { BenchSuite } from '../harness.js';
 const suite: BenchSuite = {
   name: 'convnextv2_atto',
   async run(ctx) {
-    const model = createModel('convnextv2_atto');
-    const probe = tf.zeros([1, 224, 224, 3]);
-    const flops = await ctx.countFlops(() => model.forwardLogits(probe));
-    probe.dispose();
-    for (const b of ctx.batches) {
-      const x = tf.randomNormal([b, 224, 224, 3]);
-      const s = ctx.time(() => {
-        const y = model.forwardLogits(x);
-        y.dataSync();
-        y.dispose();
-      }, b > 4 ? 2 : 3, 1);
-      ctx.report({ name: 'convnextv2_atto fwd', batch: b, imgsPerSec: b / s, gflopPerImg: flops / 1e9 });
-      x.dispose();
-    }
-    model.dispose();
+    await benchForward(ctx, 'convnextv2_atto', 224);
 
     // depthwise 7x7, 56x56x96, padding 3 (as the blocks run it: explicit pad + 'valid')
     const x = tf.randomNormal([1, 56, 56, 96]) as tf.Tensor4D;
