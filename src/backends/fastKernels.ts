@@ -49,6 +49,7 @@ export const FAST_KERNEL_NAMES = [
   GELU_GRAD_KERNEL,
   LAYER_NORM_KERNEL,
 ] as const;
+/** Name of a kernel that {@link registerFastKernels} can replace. */
 export type FastKernelName = (typeof FAST_KERNEL_NAMES)[number];
 
 const replaced = new Map<string, tf.KernelConfig | undefined>();

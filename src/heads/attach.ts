@@ -11,7 +11,7 @@ import { isTensor, LevelInfo } from './featureChecks.js';
 export type HeadInputKind = 'features' | 'map' | 'maps';
 
 /** The optional hooks a head or neck may offer to {@link attach}. */
-interface HeadLike extends Module {
+export interface HeadLike extends Module {
   inputKind?: HeadInputKind;
   segmentation?: boolean;
   inStride?: number;

@@ -69,7 +69,7 @@ function oneHot(idx: Int32Array, n: number): tf.Tensor2D {
 }
 
 /** A pooling step of one of q, k, v: the op's kernel, stride and output grid. */
-interface PoolSpec {
+export interface PoolSpec {
   kernel: number;
   stride: number;
   size: [number, number];

@@ -53,11 +53,19 @@ export function layerwiseLrScales(names: string[], opts: LayerDecayOptions): Map
   );
 }
 
+/** A parameter-name -> layer-depth map for layer-wise learning-rate decay. */
+export interface LayerIdMap {
+  /** Depth of the parameter `name` (0 = embeddings). */
+  layerId: (name: string) => number;
+  /** The largest depth (final norm and head). */
+  maxLayerId: number;
+}
+
 /**
  * ViT layer ids (BEiT / MAE `get_layer_id_for_vit`): `cls_token`, `pos_embed`, `patch_embed.*` -> 0,
  * `blocks.i.*` -> i + 1, everything else (final norm, head) -> depth + 1. Strips an `encoder.` prefix.
  */
-export function vitLayerId(depth: number): { layerId: (name: string) => number; maxLayerId: number } {
+export function vitLayerId(depth: number): LayerIdMap {
   return {
     maxLayerId: depth + 1,
     layerId: (name) => {
@@ -74,7 +82,7 @@ export function vitLayerId(depth: number): { layerId: (name: string) => number; 
  * patch embedding and mask token -> 0, `layers.i.blocks.j` -> sum(depths[:i]) + j + 1,
  * `layers.i.downsample` -> sum(depths[:i]), everything else -> sum(depths) + 1. Strips an `encoder.` prefix.
  */
-export function swinLayerId(depths: number[]): { layerId: (name: string) => number; maxLayerId: number } {
+export function swinLayerId(depths: number[]): LayerIdMap {
   const total = depths.reduce((a, b) => a + b, 0);
   const before = (i: number) => depths.slice(0, i).reduce((a, b) => a + b, 0);
   return {

@@ -81,6 +81,7 @@ export interface TrainerOptions<B> {
   onStep?: (info: StepInfo) => void;
   /** Write a checkpoint every this many steps (and at the end of `fit`) through `onCheckpoint`. */
   checkpointEvery?: number;
+  /** Receives each checkpoint as safetensors bytes, with the step it was taken at. */
   onCheckpoint?: (bytes: Uint8Array, step: number) => void;
 }
 

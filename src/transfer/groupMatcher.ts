@@ -20,6 +20,7 @@ export type GroupMatcher = GroupMatcherSpec | GroupMatcherFn;
 
 /** A model that defines its own grouping (timm's `model.group_matcher(coarse)`). */
 export interface HasGroupMatcher {
+  /** The model's grouping; `coarse` groups whole stages rather than blocks. */
   groupMatcher(coarse?: boolean): GroupMatcher;
 }
 

@@ -21,7 +21,7 @@ export interface MultiScaleVitConfig extends BackboneCommonConfig {
 }
 
 /** MViTv2's stem: one overlapping convolution (7x7, stride 4, padding 3). Keys `proj.*`. */
-class MvitPatchEmbed extends Module {
+export class MvitPatchEmbed extends Module {
   readonly proj: Conv2d;
   constructor(inChans: number, dimOut: number, kernel: number, stride: number, padding: number) {
     super();
