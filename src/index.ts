@@ -34,3 +34,4 @@ export * from './utils/png.js';
 export * from './utils/imageGrid.js';
 export * from './utils/pca.js';
 export * from './utils/windowAttentionMaps.js';
+export * from './utils/random.js';

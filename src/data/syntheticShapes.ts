@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
+import { mulberry32 } from '../utils/random.js';
 
 /**
  * A procedurally generated, seeded image-classification dataset: one coloured shape per image
@@ -46,14 +47,7 @@ export interface SyntheticShapesOptions {
 
 /** A seeded 32-bit generator (mulberry32) for one image. */
 function rngFor(seed: number, index: number): () => number {
-  let s = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul((index + 1) >>> 0, 0x85ebca77)) >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul((index + 1) >>> 0, 0x85ebca77));
 }
 
 type Rgb = [number, number, number];

@@ -1,24 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../utils/random.js';
 
 /**
  * Seeded initialisation, so the same seed gives the same weights on every backend (the draws are
  * made in JavaScript, not by a backend's RNG). `manualSeed` plays the role of `torch.manual_seed`.
  */
-let state = 0x9e3779b9;
+let next = mulberry32(0x9e3779b9);
 
 /** Reset the global initialisation RNG. */
 export function manualSeed(seed: number): void {
-  state = (seed >>> 0) ^ 0x9e3779b9;
-  if (state === 0) state = 1;
+  const state = (seed >>> 0) ^ 0x9e3779b9;
+  next = mulberry32(state === 0 ? 1 : state);
 }
 
 /** A uniform draw in [0, 1) from the global seeded generator (mulberry32). */
 export function randomUniform01(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  return next();
 }
 
 /** A standard normal draw (Box-Muller) from the global seeded generator. */

@@ -1,4 +1,5 @@
 import { check } from '../errors.js';
+import { mulberry32 } from '../utils/random.js';
 
 /**
  * A small seeded pseudo-random generator (mulberry32) for the pretraining pieces: mask generators,
@@ -6,20 +7,16 @@ import { check } from '../errors.js';
  * same batches on every backend. Each instance has its own state (unlike the global init RNG).
  */
 export class SeededRandom {
-  private state: number;
+  private readonly next: () => number;
   constructor(seed: number = Math.floor(Math.random() * 2 ** 32)) {
     check(Number.isFinite(seed), () => `seed must be a finite number, got ${seed}`);
-    this.state = (Math.floor(seed) >>> 0) ^ 0x2545f491;
-    if (this.state === 0) this.state = 1;
+    const state = (Math.floor(seed) >>> 0) ^ 0x2545f491;
+    this.next = mulberry32(state === 0 ? 1 : state);
   }
 
   /** A uniform draw in [0, 1). */
   uniform(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.next();
   }
 
   /** A uniform draw in [lo, hi) (Python's `random.uniform`). */

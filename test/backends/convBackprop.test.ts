@@ -2,21 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { CONV_BACKPROP_KERNELS, registerConvBackpropKernels } from '../../src/backends/convBackprop.js';
 import { useBackend } from '../helpers/backends.js';
+import { randn } from './kernelTestUtils.js';
 
-/** Seeded N(0, 1) values (the same on every backend). */
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
 
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
 interface Case {

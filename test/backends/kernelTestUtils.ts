@@ -1,16 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../src/utils/random.js';
 import { useBackend, type BackendName } from '../helpers/backends.js';
 
 /** Seeded N(0, 1) values (mulberry32 + Box-Muller), identical on every backend. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const draw = mulberry32(seed >>> 0 || 1);
+  const u = () => draw() + 0.5 / 4294967296; // (0, 1): never log(0)
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
   return out;

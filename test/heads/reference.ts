@@ -4,6 +4,7 @@
  * layouts, as a state dict holds them.
  */
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../src/utils/random.js';
 
 export interface Arr {
   data: Float64Array;
@@ -24,14 +25,7 @@ export function zeros(shape: number[]): Arr {
 
 /** Deterministic pseudo-random numbers (mulberry32) for fixed test weights and inputs. */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { VisBackbonesError } from '../../src/errors.js';
 import { readSafetensors, readSafetensorsWithMetadata, SafetensorsError, writeSafetensors } from '../../src/weights/safetensors.js';
+import { mulberry32 } from '../../src/utils/random.js';
 import { loadFixture } from '../helpers/fixtures.js';
 
 /** Build a file by hand from a header object and a data section. */
@@ -27,16 +28,6 @@ function expectSafetensorsError(fn: () => unknown, pattern: RegExp): void {
   expect((err as Error).message).toMatch(pattern);
 }
 
-function mulberry(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('safetensors reader/writer', () => {
   it('round-trips float32, int32 and bool tensors with metadata', () => {
@@ -113,7 +104,7 @@ describe('safetensors reader/writer', () => {
     const header = JSON.parse(new TextDecoder().decode(orig.subarray(8, 8 + headerLen)));
     const names = Object.keys(header).filter((k) => k !== '__metadata__');
     const dataSection = orig.subarray(8 + headerLen);
-    const rnd = mulberry(1234);
+    const rnd = mulberry32(1234);
     const pick = <T>(arr: T[]): T => arr[Math.floor(rnd() * arr.length)];
     const counts = { ok: 0, error: 0 };
     const N = 3000;
