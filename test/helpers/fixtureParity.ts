@@ -14,6 +14,11 @@ import { compare, Fixture, loadFixture, nchwToNhwc } from './fixtures.js';
 export interface FixtureParityOptions {
   /** Name of the family in the suite titles (default: the case name). */
   label?: string;
+  /**
+   * The classifier keys of the reference file: adds a test that a `featuresOnly` model with
+   * `outIndices: [1, -1]` skips exactly these keys when loading and returns levels 1 and last.
+   */
+  headKeys?: string[];
 }
 
 /** The reference output `name` in our layout: NCHW maps become NHWC, tokens / vectors stay as stored. */
@@ -30,6 +35,7 @@ function expected(fx: Fixture, name: string): tf.Tensor {
  *    from a `featuresOnly` model taking every level) are within the case's own `atol` / `rtol`; every
  *    output the case lists is compared; the max abs errors are printed; no tensor leaks.
  * 2. `writeSafetensors(stateDict())` reproduces every tensor of the reference file byte for byte.
+ * 3. (with `headKeys`) a featuresOnly model loads the file skipping exactly the classifier keys.
  */
 export function describeFixtureParity(caseName: string, build: (config: any) => Backbone, opts: FixtureParityOptions = {}): void {
   const label = opts.label ?? caseName;
@@ -101,6 +107,26 @@ export function describeFixtureParity(caseName: string, build: (config: any) => 
         tf.dispose([...Object.values(sd), ...Object.values(back), ...Object.values(ref)]);
         model.dispose();
       });
+
+      if (opts.headKeys) {
+        it(`${caseName}: a featuresOnly model loads the checkpoint without its head and returns the chosen levels`, () => {
+          const m = build({ ...fx.case.config, featuresOnly: true, outIndices: [1, -1] });
+          expect(m.numClasses).toBe(0);
+          const res = loadTimmWeights(m, fx.weightsBytes!);
+          expect(res.skipped.sort()).toEqual([...opts.headKeys!].sort());
+          const x = nchwToNhwc(fx.io.input);
+          const last = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length - 1;
+          const maps = m.forward(x) as tf.Tensor4D[];
+          expect(maps.length).toBe(2);
+          [1, last].forEach((s, i) => {
+            const exp = expected(fx, `features.${s}`);
+            expect(compare(maps[i], exp, fx.case.atol, fx.case.rtol).worstExcess).toBeLessThanOrEqual(0);
+            exp.dispose();
+          });
+          tf.dispose([x, ...maps]);
+          m.dispose();
+        });
+      }
     });
   }
 }
