@@ -138,23 +138,9 @@ class ImagePool implements DataSource<Batch> {
   }
 }
 
-/**
- * timm's `SwinTransformerV2Stage._init_respostnorm`: SwinV2 blocks start with zero res-post-norm
- * weights and biases, so every block begins as the identity (SwinV2 sec. 3.1). It matters for
- * training from scratch and for pretraining; a checkpoint overwrites it.
- */
-export function initResPostNorm(model: SwinTransformer): void {
-  if (model.version !== 'v2') return;
-  for (const [name, p] of model.namedParameters()) {
-    if (/^layers\.\d+\.blocks\.\d+\.norm[12]\.(weight|bias)$/.test(name)) tf.tidy(() => p.variable.assign(tf.zerosLike(p.variable)));
-  }
-}
-
 function buildBackbone(p: DemoModelPreset, numClasses: number): SwinTransformer {
   const cfg = { ...p.config, numClasses };
-  const model = p.family === 'swin' ? swin(cfg) : swinV2(cfg);
-  initResPostNorm(model);
-  return model;
+  return p.family === 'swin' ? swin(cfg) : swinV2(cfg);
 }
 
 /** Top-1 accuracy of `model` on a pool, in batches. */

@@ -27,6 +27,18 @@ for (const backend of BACKENDS) {
 
         const evalLoss = () => tf.tidy(() => tf.losses.softmaxCrossEntropy(y, model.forwardLogits(x)).dataSync()[0]);
         const initial = evalLoss();
+        if (name === 'swinV2') {
+          // timm's init: zero res-post-norms, so every block is the identity at first and the attention
+          // and MLP weights get their first gradient only once a step has moved those norms
+          for (const [k, p] of model.namedParameters()) {
+            if (/^layers\.\d+\.blocks\.\d+\.norm[12]\./.test(k)) expect(tf.tidy(() => tf.max(tf.abs(p.value)).dataSync()[0]), k).toBe(0);
+          }
+          const y0 = tf.randomNormal([2, 8, 8, 8], 0, 1, 'float32', 5);
+          const y1 = model.layers[0].forward(y0);
+          expect(Array.from(y1.dataSync())).toEqual(Array.from(y0.dataSync()));
+          tf.dispose([y0, y1]);
+          step(model, lossFn, opt);
+        }
         stepAndCheckGradients(model, lossFn, opt);
         const afterFirst = tf.memory().numTensors; // the optimizer allocates its slots once
         step(model, lossFn, opt);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { swin, swinV2 } from '../../src/models/swin/swinTransformer.js';
+import { unitResPostNorm } from '../helpers/families.js';
 import { vit } from '../../src/models/vit/visionTransformer.js';
 import { fastmim, progressiveResolution, resizeImages } from '../../src/pretrain/fastmim.js';
 import { hogTargets } from '../../src/pretrain/hog.js';
@@ -11,7 +12,7 @@ import { expectGradientsEverywhere, firstLast, seeded, smoothImages, TINY_SWIN, 
 const DECODER = { decoderDim: 16, decoderDepth: 1, decoderNumHeads: 2 };
 const FAMILIES = [
   { name: 'swin', build: () => swin(TINY_SWIN) },
-  { name: 'swinv2', build: () => swinV2(TINY_SWIN) },
+  { name: 'swinv2', build: () => unitResPostNorm(swinV2(TINY_SWIN)) },
   { name: 'vit', build: () => vit(TINY_VIT) },
 ] as const;
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { swin, swinV2 } from '../../src/models/swin/swinTransformer.js';
+import { unitResPostNorm } from '../helpers/families.js';
 import { mixmim } from '../../src/pretrain/mixmim.js';
 import { mixWithPartner } from '../../src/pretrain/mixmimLoss.js';
 import { disposeMixMIMMask } from '../../src/pretrain/mixmimMask.js';
@@ -10,7 +11,7 @@ import { expectGradientsEverywhere, firstLast, seeded, smoothImages, TINY_SWIN }
 
 const FAMILIES = [
   { name: 'swin', build: swin },
-  { name: 'swinv2', build: swinV2 },
+  { name: 'swinv2', build: (c: Parameters<typeof swinV2>[0]) => unitResPostNorm(swinV2(c)) },
 ] as const;
 const DECODER = { decoderDim: 16, decoderDepth: 1, decoderNumHeads: 2 };
 

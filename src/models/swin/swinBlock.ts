@@ -173,6 +173,18 @@ export class SwinStage extends Module {
       this.blocks.push(blocks.push(b));
     }
   }
+  /**
+   * timm's `SwinTransformerV2Stage._init_respostnorm`: zero every block's res-post-norm weight and
+   * bias, so each SwinV2 block starts as the identity (SwinV2 sec. 3.1). The SwinV2 model calls it
+   * at construction, as timm does; a checkpoint overwrites it.
+   */
+  initResPostNorm(): void {
+    for (const b of this.blocks) {
+      for (const p of [b.norm1.weight, b.norm1.bias, b.norm2.weight, b.norm2.bias]) {
+        if (p) tf.tidy(() => p.variable.assign(tf.zerosLike(p.variable)));
+      }
+    }
+  }
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
     return tf.tidy(() => {
       let y = (this.downsample ? this.downsample.forward(x) : x) as tf.Tensor4D;

@@ -121,6 +121,8 @@ export class SwinTransformer extends Backbone {
         pretrainedWindowSize: pws[i],
       });
       this.layers.push(layers.push(st));
+      // timm's SwinTransformerV2.__init__ ends with `_init_respostnorm()` on every stage.
+      if (version === 'v2') st.initResPostNorm();
     }
     this.norm = this.addModule('norm', new LayerNorm(this.numFeatures, 1e-5));
     this.head = this.addModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses: this.numClasses, poolType: this.globalPoolType, dropRate: cfg.dropRate ?? 0 }));
