@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --backend wasm|cpu] [--only NAME[,NAME]] [--batches 1,8] [--threads 1,2] [--kernels stock,fast] [--profile]`:
+ * `npm run bench [-- --backend wasm|cpu] [--only NAME[,NAME]] [--batches 1,8] [--threads 1,2] [--kernels stock,fast] [--profile]` (default: 1 thread, our kernels):
  * runs every suite in bench/suites on one backend and prints images/s, model GFLOP/s, this run's
  * 1024^3 matmul GFLOP/s and their ratio. Throughput is reported as ratios measured in the same run.
  *
  * wasm only: `--threads` repeats everything for each thread count (Node: the threaded binary, see
- * src/backends/wasmThreads.ts), `--kernels` with tfjs-wasm's kernels (`stock`) and/or ours
- * (`fast`, src/backends/fastKernels.ts); each pass measures its own matmul rate. `--profile` prints a
+ * src/backends/wasmThreads.ts), `--kernels` with tfjs-wasm's kernels (`stock`: ours unregistered)
+ * and/or ours (`fast`, src/backends/fastKernels.ts: what the package registers on import); each pass
+ * measures its own matmul rate. `--profile` prints a
  * per-op profile of the first call of every timed function (one forward pass for a forward suite).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -28,7 +29,7 @@ async function main(): Promise<void> {
   const only = flag(args, 'only');
   const batches = (flag(args, 'batches') ?? '1,8').split(',').map(Number);
   const threadCounts = backend === 'wasm' ? (flag(args, 'threads') ?? '1').split(',').map(Number) : [1];
-  const kernelSets = backend === 'wasm' ? (flag(args, 'kernels') ?? 'stock').split(',') : ['stock'];
+  const kernelSets = backend === 'wasm' ? (flag(args, 'kernels') ?? 'fast').split(',') : ['stock'];
   setProfiling(args.includes('--profile'));
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'suites');
   const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();

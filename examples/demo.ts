@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import '../src/backends/wasmKernels.js';
-import { registerFastKernels } from '../src/backends/fastKernels.js';
+import { registerFastKernels, unregisterFastKernels } from '../src/backends/fastKernels.js';
 import { parseArgs, flagInt, flagString, UsageError } from '../src/cli/args.js';
 import { DEMO_MODELS, runDemo } from './demo/pipeline.js';
 
@@ -48,7 +48,9 @@ async function main(): Promise<number> {
     await tf.setBackend(backend);
     await tf.ready();
     const fast = backend === 'wasm' && !args.flags.has('no-fast-kernels');
+    // the library registers its kernels on import: --no-fast-kernels puts tfjs-wasm's back
     if (fast) await registerFastKernels();
+    else unregisterFastKernels();
     console.log(`visbackbones demo on the ${tf.getBackend()} backend${fast ? ' (with the library\'s SIMD kernels)' : ''}`);
     await runDemo({
       model,

@@ -22,7 +22,7 @@ export * from './backends/wasmKernels.js';
 export * from './backends/convBackprop.js';
 export { enableWasmThreads, useWasm, wasmThreads } from './backends/wasmThreads.js';
 export type { UseWasmOptions } from './backends/wasmThreads.js';
-export { registerFastKernels, unregisterFastKernels, fastKernelRegistered, FAST_KERNEL_NAMES } from './backends/fastKernels.js';
+export { registerFastKernels, unregisterFastKernels, fastKernelRegistered, fastKernelsReady, FAST_KERNEL_NAMES } from './backends/fastKernels.js';
 export type { FastKernelName, FastKernelOptions } from './backends/fastKernels.js';
 export * from './utils/flops.js';
 export * from './utils/pinv.js';

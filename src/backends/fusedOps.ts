@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * Fused single-pass versions of GELU and LayerNorm, available on a backend only where a kernel of
- * that name is registered for it (our wasm kernels: `registerFastKernels`). The layers call
+ * that name is registered for it (our wasm kernels, registered on import: `fastKernels.ts`). The layers call
  * {@link fusedGelu} / {@link fusedLayerNorm} first and compute the composed formula when they return
  * null, so the math is the same on every backend. Their gradients are written with ordinary ops.
  */

@@ -45,6 +45,10 @@ export interface KernelExports {
   geluGrad(x: number, dy: number, dx: number, i0: number, i1: number): void;
   reduceSum(x: number, out: number, r: number, i: number, o0: number, o1: number): void;
   gatherRows(...args: number[]): void;
+  biasMaskSoftmax(x: number, bias: number, mask: number, y: number, m: number, n: number, heads: number, nW: number, r0: number, r1: number): void;
+  softmaxGrad(y: number, dy: number, dx: number, m: number, r0: number, r1: number): void;
+  binary(...args: number[]): void;
+  unary(op: number, x: number, y: number, i0: number, i1: number): void;
 }
 
 /** A kernel's name in the module. */
@@ -72,16 +76,77 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
 }
 
 const compiled: { plain?: WebAssembly.Module; shared?: WebAssembly.Module } = {};
+/** Why a variant could not be compiled (e.g. a runtime without WebAssembly SIMD); it is not retried. */
+const failed: { plain?: unknown; shared?: unknown } = {};
+let compiling: Promise<void> | null = null;
 
-/** Compile both variants ahead of time (async, as browsers require for modules over 4 KB). */
-export async function precompileKernels(): Promise<void> {
-  compiled.plain ??= await WebAssembly.compile(decodeBase64(KERNELS_WASM));
-  compiled.shared ??= await WebAssembly.compile(decodeBase64(KERNELS_SHARED_WASM));
+/**
+ * Whether this runtime may compile our module synchronously: Node (and runtimes that present
+ * themselves as it). Browsers refuse synchronous compilation of modules over 4 KB on the main thread.
+ */
+function syncCompileAllowed(): boolean {
+  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof p?.versions?.node === 'string';
 }
 
-function moduleFor(shared: boolean): WebAssembly.Module {
-  if (shared) return (compiled.shared ??= new WebAssembly.Module(decodeBase64(KERNELS_SHARED_WASM)));
-  return (compiled.plain ??= new WebAssembly.Module(decodeBase64(KERNELS_WASM)));
+function compileSync(variant: 'plain' | 'shared'): WebAssembly.Module | null {
+  if (compiled[variant] || failed[variant] !== undefined) return compiled[variant] ?? null;
+  try {
+    compiled[variant] = new WebAssembly.Module(decodeBase64(variant === 'shared' ? KERNELS_SHARED_WASM : KERNELS_WASM));
+  } catch (e) {
+    failed[variant] = e;
+  }
+  return compiled[variant] ?? null;
+}
+
+async function compileAsync(variant: 'plain' | 'shared'): Promise<void> {
+  if (compiled[variant] || failed[variant] !== undefined) return;
+  try {
+    compiled[variant] = await WebAssembly.compile(decodeBase64(variant === 'shared' ? KERNELS_SHARED_WASM : KERNELS_WASM));
+  } catch (e) {
+    failed[variant] = e;
+  }
+}
+
+/**
+ * Compile the kernel module (idempotent; started when the package is imported). In Node the
+ * single-memory variant is compiled synchronously, before this returns, so our kernels run from the
+ * first call; elsewhere the variants compile asynchronously, and until they are ready
+ * {@link kernelModuleFor} returns null (every kernel of ours then runs the one it replaced). The
+ * promise resolves when the module is ready and rejects if it cannot be compiled (a runtime without
+ * WebAssembly SIMD): the kernels it replaced then stay in use.
+ */
+export function compileKernels(): Promise<void> {
+  if (!compiling) {
+    if (syncCompileAllowed()) {
+      compileSync('plain');
+      compiling = Promise.resolve();
+    } else {
+      // the shared-memory variant only where a shared memory can exist (a cross-origin isolated page)
+      compiling = compileAsync('plain').then(() => (typeof SharedArrayBuffer !== 'undefined' ? compileAsync('shared') : undefined));
+    }
+    compiling = compiling.then(() => {
+      if (!compiled.plain) throw new Error(`the visbackbones wasm kernel module could not be compiled (it needs WebAssembly SIMD): ${String(failed.plain)}`);
+    });
+    compiling.catch(() => {}); // a failure is reported to those who await it, not as an unhandled rejection
+  }
+  return compiling;
+}
+
+/** Whether the kernel module (single-memory variant) is compiled. */
+export function kernelsCompiled(): boolean {
+  return compiled.plain !== undefined;
+}
+
+/** The compiled variant, compiling it now where that is allowed (Node); null if not (yet) available. */
+function moduleFor(shared: boolean): WebAssembly.Module | null {
+  const variant = shared ? 'shared' : 'plain';
+  if (compiled[variant]) return compiled[variant];
+  return syncCompileAllowed() ? compileSync(variant) : null;
+}
+
+function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
 }
 
 /** The WebAssembly memory of a tfjs-wasm backend (exported by the plain binaries, imported by the threaded one). */
@@ -104,8 +169,10 @@ export class KernelModule {
 
   constructor(readonly backend: WasmBackend) {
     this.memory = backendMemory(backend);
-    this.shared = typeof SharedArrayBuffer !== 'undefined' && this.memory.buffer instanceof SharedArrayBuffer;
-    const instance = new WebAssembly.Instance(moduleFor(this.shared), {
+    this.shared = isShared(this.memory);
+    const module = moduleFor(this.shared);
+    if (!module) throw new Error(`the visbackbones kernel module (${this.shared ? 'shared' : 'plain'} memory) is not compiled`);
+    const instance = new WebAssembly.Instance(module, {
       env: {
         memory: this.memory,
         abort: () => {
@@ -176,20 +243,40 @@ const live = new Set<KernelModule>();
 let poolThreads = 1;
 let poolWorker: NodeWorkerCtor | null = null;
 
-/** The kernel module of a backend, instantiated on first use (null if it cannot be, e.g. no memory). */
+/** Backends our module cannot be instantiated on (no memory, or instantiation failed): not retried. */
+const unusable = new WeakSet<object>();
+
+/**
+ * The kernel module of a backend, instantiated on first use; null if it cannot be (e.g. the backend
+ * exposes no memory) or is not compiled yet (a browser, until {@link compileKernels} resolves).
+ */
 export function kernelModuleFor(backend: unknown): KernelModule | null {
   const b = backend as WasmBackend;
   let m = instances.get(b);
-  if (!m) {
-    try {
-      m = new KernelModule(b);
-    } catch {
-      return null;
-    }
-    if (poolThreads > 1 && m.shared && poolWorker) m.pool = createKernelPool(moduleFor(true), m.memory, poolThreads - 1, poolWorker);
-    instances.set(b, m);
-    live.add(m);
+  if (m) return m;
+  if (unusable.has(b)) return null;
+  let memory: WebAssembly.Memory;
+  try {
+    memory = backendMemory(b);
+  } catch {
+    unusable.add(b);
+    return null;
   }
+  const module = moduleFor(isShared(memory));
+  if (!module) {
+    // not compiled yet (asynchronous compile in progress): retried on the next call
+    if (failed[isShared(memory) ? 'shared' : 'plain'] !== undefined) unusable.add(b);
+    return null;
+  }
+  try {
+    m = new KernelModule(b);
+  } catch {
+    unusable.add(b);
+    return null;
+  }
+  if (poolThreads > 1 && m.shared && poolWorker) m.pool = createKernelPool(module, m.memory, poolThreads - 1, poolWorker);
+  instances.set(b, m);
+  live.add(m);
   return m;
 }
 

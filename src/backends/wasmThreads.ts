@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { disposeKernelModules, setKernelThreads } from './kernelModule.js';
 import type { NodeWorkerCtor } from './kernelPool.js';
-import { registerFastKernels } from './fastKernels.js';
+import { registerFastKernels, unregisterFastKernels } from './fastKernels.js';
 
 /**
  * Multi-threaded tfjs-wasm in Node.
@@ -13,8 +13,8 @@ import { registerFastKernels } from './fastKernels.js';
  * at half the logical cores. {@link enableWasmThreads} sets the flag, gives Emscripten a worker script
  * on disk (a small bootstrap in the OS temp folder that runs tfjs's own worker code and points it at
  * `wasm-out/tfjs-backend-wasm-threaded-simd.js`), reports enough cores for the requested count while
- * the backend starts, then restores everything it touched. Our own kernels (`registerFastKernels`)
- * then split their work over the same number of threads.
+ * the backend starts, then restores everything it touched. Our own kernels (`fastKernels.ts`,
+ * registered on import) then split their work over the same number of threads.
  *
  * Browsers: nothing here changes them. tfjs-wasm already picks the threaded binary in a page that is
  * cross-origin isolated, i.e. served with `Cross-Origin-Opener-Policy: same-origin` and
@@ -27,7 +27,11 @@ import { registerFastKernels } from './fastKernels.js';
 export interface UseWasmOptions {
   /** Threads for XNNPACK and our kernels (Node; default 1 = the single-threaded SIMD binary). */
   threads?: number;
-  /** Register our kernels (`registerFastKernels`) before switching (default false). */
+  /**
+   * Our kernels over tfjs-wasm's (default true: they are registered on import, and this waits until
+   * they are ready, which matters in a browser; true also rejects where they cannot be compiled);
+   * false puts tfjs-wasm's back (`unregisterFastKernels`).
+   */
   fastKernels?: boolean;
 }
 
@@ -66,14 +70,15 @@ export async function enableWasmThreads(n: number): Promise<void> {
     configuredThreads = n;
     return;
   }
-  const previous = tf.getBackend();
+  // read the active backend's name without initialising one: tf.getBackend() and tf.findBackend('wasm')
+  // would start the single-threaded wasm backend right here, before the flag below is set
+  const previous = (tf.engine() as unknown as { backendName: string | null }).backendName;
   const factory = tf.findBackendFactory('wasm');
   check(factory != null, () => 'enableWasmThreads: the wasm backend is not registered (import @tensorflow/tfjs-backend-wasm)');
-  if (tf.findBackend('wasm')) {
-    disposeKernelModules();
-    tf.removeBackend('wasm');
-    tf.registerBackend('wasm', factory!, 2);
-  }
+  // always re-register: drops an instance that exists or is still initialising with the old thread count
+  disposeKernelModules();
+  tf.removeBackend('wasm');
+  tf.registerBackend('wasm', factory!, 2);
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', n > 1);
   wasm.setThreadsCount(n);
   const { Worker } = (await nodeImport('node:worker_threads')) as { Worker: NodeWorkerCtor };
@@ -93,13 +98,20 @@ export async function enableWasmThreads(n: number): Promise<void> {
 }
 
 /**
- * Switch to the wasm backend, optionally threaded (Node) and with our kernels registered:
- * `await useWasm({ threads: 2, fastKernels: true })`.
+ * Switch to the wasm backend, optionally threaded (Node), with our kernels ready (or, with
+ * `fastKernels: false`, tfjs-wasm's own): `await useWasm({ threads: 2 })`.
  */
 export async function useWasm(opts: UseWasmOptions = {}): Promise<void> {
   const threads = opts.threads ?? 1;
   if (threads !== configuredThreads || (threads > 1 && !tf.findBackend('wasm'))) await enableWasmThreads(threads);
-  if (opts.fastKernels) await registerFastKernels();
+  if (opts.fastKernels === false) {
+    unregisterFastKernels();
+  } else {
+    // by default a runtime that cannot compile ours (no WebAssembly SIMD) keeps tfjs-wasm's; asked for explicitly, it is an error
+    await registerFastKernels().catch((e: unknown) => {
+      if (opts.fastKernels) throw e;
+    });
+  }
   check(await tf.setBackend('wasm'), () => 'useWasm: the wasm backend failed to initialise');
   await tf.ready();
 }

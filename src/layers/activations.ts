@@ -4,7 +4,7 @@ import { Module } from './module.js';
 
 /**
  * Exact GELU, `0.5 x (1 + erf(x / sqrt 2))` (Hendrycks & Gimpel 2016, eq. 1), PyTorch's default `nn.GELU`.
- * One fused kernel where the backend has it (wasm with `registerFastKernels`), the same formula otherwise.
+ * One fused kernel where the backend has it (wasm, with the package's kernels), the same formula otherwise.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
   return fusedGelu(x) ?? tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));

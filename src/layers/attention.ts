@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedBiasMaskSoftmax } from '../backends/fusedSoftmax.js';
 
 /**
  * Shared pieces of multi-head attention (Vaswani et al. 2017, sec. 3.2.2), kept to 2-D matmuls
@@ -53,4 +54,13 @@ export function addBiasAndMask(attn: tf.Tensor, bias: tf.Tensor | null, mask: tf
     const full = bias ? tf.add(bias.expandDims(0), mask.expandDims(1)) : tf.tile(mask.expandDims(1), [1, heads, 1, 1]);
     return tf.add(attn.reshape([bh / (heads * nW), nW * heads, n, m]), full.reshape([nW * heads, n, m])).reshape([bh, n, m]) as tf.Tensor3D;
   });
+}
+
+/**
+ * `softmax(addBiasAndMask(attn, bias, mask, heads))` over the last axis: window attention's probabilities
+ * from logits `[B * nW * heads, N, N]`. One fused pass where our kernel is registered (wasm), else
+ * exactly that composition.
+ */
+export function biasMaskSoftmax(attn: tf.Tensor, bias: tf.Tensor | null, mask: tf.Tensor | null, heads: number): tf.Tensor3D {
+  return fusedBiasMaskSoftmax(attn, bias, mask, heads) ?? tf.tidy(() => tf.softmax(addBiasAndMask(attn, bias, mask, heads)) as tf.Tensor3D);
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { uniform } from './init.js';
+import { denseProduct } from './linear.js';
 import { CONV, DEPTHWISE, Module, Parameter, patchLayout } from './module.js';
 
 /** Options of {@link Conv2d} (PyTorch's `nn.Conv2d` arguments). */
@@ -78,7 +79,8 @@ export class Conv2d extends Module {
         let xi = x as tf.Tensor4D;
         if (ho * k !== h || wo * k !== w) xi = tf.slice(xi, [0, 0, 0, 0], [b, ho * k, wo * k, c]);
         const cols = k === 1 ? xi.reshape([b * ho * wo, c]) : xi.reshape([b * ho, k, wo, k * c]).transpose([0, 2, 1, 3]).reshape([b * ho * wo, k * k * c]);
-        y = tf.matMul(cols as tf.Tensor2D, this.weight.value as tf.Tensor2D).reshape([b, ho, wo, this.outChans]);
+        // the bias goes into the product, exactly as Linear adds it (a 1x1 conv equals a Linear)
+        return denseProduct(cols as tf.Tensor2D, this.weight.value as tf.Tensor2D, this.bias?.value ?? null).reshape([b, ho, wo, this.outChans]);
       } else {
         const p = this.padding;
         const xp = (p > 0 ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x) as tf.Tensor4D;

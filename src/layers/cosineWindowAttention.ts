@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { addBiasAndMask, l2Normalize, mergeHeads, splitQkv } from './attention.js';
+import { biasMaskSoftmax, l2Normalize, mergeHeads, splitQkv } from './attention.js';
 import { dropout } from './dropPath.js';
 import { Linear } from './linear.js';
 import { ForwardOptions, Module, Parameter } from './module.js';
@@ -74,14 +74,17 @@ export class CosineWindowAttention extends Module {
     const heads = this.opts.numHeads;
     const training = opts.training ?? false;
     return tf.tidy(() => {
-      let qkv = this.qkv.forward(x.reshape([bw * n, c]));
-      if (this.qBias && this.vBias) qkv = tf.add(qkv, tf.concat([this.qBias.value, tf.zeros([c]), this.vBias.value]));
+      const x2 = x.reshape([bw * n, c]) as tf.Tensor2D;
+      // q/v biases added by the projection (matMul then add on cpu; one pass with our wasm kernels)
+      const qkv =
+        this.qBias && this.vBias
+          ? tf.fused.matMul({ a: x2, b: this.qkv.weight.value as tf.Tensor2D, bias: tf.concat([this.qBias.value, tf.zeros([c]), this.vBias.value]) })
+          : this.qkv.forward(x2);
       const [q, k, v] = splitQkv(qkv, bw, n, heads);
       let attn: tf.Tensor = tf.matMul(l2Normalize(q), l2Normalize(k), false, true); // [bw*heads, N, N]
       const scale = tf.exp(tf.minimum(this.logitScale.value, Math.log(100))); // [heads, 1, 1]
       attn = tf.mul(attn.reshape([bw, heads, n, n]), scale).reshape([bw * heads, n, n]);
-      attn = addBiasAndMask(attn, this.relativePositionBias(), opts.mask ?? null, heads);
-      attn = dropout(tf.softmax(attn), this.opts.attnDrop ?? 0, training);
+      attn = dropout(biasMaskSoftmax(attn, this.relativePositionBias(), opts.mask ?? null, heads), this.opts.attnDrop ?? 0, training);
       const o = mergeHeads(tf.matMul(attn as tf.Tensor3D, v), bw, heads);
       return dropout(this.proj.forward(o), this.opts.projDrop ?? 0, training).reshape([bw, n, c]) as tf.Tensor3D;
     });

@@ -11,6 +11,17 @@ export interface LinearOptions {
 }
 
 /**
+ * `x W + b` for a 2-D `x` `[rows, in]` and `W` `[in, out]`: every dense product of the package
+ * ({@link Linear}, patchify and 1x1 convolutions) goes through here, so equal math gives equal bits
+ * whichever module computes it. With a bias it is `tf.fused.matMul`, whose kernel is matMul then add
+ * on cpu (the same values) and one pass on wasm with our kernels (the bias is added as the GEMM
+ * stores its tiles).
+ */
+export function denseProduct(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | null): tf.Tensor2D {
+  return (bias ? tf.fused.matMul({ a: x, b: w, bias }) : tf.matMul(x, w)) as tf.Tensor2D;
+}
+
+/**
  * A fully connected layer `y = x W^T + b` (PyTorch's `nn.Linear`). The kernel is kept `[in, out]`
  * and every input is flattened to 2-D, so the matmul stays on the backend's fast GEMM path.
  * State-dict keys `weight` `[out, in]` and `bias` `[out]`.
@@ -30,8 +41,7 @@ export class Linear extends Module {
     check(d === this.inFeatures, () => `Linear expected ${this.inFeatures} input features, got ${d} (shape [${x.shape.join(', ')}])`);
     return tf.tidy(() => {
       const x2 = x.rank === 2 ? x : x.reshape([-1, d]);
-      let y = tf.matMul(x2 as tf.Tensor2D, this.weight.value as tf.Tensor2D);
-      if (this.bias) y = tf.add(y, this.bias.value);
+      const y = denseProduct(x2 as tf.Tensor2D, this.weight.value as tf.Tensor2D, this.bias?.value ?? null);
       return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), this.outFeatures]);
     });
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { addBiasAndMask, mergeHeads, splitQkv } from './attention.js';
+import { biasMaskSoftmax, mergeHeads, splitQkv } from './attention.js';
 import { dropout } from './dropPath.js';
 import { truncNormal } from './init.js';
 import { Linear } from './linear.js';
@@ -60,8 +60,7 @@ export class WindowAttention extends Module {
     return tf.tidy(() => {
       const [q, k, v] = splitQkv(this.qkv.forward(x), bw, n, heads);
       let attn: tf.Tensor = tf.matMul(tf.mul(q, this.scale), k, false, true);
-      attn = addBiasAndMask(attn, this.relativePositionBias(), opts.mask ?? null, heads);
-      attn = dropout(tf.softmax(attn), this.opts.attnDrop ?? 0, training);
+      attn = dropout(biasMaskSoftmax(attn, this.relativePositionBias(), opts.mask ?? null, heads), this.opts.attnDrop ?? 0, training);
       const o = mergeHeads(tf.matMul(attn as tf.Tensor3D, v), bw, heads);
       return dropout(this.proj.forward(o), this.opts.projDrop ?? 0, training).reshape([bw, n, c]) as tf.Tensor3D;
     });

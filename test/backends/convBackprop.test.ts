@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CONV_BACKPROP_KERNELS, registerConvBackpropKernels } from '../../src/backends/convBackprop.js';
+import { unregisterFastKernels } from '../../src/backends/fastKernels.js';
 import { useBackend } from '../helpers/backends.js';
 import { randn } from './kernelTestUtils.js';
 
@@ -55,6 +56,9 @@ const CASES: Case[] = [
 ];
 
 describe('conv backprop kernels for wasm', () => {
+  // these JavaScript kernels run where ours (registered on import, tested in fastKernels.test.ts) are unregistered
+  beforeAll(() => unregisterFastKernels());
+
   it('are registered for wasm only, and only where tfjs has no kernel', async () => {
     await useBackend('wasm');
     for (const [name, fn] of Object.entries(CONV_BACKPROP_KERNELS)) {

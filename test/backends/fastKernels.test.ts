@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FAST_KERNEL_NAMES, registerFastKernels } from '../../src/backends/fastKernels.js';
 import { fusedGelu, fusedLayerNorm } from '../../src/backends/fusedOps.js';
+import { fusedBiasMaskSoftmax } from '../../src/backends/fusedSoftmax.js';
+import { biasMaskSoftmax } from '../../src/layers/attention.js';
 import { gelu } from '../../src/layers/activations.js';
 import { useBackend } from '../helpers/backends.js';
 import { diff, erf64, on, randn } from './kernelTestUtils.js';
@@ -353,5 +355,190 @@ describe('GatherV2', () => {
     cpu.forEach((e, i) => expect(Array.from(wasm[i]), `case ${i}`).toEqual(Array.from(e)));
     await useBackend('wasm');
     expect(() => tf.tidy(() => tf.gather(tf.tensor(xv, [36, 5]), tf.tensor1d([36], 'int32')))).toThrow(/index value 36/);
+  });
+});
+
+describe('Softmax', () => {
+  const cases: Array<{ shape: number[]; scale: number; shift?: number; why: string }> = [
+    { shape: [1], scale: 1, why: 'one value' },
+    { shape: [3], scale: 1, why: 'shorter than a vector' },
+    { shape: [5, 7], scale: 3, why: 'odd rows' },
+    { shape: [2, 3, 65], scale: 2, why: 'rank 3, 16 vectors + 1' },
+    { shape: [4, 64], scale: 1, why: 'window attention rows' },
+    { shape: [3, 197], scale: 4, why: 'ViT rows' },
+    { shape: [6, 33], scale: 30, shift: 1e4, why: 'large logits' },
+    { shape: [6, 9], scale: 30, shift: -1e4, why: 'large negative logits' },
+  ];
+  for (const c of cases) {
+    it(`${c.why}: [${c.shape}]`, async () => {
+      const n = c.shape.reduce((a, b) => a * b, 1);
+      const v = randn(n, 30, c.scale).map((x) => x + (c.shift ?? 0));
+      const { cpu, wasm } = await both(() => tf.softmax(tf.tensor(v, c.shape)));
+      const d = diff(wasm[0], cpu[0], 1e-12, 6e-7);
+      expect(d.worst, `max abs ${d.maxAbs}`).toBeLessThanOrEqual(0);
+    });
+  }
+
+  it('masked logits (-100, -1e9, -1e30, -Infinity) get weight 0 (or a denormal, as on cpu)', async () => {
+    const m = 13;
+    const rows = 8;
+    const v = randn(rows * m, 31, 2);
+    const fill = [-100, -1e9, -1e30, -Infinity];
+    for (let r = 0; r < rows; r++) for (let c = 0; c < m; c++) if ((r + c) % 3 === 0) v[r * m + c] = fill[(r + c) % 4];
+    // a row with every logit masked to the same value is uniform
+    for (let c = 0; c < m; c++) v[7 * m + c] = -1e9;
+    const { cpu, wasm } = await both(() => tf.softmax(tf.tensor2d(v, [rows, m])));
+    const d = diff(wasm[0], cpu[0], 1e-12, 6e-7);
+    expect(d.worst, `max abs ${d.maxAbs}`).toBeLessThanOrEqual(0);
+    for (let i = 0; i < v.length; i++) if (v[i] <= -1e9 && i < 7 * m) expect(wasm[0][i]).toBe(0);
+  });
+
+  it("its gradient (tfjs's, from our output) matches cpu", async () => {
+    const v = randn(5 * 6, 32);
+    const r = randn(5 * 6, 33);
+    const { cpu, wasm } = await both(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.softmax(x), tf.tensor2d(r, [5, 6]))))(tf.tensor2d(v, [5, 6])));
+    expect(diff(wasm[0], cpu[0], 1e-6, 1e-5).worst).toBeLessThanOrEqual(0);
+  });
+});
+
+describe('fused bias + mask + softmax (window attention)', () => {
+  const shapes: Array<{ b: number; nW: number; heads: number; n: number; m: number }> = [
+    { b: 2, nW: 4, heads: 3, n: 7, m: 7 },
+    { b: 1, nW: 2, heads: 2, n: 64, m: 64 },
+    { b: 3, nW: 1, heads: 5, n: 5, m: 9 },
+  ];
+  for (const s of shapes) {
+    for (const [useBias, useMask] of [[true, true], [true, false], [false, true], [false, false]] as const) {
+      it(`B ${s.b} nW ${s.nW} heads ${s.heads} [${s.n}, ${s.m}] bias ${useBias} mask ${useMask}: values and gradients`, async () => {
+        const g = s.b * s.nW * s.heads;
+        const xv = randn(g * s.n * s.m, 40, 3);
+        const bv = randn(s.heads * s.n * s.m, 41);
+        // Swin's shifted-window mask: 0 or -100; one window row fully at -1e9 as well
+        const mv = Float32Array.from(randn(s.nW * s.n * s.m, 42), (u, i) => (i < s.m ? -1e9 : u > 0.3 ? -100 : 0));
+        const rv = randn(g * s.n * s.m, 43);
+        const { cpu, wasm } = await both(() => {
+          const x = tf.tensor3d(xv, [g, s.n, s.m]);
+          const bias = tf.tensor3d(bv, [s.heads, s.n, s.m]);
+          const mask = tf.tensor3d(mv, [s.nW, s.n, s.m]);
+          const f = (xx: tf.Tensor, bb: tf.Tensor, mm: tf.Tensor) => biasMaskSoftmax(xx, useBias ? bb : null, useMask ? mm : null, s.heads);
+          const r = tf.tensor3d(rv, [g, s.n, s.m]);
+          // gradients with respect to the inputs in use (a mask is a buffer in the models, but has one)
+          const used = [x, ...(useBias ? [bias] : []), ...(useMask ? [mask] : [])];
+          const loss = (...t: tf.Tensor[]) => tf.sum(tf.mul(f(t[0], useBias ? t[1] : bias, useMask ? t[t.length - 1] : mask), r));
+          return [f(x, bias, mask), ...tf.grads(loss)(used)];
+        });
+        const names = ['y', 'dx', ...(useBias ? ['dbias'] : []), ...(useMask ? ['dmask'] : [])];
+        const terms = [1, 1, ...(useBias ? [s.b * s.nW] : []), ...(useMask ? [s.b * s.heads] : [])];
+        expect(wasm.length).toBe(names.length);
+        cpu.forEach((e, i) => {
+          const d = diff(wasm[i], e, 1e-6 * terms[i], 1e-5);
+          expect(d.worst, `${names[i]}: max abs ${d.maxAbs}`).toBeLessThanOrEqual(0);
+        });
+      });
+    }
+  }
+
+  it('runs as one kernel on wasm and not at all on cpu', async () => {
+    await useBackend('wasm');
+    expect(tf.tidy(() => fusedBiasMaskSoftmax(tf.zeros([6, 4, 4]), tf.zeros([3, 4, 4]), tf.zeros([2, 4, 4]), 3) !== null)).toBe(true);
+    // shapes that are not window attention's: the composition, which reports the mismatch
+    expect(tf.tidy(() => fusedBiasMaskSoftmax(tf.zeros([6, 4, 4]), tf.zeros([4, 4, 4]), null, 3) === null)).toBe(true);
+    await useBackend('cpu');
+    expect(tf.tidy(() => fusedBiasMaskSoftmax(tf.zeros([6, 4, 4]), tf.zeros([3, 4, 4]), null, 3) === null)).toBe(true);
+  });
+});
+
+describe('_FusedMatMul (tf.fused.matMul with a bias)', () => {
+  const cases: Array<{ a: number[]; b: number[]; bias: number[]; ta?: boolean; tb?: boolean; act?: 'relu'; why: string }> = [
+    { a: [37, 19], b: [19, 23], bias: [23], why: 'Linear, odd sizes' },
+    { a: [64, 96], b: [96, 288], bias: [288], why: 'SwinV2 qkv' },
+    { a: [3, 5, 7], b: [3, 7, 9], bias: [1, 9], why: 'batched, [1, N] bias' },
+    { a: [13, 6], b: [10, 6], bias: [10], tb: true, why: 'transposeB' },
+    { a: [6, 13], b: [6, 10], bias: [10], ta: true, why: 'transposeA' },
+    { a: [9, 8], b: [8, 5], bias: [5], act: 'relu', why: 'relu (handed back to tfjs-wasm)' },
+  ];
+  for (const c of cases) {
+    it(`${c.why}: [${c.a}]${c.ta ? 'T' : ''} x [${c.b}]${c.tb ? 'T' : ''} + [${c.bias}]`, async () => {
+      const size = (s: number[]) => s.reduce((p, v) => p * v, 1);
+      const av = randn(size(c.a), 50);
+      const bv = randn(size(c.b), 51);
+      const cv = randn(size(c.bias), 52);
+      const k = c.ta ? c.a[c.a.length - 2] : c.a[c.a.length - 1];
+      const { cpu, wasm } = await both(() => {
+        const f = (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) =>
+          tf.fused.matMul({ a, b, bias, transposeA: c.ta, transposeB: c.tb, activation: c.act ?? 'linear' });
+        const [a, b, bias] = [tf.tensor(av, c.a), tf.tensor(bv, c.b), tf.tensor(cv, c.bias)];
+        const y = f(a, b, bias);
+        const r = tf.tensor(randn(y.size, 53), y.shape);
+        const grads = tf.grads((aa: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(f(aa, bb, cc), r)))([a, b, bias]);
+        return [y, ...grads];
+      });
+      cpu.forEach((e, i) => {
+        const d = diff(wasm[i], e, 2e-6 * Math.max(k, 40), 1e-5);
+        expect(d.worst, `output ${i}: max abs ${d.maxAbs}`).toBeLessThanOrEqual(0);
+      });
+    });
+  }
+});
+
+describe('Add, Sub, Multiply, RealDiv, Maximum, Minimum, Square', () => {
+  const pairs: Array<[number[], number[], string]> = [
+    [[7, 13], [7, 13], 'same shape, odd'],
+    [[3, 5, 19], [19], 'bias row'],
+    [[3, 5, 19], [3, 5, 1], 'per-row scalar (l2 normalisation)'],
+    [[4, 3, 6, 6], [3, 1, 1], 'per-head scale'],
+    [[2, 3, 5], [], 'scalar'],
+    [[], [2, 3, 5], 'scalar first'],
+    [[5, 1, 7], [1, 6, 1], 'outer product'],
+    [[1, 9], [9, 1], 'both broadcast'],
+    [[2, 1, 3, 1, 4], [1, 5, 1, 2, 1], 'five groups (handed back to tfjs-wasm)'],
+    [[3, 0, 4], [4], 'empty'],
+  ];
+  const ops: Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor]> = [
+    ['add', tf.add],
+    ['sub', tf.sub],
+    ['mul', tf.mul],
+    ['div', tf.div],
+    ['maximum', tf.maximum],
+    ['minimum', tf.minimum],
+  ];
+  it('equal tfjs cpu exactly on broadcasts of every kind', async () => {
+    for (const [as, bs, why] of pairs) {
+      const av = randn(as.reduce((p, v) => p * v, 1), 60);
+      const bv = randn(bs.reduce((p, v) => p * v, 1), 61);
+      const { cpu, wasm } = await both(() => ops.map(([, f]) => f(tf.tensor(av, as), tf.tensor(bv, bs))));
+      cpu.forEach((e, i) => expect(Array.from(wasm[i]), `${ops[i][0]} [${as}] [${bs}] (${why})`).toEqual(Array.from(e)));
+    }
+  });
+  it('NaN, infinities and signed zeros as on cpu; Square; int32 handed back', async () => {
+    const av = Float32Array.from([NaN, 1, -0, 0, Infinity, -Infinity, 3, -2, 0, 5, NaN]);
+    const bv = Float32Array.from([1, NaN, 0, -0, Infinity, 2, -Infinity, 0, 0, -0, NaN]);
+    const { cpu, wasm } = await both(() => [
+      ...ops.map(([, f]) => f(tf.tensor1d(av), tf.tensor1d(bv))),
+      tf.square(tf.tensor(randn(2 * 3 * 7, 62), [2, 3, 7])),
+      tf.cast(tf.add(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')), 'float32'),
+    ]);
+    cpu.forEach((e, i) => expect(Array.from(wasm[i]), `output ${i}`).toEqual(Array.from(e)));
+  });
+});
+
+describe('Relu and Sigmoid', () => {
+  it('Relu equals cpu exactly, Sigmoid within 3 ulp (denormals may flush to 0), odd lengths and special values', async () => {
+    const special = [0, -0, 1e-30, -1e-30, 0.5, -0.5, 20, -20, 88, -88, 104, -104, 1e30, -1e30, Infinity, -Infinity, NaN];
+    for (const n of [1, 3, 4, 7, 1001]) {
+      const v = Float32Array.from([...special, ...randn(n, 63, 6)]);
+      const { cpu, wasm } = await both(() => [tf.relu(tf.tensor1d(v)), tf.sigmoid(tf.tensor1d(v)), tf.relu(tf.tensor(v.slice(0, 12), [3, 4]))]);
+      expect(Array.from(wasm[0])).toEqual(Array.from(cpu[0]));
+      expect(Array.from(wasm[2])).toEqual(Array.from(cpu[2]));
+      for (let i = 0; i < v.length; i++) {
+        const e = cpu[1][i];
+        if (e !== e) {
+          expect(wasm[1][i]).toBeNaN();
+          continue;
+        }
+        // 3 ulp (2^-23 relative); a denormal result (x < -87.3) may come out as 0
+        expect(Math.abs(wasm[1][i] - e), `sigmoid(${v[i]}) = ${wasm[1][i]}, cpu ${e}`).toBeLessThanOrEqual(Math.max(3 * 2 ** -23 * Math.abs(e), 2 ** -126));
+      }
+    }
   });
 });

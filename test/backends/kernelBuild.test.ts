@@ -45,6 +45,18 @@ describe('kernel module build', () => {
     expect(ts).toBe(kernelsModuleSource(committed.plain, committed.shared));
   }, 120_000);
 
+  it('`npm run build` builds them (before tsup, which copies them into dist/), and the package exports them', () => {
+    const pkg = JSON.parse(readFileSync(join(native, '..', '..', '..', 'package.json'), 'utf8'));
+    const steps = (pkg.scripts.build as string).split('&&').map((s) => s.trim());
+    expect(steps[0]).toBe('npm run build:kernels');
+    expect(steps.indexOf('tsup')).toBeGreaterThan(0);
+    expect(pkg.scripts['build:kernels']).toBe('node src/backends/native/build.mjs');
+    expect(pkg.devDependencies.assemblyscript).toBeDefined();
+    expect(pkg.files).toContain('dist');
+    expect(pkg.exports['./kernels.wasm']).toBe('./dist/kernels.wasm');
+    expect(pkg.exports['./kernels-shared.wasm']).toBe('./dist/kernels-shared.wasm');
+  });
+
   it('kernelsWasm.ts holds exactly the committed binaries', () => {
     expect(Buffer.from(KERNELS_WASM, 'base64').equals(Buffer.from(committed.plain))).toBe(true);
     expect(Buffer.from(KERNELS_SHARED_WASM, 'base64').equals(Buffer.from(committed.shared))).toBe(true);

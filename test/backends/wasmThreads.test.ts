@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it } from 'vitest';
-import { registerFastKernels, unregisterFastKernels } from '../../src/backends/fastKernels.js';
+import { fastKernelRegistered, registerFastKernels, unregisterFastKernels } from '../../src/backends/fastKernels.js';
 import { kernelModuleFor } from '../../src/backends/kernelModule.js';
 import { enableWasmThreads, useWasm, wasmThreads } from '../../src/backends/wasmThreads.js';
 import { swinV2 } from '../../src/models/swin/swinTransformer.js';
@@ -50,6 +50,7 @@ function expectSame(a: Float32Array[], b: Float32Array[], what: string): void {
 describe('enableWasmThreads (Node)', () => {
   it('runs tfjs-wasm and our kernels on 2 threads with results equal to 1 thread', async () => {
     await useBackend('wasm');
+    unregisterFastKernels(); // ours are registered on import: tfjs-wasm's first
     const stock1 = await on('wasm', workload);
     await registerFastKernels();
     const fast1 = await on('wasm', workload);
@@ -88,7 +89,8 @@ describe('enableWasmThreads (Node)', () => {
       fx.dispose();
       return { r, v };
     };
-    await useWasm({ threads: 2, fastKernels: true });
+    await useWasm({ threads: 2 }); // our kernels by default
+    expect(fastKernelRegistered('BatchMatMul')).toBe(true);
     expect(getThreadsCount()).toBe(2);
     const two = run();
     expect(two.r.worstExcess, `2 threads: max abs err ${two.r.maxAbsErr}`).toBeLessThanOrEqual(0);

@@ -4,12 +4,13 @@
  * playwright-core) on the webgl backend, and on webgpu when the browser offers an adapter. Skips,
  * saying why, when /usr/bin/chromium is absent (`apt-get install chromium`).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, Server } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serve } from '../helpers/staticServer.js';
 import { runCli } from '../../src/cli/main.js';
 import { useBackend } from '../helpers/backends.js';
 import { FIXTURES_DIR } from '../helpers/fixtures.js';
@@ -22,34 +23,6 @@ const CASE = JSON.parse(readFileSync(join(FIX, 'case.json'), 'utf8'));
 
 if (!HAVE_CHROMIUM) console.warn(`browser test skipped: ${CHROMIUM} not found (install Debian's chromium: apt-get install -y chromium)`);
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html',
-  '.js': 'text/javascript',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.bin': 'application/octet-stream',
-  '.safetensors': 'application/octet-stream',
-};
-
-/** Serve `mounts` (URL prefix -> folder) on 127.0.0.1. */
-function serve(mounts: [string, string][]): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    for (const [prefix, dir] of mounts) {
-      if (!path.startsWith(prefix)) continue;
-      let file = normalize(join(dir, path.slice(prefix.length)));
-      if (!file.startsWith(dir)) break;
-      if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
-      if (!existsSync(file)) break;
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
-      res.end(readFileSync(file));
-      return;
-    }
-    res.writeHead(404);
-    res.end('not found');
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 describe.skipIf(!HAVE_CHROMIUM)(`browser example in headless Chromium (${HAVE_CHROMIUM ? CHROMIUM : `skipped: ${CHROMIUM} not found`})`, () => {
   let tmp: string;

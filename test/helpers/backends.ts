@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import '../../src/backends/wasmKernels.js';
+// what importing the package registers for 'wasm': the training kernels tfjs-wasm lacks, and our kernels over tfjs-wasm's
+import '../../src/backends/fastKernels.js';
 
 /** The backends every suite runs on. */
 export const BACKENDS = ['cpu', 'wasm'] as const;

@@ -3,7 +3,9 @@
  * devDependency, in two variants that differ only in the memory they import: `kernels.wasm` (the
  * single-threaded tfjs-wasm binaries' memory) and `kernels-shared.wasm` (the threaded binary's shared
  * memory, 65536 pages max). Writes both, plus `kernelsWasm.ts` with them base64-encoded so bundlers
- * and browsers need no extra file. Run by `npm run build:kernels`; the outputs are committed.
+ * and browsers need no extra file. Run by `npm run build` (first, then tsup, which also copies the two
+ * binaries into dist/) or alone by `npm run build:kernels`; the outputs are committed, and
+ * test/backends/kernelBuild.test.ts checks they equal a fresh build.
  *
  * `buildKernels()` is also used by test/backends/kernelBuild.test.ts to check the committed binaries.
  */

@@ -5,7 +5,7 @@
  * B is packed into panels of 8 columns (`[K][8]`, zero-padded), then a 4x8 register tile
  * (8 accumulators) walks K, the layout of XNNPACK's "4x8 splat" wasm micro-kernels.
  */
-import { storeLanes } from './simd';
+import { loadLanes, storeLanes } from './simd';
 
 /** Pack `B` (K x N, strided) into `ceil(N/8)` panels `[K][8]` at `dst`. */
 export function packB(b: usize, K: i32, N: i32, sbk: usize, sbn: usize, dst: usize): void {
@@ -30,6 +30,16 @@ export function packB(b: usize, K: i32, N: i32, sbk: usize, sbn: usize, dst: usi
   }
 }
 
+/** The `cols` (1..8) bias values at `p` as two vectors (zero past `cols`). */
+@inline
+function biasLo(p: usize, cols: i32): v128 {
+  return cols >= 4 ? v128.load(p) : loadLanes(p, cols);
+}
+@inline
+function biasHi(p: usize, cols: i32): v128 {
+  return cols == 8 ? v128.load(p, 16) : cols > 4 ? loadLanes(p + 16, cols - 4) : f32x4.splat(0);
+}
+
 function storeRow8(p: usize, v0: v128, v1: v128, cols: i32): void {
   if (cols == 8) {
     v128.store(p, v0);
@@ -44,9 +54,10 @@ function storeRow8(p: usize, v0: v128, v1: v128, cols: i32): void {
 
 /**
  * 4 rows x 8 columns of C from A rows at `a` (row stride `sam`, k stride `sak`) and a packed B panel:
- * per k, two B vectors and four broadcast A values feed eight multiply-adds into registers.
+ * per k, two B vectors and four broadcast A values feed eight multiply-adds into registers. `bias`
+ * (0: none) points at this panel's bias values, added to the finished sums.
  */
-function tile4x8(a: usize, sam: usize, sak: usize, bp: usize, K: i32, c: usize, ldc: usize, cols: i32): void {
+function tile4x8(a: usize, sam: usize, sak: usize, bp: usize, K: i32, c: usize, ldc: usize, cols: i32, bias: usize): void {
   let c00 = f32x4.splat(0);
   let c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   const end = bp + (<usize>K << 5);
@@ -68,6 +79,18 @@ function tile4x8(a: usize, sam: usize, sak: usize, bp: usize, K: i32, c: usize, 
     a += sak;
     bp += 32;
   }
+  if (bias) {
+    const lo = biasLo(bias, cols);
+    const hi = biasHi(bias, cols);
+    c00 = f32x4.add(c00, lo);
+    c01 = f32x4.add(c01, hi);
+    c10 = f32x4.add(c10, lo);
+    c11 = f32x4.add(c11, hi);
+    c20 = f32x4.add(c20, lo);
+    c21 = f32x4.add(c21, hi);
+    c30 = f32x4.add(c30, lo);
+    c31 = f32x4.add(c31, hi);
+  }
   storeRow8(c, c00, c01, cols);
   storeRow8(c + ldc, c10, c11, cols);
   storeRow8(c + 2 * ldc, c20, c21, cols);
@@ -75,7 +98,7 @@ function tile4x8(a: usize, sam: usize, sak: usize, bp: usize, K: i32, c: usize, 
 }
 
 /** 1 row x 8 columns (the rows left over by the 4-row tiles). */
-function tile1x8(a: usize, sak: usize, bp: usize, K: i32, c: usize, cols: i32): void {
+function tile1x8(a: usize, sak: usize, bp: usize, K: i32, c: usize, cols: i32, bias: usize): void {
   let c0 = f32x4.splat(0);
   let c1 = c0;
   const end = bp + (<usize>K << 5);
@@ -86,19 +109,25 @@ function tile1x8(a: usize, sak: usize, bp: usize, K: i32, c: usize, cols: i32): 
     a += sak;
     bp += 32;
   }
+  if (bias) {
+    c0 = f32x4.add(c0, biasLo(bias, cols));
+    c1 = f32x4.add(c1, biasHi(bias, cols));
+  }
   storeRow8(c, c0, c1, cols);
 }
 
 /**
- * `C[bi] (M x N, dense) = A[bi] B[bi]` for batches `[b0, b1)` and rows `[m0, m1)` of each; `sab` / `sbb`
- * are the batch strides in bytes (0 broadcasts). `scratch` holds `ceil(N/8) * K * 32` bytes (one per thread).
+ * `C[bi] (M x N, dense) = A[bi] B[bi] (+ bias)` for batches `[b0, b1)` and rows `[m0, m1)` of each; `sab` /
+ * `sbb` are the batch strides in bytes (0 broadcasts). `scratch` holds `ceil(N/8) * K * 32` bytes (one per
+ * thread). `bias` (0: none) is `N` values added to every row after its sum, as `matMul` then `add`.
+ * `ldcN` (0: `N`) is the row stride of C in elements, so that a thread can take a block of columns.
  */
 export function bmm(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32,
   sam: usize, sak: usize, sbk: usize, sbn: usize, sab: usize, sbb: usize,
-  scratch: usize, b0: i32, b1: i32, m0: i32, m1: i32,
+  scratch: usize, b0: i32, b1: i32, m0: i32, m1: i32, bias: usize, ldcN: i32,
 ): void {
-  const ldc = <usize>N << 2;
+  const ldc = <usize>(ldcN ? ldcN : N) << 2;
   const panelBytes = <usize>K << 5;
   let packed: usize = <usize>-1;
   for (let bi = b0; bi < b1; bi++) {
@@ -115,9 +144,10 @@ export function bmm(
       for (let j = 0; j < N; j += 8) {
         const cols = min(8, N - j);
         const cj = cb + (<usize>j << 2);
+        const bj: usize = bias ? bias + (<usize>j << 2) : 0;
         let i = i0;
-        for (; i + 4 <= i1; i += 4) tile4x8(ab + <usize>i * sam, sam, sak, bp, K, cj + <usize>i * ldc, ldc, cols);
-        for (; i < i1; i++) tile1x8(ab + <usize>i * sam, sak, bp, K, cj + <usize>i * ldc, cols);
+        for (; i + 4 <= i1; i += 4) tile4x8(ab + <usize>i * sam, sam, sak, bp, K, cj + <usize>i * ldc, ldc, cols, bj);
+        for (; i < i1; i++) tile1x8(ab + <usize>i * sam, sak, bp, K, cj + <usize>i * ldc, cols, bj);
         bp += panelBytes;
       }
     }

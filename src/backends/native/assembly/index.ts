@@ -8,6 +8,8 @@ export { bmm } from './gemm';
 export { erf, gelu, geluGrad } from './pointwise';
 export { reduceSum } from './reduce';
 export { layerNorm } from './rowNorm';
+export { biasMaskSoftmax, softmaxGrad } from './softmax';
+export { binary, unary } from './binary';
 export { depthwiseConv, depthwiseFilterGrad, depthwiseInputGrad } from './depthwise';
 export { convFilterGrad } from './convFilterGrad';
 export { transpose2d } from './transpose';
