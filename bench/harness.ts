@@ -6,7 +6,7 @@ import { countFlops } from '../src/utils/flops.js';
 /** What a bench suite gets: the backend, the matmul reference rate of this run, and timers. */
 export interface BenchContext {
   backend: string;
-  /** 1024^3 matmul GFLOP/s measured at the start of this run on this backend. */
+  /** 1024^3 matmul GFLOP/s measured on this backend just before the running suite. */
   matmulGflops: number;
   /** Batch sizes to measure. */
   batches: number[];

@@ -47,9 +47,12 @@ async function main(): Promise<void> {
       await tf.setBackend(backend);
       await tf.ready();
       const config = backend === 'wasm' ? `wasm, ${threads} thread${threads > 1 ? 's' : ''}, ${kernels === 'fast' ? 'our kernels' : 'tfjs-wasm kernels'}` : backend;
+      // the machines are shared and noisy: each suite's rows are compared with the matmul rate measured
+      // right before and right after that suite (their mean), not with one figure from the start
       const mm = measureMatmul();
       console.log(`\n== ${config} | 1024^3 matmul: ${mm.toFixed(2)} GFLOP/s`);
       console.log('model | batch | img/s | GFLOP/img | model GFLOP/s | % of matmul | note');
+      let rows: BenchRow[] = [];
       const ctx: BenchContext = {
         backend,
         matmulGflops: mm,
@@ -59,24 +62,39 @@ async function main(): Promise<void> {
         args,
         config,
         report(r: BenchRow) {
-          const rate = r.imgsPerSec ?? r.stepsPerSec ?? 0;
-          const g = r.gflopPerImg ?? 0;
-          const gs = g * (r.imgsPerSec ?? 0);
-          const cells = [
-            r.name,
-            String(r.batch),
-            r.imgsPerSec !== undefined ? r.imgsPerSec.toFixed(2) : r.stepsPerSec !== undefined ? `${rate.toFixed(3)} steps/s` : '-',
-            g ? g.toFixed(3) : '-',
-            gs ? gs.toFixed(2) : '-',
-            gs ? `${((100 * gs) / mm).toFixed(1)}%` : '-',
-            r.note ?? '',
-          ];
-          console.log(cells.join(' | '));
+          rows.push(r);
         },
       };
-      for (const { suite } of suites) await suite.run(ctx);
+      let before = mm;
+      for (const { suite } of suites) {
+        rows = [];
+        ctx.matmulGflops = before;
+        await suite.run(ctx);
+        const after = measureMatmul();
+        const ref = (before + after) / 2;
+        for (const r of rows) printRow(r, ref);
+        console.log(`(matmul around this suite: ${before.toFixed(2)} before, ${after.toFixed(2)} after; ratios use the mean)`);
+        before = after;
+      }
     }
   }
+}
+
+/** One result line: img/s, model GFLOP/s and its share of the matmul rate `mm`. */
+function printRow(r: BenchRow, mm: number): void {
+  const rate = r.imgsPerSec ?? r.stepsPerSec ?? 0;
+  const g = r.gflopPerImg ?? 0;
+  const gs = g * (r.imgsPerSec ?? 0);
+  const cells = [
+    r.name,
+    String(r.batch),
+    r.imgsPerSec !== undefined ? r.imgsPerSec.toFixed(2) : r.stepsPerSec !== undefined ? `${rate.toFixed(3)} steps/s` : '-',
+    g ? g.toFixed(3) : '-',
+    gs ? gs.toFixed(2) : '-',
+    gs ? `${((100 * gs) / mm).toFixed(1)}%` : '-',
+    r.note ?? '',
+  ];
+  console.log(cells.join(' | '));
 }
 
 main().catch((e) => {
