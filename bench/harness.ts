@@ -164,7 +164,7 @@ export async function benchForward(ctx: BenchContext, modelName: string, size: n
       const y = model.forwardLogits(x);
       y.dataSync();
       y.dispose();
-    }, b > 4 ? 2 : 3, 1);
+    }, b > 4 ? 3 : 5, 2);
     ctx.report({ name: `${modelName} fwd`, batch: b, imgsPerSec: b / s, gflopPerImg: flops / 1e9 });
     x.dispose();
   }
