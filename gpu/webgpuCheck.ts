@@ -53,6 +53,7 @@ import { simmimMask, simmimMaskGeometry } from '../src/pretrain/simmimMask.js';
 import { loadTimmWeights } from '../src/weights/loadTimmWeights.js';
 import { readSafetensors, writeSafetensors } from '../src/weights/safetensors.js';
 import { FAMILIES } from '../test/helpers/families.js';
+import { backboneOutputs, expectedOutput, featureLevels } from '../test/helpers/backboneOutputs.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from '../test/helpers/fixtures.js';
 import { BENCH_MODELS } from './benchModels.js';
 import flopsFile from './flops.json';
@@ -323,17 +324,12 @@ function checkThat(res: CaseResult, name: string, pass: boolean, detail?: string
   res.checks[name] = detail === undefined ? { pass } : { pass, detail };
 }
 
-/** The reference output `name` in our layout (as test/helpers/fixtureParity.ts). */
-function expectedOf(fx: Fixture, name: string): tf.Tensor {
-  return fx.case.layouts?.[name] === 'NCHW' ? nchwToNhwc(fx.io[name]) : fx.io[name].clone();
-}
-
 /** test/helpers/fixtureParity.ts's three tests of a backbone case, on the active backend. */
 async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) => Backbone, headKeys?: string[]): Promise<void> {
   const { atol, rtol } = fx.case;
   res.atol = atol;
   res.rtol = rtol;
-  const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
+  const nFeat = featureLevels(fx);
   const model = build(fx.case.config);
   const fo = build({ ...fx.case.config, featuresOnly: true, outIndices: Array.from({ length: nFeat }, (_, i) => i) });
   const x = nchwToNhwc(fx.io.input);
@@ -344,27 +340,16 @@ async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) =
     loadTimmWeights(fo, fx.weightsBytes!);
 
     const before = tf.memory().numTensors;
-    const logits = model.forward(x) as tf.Tensor;
-    const feats = model.forwardFeatures(x);
-    const pre = model.forwardHead(feats, { preLogits: true });
-    const stages = model.forwardIntermediates(x, { intermediatesOnly: true });
-    const maps = fo.forward(x) as tf.Tensor4D[];
-    const one = async (name: string, t: tf.Tensor, ref: string) => {
-      const exp = expectedOf(fx, ref);
-      await cmp(res, name, t, exp, atol, rtol);
+    const run = backboneOutputs(fx, model, fo, x);
+    checkThat(res, 'levels', run.levels[0] === nFeat && run.levels[1] === nFeat, `${run.levels.join(', ')} of ${nFeat}`);
+    for (const { name, actual, ref } of run.outputs) {
+      const exp = expectedOutput(fx, ref);
+      await cmp(res, name, actual, exp, atol, rtol);
       exp.dispose();
-    };
-    await one('logits', logits, 'logits');
-    await one('pre_logits', pre, 'pre_logits');
-    if ('forward_features' in fx.io) await one('forward_features', feats, 'forward_features');
-    checkThat(res, 'levels', stages.length === nFeat && maps.length === nFeat, `${stages.length}, ${maps.length} of ${nFeat}`);
-    for (let i = 0; i < Math.min(nFeat, stages.length); i++) {
-      await one(`features.${i}`, stages[i], `features.${i}`);
-      if (maps[i]) await one(`featuresOnly.${i}`, maps[i], `features.${i}`);
     }
     const missing = Object.keys(fx.case.outputs).filter((k) => k !== 'input' && !(k in res.outputs));
     checkThat(res, 'every output compared', missing.length === 0, missing.join(','));
-    tf.dispose([logits, feats, pre, ...stages, ...maps]);
+    run.dispose();
     checkThat(res, 'no leaked tensors (forward)', tf.memory().numTensors === before, `${tf.memory().numTensors - before} more`);
   } finally {
     x.dispose();
@@ -409,7 +394,7 @@ async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) =
       const last = nFeat - 1;
       for (const [i, s] of [1, last].entries()) {
         if (!outs[i]) continue;
-        const exp = expectedOf(fx, `features.${s}`);
+        const exp = expectedOutput(fx, `features.${s}`);
         await cmp(res, `featuresOnly[1,-1].${i}`, outs[i], exp, atol, rtol);
         exp.dispose();
       }

@@ -8,6 +8,7 @@ import type { Backbone } from '../../src/models/backbone.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from './backends.js';
+import { backboneOutputs, expectedOutput, featureLevels } from './backboneOutputs.js';
 import { compare, Fixture, loadFixture, nchwToNhwc } from './fixtures.js';
 
 /** Options of {@link describeFixtureParity}. */
@@ -19,11 +20,6 @@ export interface FixtureParityOptions {
    * `outIndices: [1, -1]` skips exactly these keys when loading and returns levels 1 and last.
    */
   headKeys?: string[];
-}
-
-/** The reference output `name` in our layout: NCHW maps become NHWC, tokens / vectors stay as stored. */
-function expected(fx: Fixture, name: string): tf.Tensor {
-  return fx.case.layouts?.[name] === 'NCHW' ? nchwToNhwc(fx.io[name]) : fx.io[name].clone();
 }
 
 /**
@@ -50,7 +46,7 @@ export function describeFixtureParity(caseName: string, build: (config: any) => 
 
       it(`${caseName}: logits, pre_logits, forward_features and every features.<i> (also featuresOnly) match the reference`, () => {
         const { atol, rtol } = fx.case;
-        const nFeat = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length;
+        const nFeat = featureLevels(fx);
         const model = build(fx.case.config);
         const res = loadTimmWeights(model, fx.weightsBytes!);
         expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
@@ -59,31 +55,19 @@ export function describeFixtureParity(caseName: string, build: (config: any) => 
         loadTimmWeights(fo, fx.weightsBytes!);
         const x = nchwToNhwc(fx.io.input);
         const before = tf.memory().numTensors;
-        const logits = model.forward(x) as tf.Tensor;
-        const feats = model.forwardFeatures(x);
-        const pre = model.forwardHead(feats, { preLogits: true });
-        const stages = model.forwardIntermediates(x, { intermediatesOnly: true });
-        const maps = fo.forward(x) as tf.Tensor4D[];
+        const run = backboneOutputs(fx, model, fo, x);
+        expect(run.levels).toEqual([nFeat, nFeat]);
         const errs: Record<string, number> = {};
-        const check = (name: string, t: tf.Tensor, ref: string) => {
-          const exp = expected(fx, ref);
-          const r = compare(t, exp, atol, rtol);
+        for (const { name, actual, ref } of run.outputs) {
+          const exp = expectedOutput(fx, ref);
+          const r = compare(actual, exp, atol, rtol);
           exp.dispose();
           errs[name] = r.maxAbsErr;
           expect(r.worstExcess, `${name} on ${backend}: max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
-        };
-        check('logits', logits, 'logits');
-        check('pre_logits', pre, 'pre_logits');
-        if ('forward_features' in fx.io) check('forward_features', feats, 'forward_features');
-        expect(stages.length).toBe(nFeat);
-        expect(maps.length).toBe(nFeat);
-        stages.forEach((s, i) => {
-          check(`features.${i}`, s, `features.${i}`);
-          check(`featuresOnly.${i}`, maps[i], `features.${i}`);
-        });
+        }
         // every output of the case (input aside) was compared
         expect(Object.keys(fx.case.outputs).filter((k) => k !== 'input' && !(k in errs))).toEqual([]);
-        tf.dispose([logits, feats, pre, ...stages, ...maps]);
+        run.dispose();
         expect(tf.memory().numTensors).toBe(before);
         console.log(`${caseName} [${backend}] max abs err ${JSON.stringify(errs)}`);
         x.dispose();
@@ -115,11 +99,11 @@ export function describeFixtureParity(caseName: string, build: (config: any) => 
           const res = loadTimmWeights(m, fx.weightsBytes!);
           expect(res.skipped.sort()).toEqual([...opts.headKeys!].sort());
           const x = nchwToNhwc(fx.io.input);
-          const last = Object.keys(fx.io).filter((k) => k.startsWith('features.')).length - 1;
+          const last = featureLevels(fx) - 1;
           const maps = m.forward(x) as tf.Tensor4D[];
           expect(maps.length).toBe(2);
           [1, last].forEach((s, i) => {
-            const exp = expected(fx, `features.${s}`);
+            const exp = expectedOutput(fx, `features.${s}`);
             expect(compare(maps[i], exp, fx.case.atol, fx.case.rtol).worstExcess).toBeLessThanOrEqual(0);
             exp.dispose();
           });
