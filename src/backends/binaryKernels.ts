@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { KernelArgs, KernelResult, Previous, kernelModuleFor, prod, splitRange, threadsFor } from './kernelModule.js';
+import { makeElementwise } from './pointwiseKernels.js';
 
 /**
  * Elementwise binary kernels for the wasm backend (`native/assembly/binary.ts`): `Add`, `Sub`,
@@ -106,15 +107,5 @@ export function makeSquare(previous: Previous) {
 /** `Relu` (`Math.max(0, x)`, exact) and `Sigmoid` (`1 / (1 + exp(-x))` with our float32 `exp`: within 3 ulp, a denormal result as 0) on float32. */
 export function makeUnaryActivation(name: 'Relu' | 'Sigmoid', previous: Previous) {
   const op = name === 'Relu' ? 0 : 1;
-  return (args: KernelArgs): KernelResult => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
-    const mod = kernelModuleFor(args.backend);
-    if (!mod || x.dtype !== 'float32') return previous(args);
-    const out = mod.backend.makeOutput(x.shape, 'float32');
-    const n = prod(x.shape);
-    if (n === 0) return out;
-    const [px, py] = [mod.offset(x), mod.offset(out)];
-    mod.run('unary', splitRange(n, threadsFor(mod, n * (op === 0 ? 4 : 8)), 4).map(([i0, i1]) => [op, px, py, i0, i1]));
-    return out;
-  };
+  return makeElementwise('unary', op === 0 ? 4 : 8, previous, [op]);
 }

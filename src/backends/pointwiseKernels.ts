@@ -1,13 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import { KernelArgs, KernelResult, Previous, kernelModuleFor, prod, splitRange, threadsFor } from './kernelModule.js';
+import { KernelArgs, KernelName, KernelResult, Previous, kernelModuleFor, prod, splitRange, threadsFor } from './kernelModule.js';
 
 /**
  * Elementwise and row kernels for the wasm backend (`native/assembly/pointwise.ts`, `rowNorm.ts`):
  * `Erf` with a SIMD polynomial (within 2.6 ulp), and the fused GELU, GELU gradient and LayerNorm
  * kernels that `fusedOps.ts` calls.
  */
-/** `Erf` / `VisBackbonesGelu`: one elementwise pass (float32; others go to `previous`). */
-export function makeUnary(kernel: 'erf' | 'gelu', previous: Previous) {
+/**
+ * A float32 elementwise kernel `y = f(x)` run by the module's export `kernel` with arguments
+ * `(...lead, x, y, i0, i1)` over element ranges split across threads (`workPerElement` weighs the
+ * split); other dtypes go to `previous`.
+ */
+export function makeElementwise(kernel: KernelName, workPerElement: number, previous: Previous, lead: number[] = []) {
   return (args: KernelArgs): KernelResult => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const mod = kernelModuleFor(args.backend);
@@ -15,11 +19,15 @@ export function makeUnary(kernel: 'erf' | 'gelu', previous: Previous) {
     const out = mod.backend.makeOutput(x.shape, 'float32');
     const n = prod(x.shape);
     if (n === 0) return out;
-    const px = mod.offset(x);
-    const py = mod.offset(out);
-    mod.run(kernel, splitRange(n, threadsFor(mod, n * 8), 4).map(([i0, i1]) => [px, py, i0, i1]));
+    const [px, py] = [mod.offset(x), mod.offset(out)];
+    mod.run(kernel, splitRange(n, threadsFor(mod, n * workPerElement), 4).map(([i0, i1]) => [...lead, px, py, i0, i1]));
     return out;
   };
+}
+
+/** `Erf` / `VisBackbonesGelu`: one elementwise pass (float32; others go to `previous`). */
+export function makeUnary(kernel: 'erf' | 'gelu', previous: Previous) {
+  return makeElementwise(kernel, 8, previous);
 }
 
 /** `VisBackbonesGeluGrad`: `dy * GELU'(x)` in one pass. */
