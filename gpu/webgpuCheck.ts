@@ -26,23 +26,12 @@
  * Exit code: 0 every fixture passed, 1 some fixture failed, 3 no WebGPU adapter / backend, 2 crash.
  */
 import * as tf from '@tensorflow/tfjs';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Backbone } from '../src/models/backbone.js';
-import '../src/models/convnextV2/index.js';
-import { convnextV2 } from '../src/models/convnextV2/index.js';
-import { cswin } from '../src/models/cswin/index.js';
-import '../src/models/mvitV2/index.js';
-import { mvitV2 } from '../src/models/mvitV2/multiScaleVit.js';
-import '../src/models/pvtV2/index.js';
-import { pvtV2 } from '../src/models/pvtV2/pyramidVisionTransformerV2.js';
-import { createModel } from '../src/models/registry.js';
-import '../src/models/swin/index.js';
-import { swin, swinV2 } from '../src/models/swin/swinTransformer.js';
-import '../src/models/vit/index.js';
-import { vit } from '../src/models/vit/index.js';
-import { vitDet } from '../src/models/vitDet/index.js';
+import '../src/index.js';
+import { createModel, getFamily, listFamilies } from '../src/models/registry.js';
 import { fcmaeLoss } from '../src/pretrain/fcmaeLoss.js';
 import { evaLoss, milanLoss } from '../src/pretrain/featureLosses.js';
 import { hogTargets } from '../src/pretrain/hog.js';
@@ -325,7 +314,7 @@ function checkThat(res: CaseResult, name: string, pass: boolean, detail?: string
 }
 
 /** test/helpers/fixtureParity.ts's three tests of a backbone case, on the active backend. */
-async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) => Backbone, headKeys?: string[]): Promise<void> {
+async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) => Backbone): Promise<void> {
   const { atol, rtol } = fx.case;
   res.atol = atol;
   res.rtol = rtol;
@@ -383,8 +372,11 @@ async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) =
     model.dispose();
   }
 
-  if (headKeys) {
+  {
     const m = build({ ...fx.case.config, featuresOnly: true, outIndices: [1, -1] });
+    const full = build(fx.case.config);
+    const headKeys = full.namedParameters().map(([k]) => k).filter((k) => m.headPrefixes.some((p) => k.startsWith(p)));
+    full.dispose();
     const x2 = nchwToNhwc(fx.io.input);
     try {
       const r = loadTimmWeights(m, fx.weightsBytes!);
@@ -549,16 +541,16 @@ async function pretrainCase(res: CaseResult, fx: Fixture): Promise<void> {
   }
 }
 
-const BACKBONE_CASES: Array<{ name: string; build: (config: any) => Backbone; headKeys?: string[] }> = [
-  { name: 'swin_p4w4_64', build: swin },
-  { name: 'swinv2_p4w4_64', build: swinV2 },
-  { name: 'convnextv2_64', build: convnextV2 },
-  { name: 'cswin_64', build: cswin },
-  { name: 'pvtv2_64', build: pvtV2, headKeys: ['head.bias', 'head.weight'] },
-  { name: 'mvitv2_64', build: mvitV2, headKeys: ['head.fc.bias', 'head.fc.weight'] },
-  { name: 'vit_p8_32', build: vit },
-  { name: 'vitdet_w4_64', build: vitDet },
-];
+/**
+ * The backbone golden cases: every case of test/fixtures whose `arch` is a registered family, built by
+ * that family's factory; the head keys are the checkpoint's keys under the model's `headPrefixes`.
+ */
+const FAMILY_NAMES = new Set(listFamilies().map((f) => f.name));
+const BACKBONE_CASES: Array<{ name: string; build: (config: any) => Backbone }> = readdirSync(join(REPO, 'test', 'fixtures'))
+  .filter((d) => existsSync(join(REPO, 'test', 'fixtures', d, 'case.json')))
+  .map((d) => ({ name: d, arch: JSON.parse(readFileSync(join(REPO, 'test', 'fixtures', d, 'case.json'), 'utf8')).arch as string }))
+  .filter((c) => FAMILY_NAMES.has(c.arch))
+  .map((c) => ({ name: c.name, build: (config: any) => getFamily(c.arch).create(config) }));
 const PRETRAIN_CASES = ['hog_64', 'simmim_mask_swin192', 'simmim_loss_64', 'mixmim_loss_64', 'fcmae_loss_64', 'milan_loss_17x32', 'eva_loss_4x4'];
 
 async function runFixtures(): Promise<void> {
@@ -579,7 +571,7 @@ async function runFixtures(): Promise<void> {
     const startTensors = tf.memory().numTensors;
     try {
       fx = loadFixture(c.name);
-      if (c.kind === 'backbone') await backboneCase(res, fx, (c as (typeof BACKBONE_CASES)[number]).build, (c as (typeof BACKBONE_CASES)[number]).headKeys);
+      if (c.kind === 'backbone') await backboneCase(res, fx, (c as (typeof BACKBONE_CASES)[number]).build);
       else await pretrainCase(res, fx);
     } catch (e) {
       res.error = errText(e);

@@ -3,7 +3,7 @@ import '../../src/models/convnextV2/index.js';
 import { BenchSuite, benchForward } from '../harness.js';
 
 /**
- * convnextv2_atto forward at 224 px (issue 3), plus the depthwise 7x7 conv of its kind (56x56x96, the
+ * convnextv2_atto forward at 224 px, plus the depthwise 7x7 conv of its kind (56x56x96, the
  * ConvNeXt-T stage-1 shape) forward and the two backprops that train it on wasm.
  */
 const suite: BenchSuite = {

@@ -3,12 +3,12 @@ import { createModel } from '../../src/models/registry.js';
 import '../../src/models/swin/index.js';
 import { SwinTransformer } from '../../src/models/swin/swinTransformer.js';
 import { simmim } from '../../src/pretrain/simmim.js';
-import { Trainer } from '../../src/pretrain/trainer.js';
+import { Trainer } from '../../src/train/trainer.js';
 import { BenchSuite } from '../harness.js';
 
 /**
- * One SimMIM training step (forward, backward, AdamW update) of swinv2_tiny at 192 px, batch 8
- * (issue 5): SimMIM's Swin pretraining setting (192 px, window 6, mask patch 32, ratio 0.6). The batch
+ * One SimMIM training step (forward, backward, AdamW update) of swinv2_tiny at 192 px, batch 8,
+ * SimMIM's Swin pretraining setting (192 px, window 6, mask patch 32, ratio 0.6). The batch
  * runs as 4 accumulated micro-batches of 2 (the same update: SimMIM masks have equal counts per
  * sample), because its activations (~0.6 GB per image) exceed tfjs-wasm's 4 GB heap at batch 8.
  * Reports steps/s and images/s; GFLOP/img is the forward pass only. `--simmim-reps N` (default 1).

@@ -7,8 +7,8 @@ import { BenchSuite } from '../harness.js';
 /**
  * One SGD training step (forward in training mode, softmax cross-entropy, gradients of every
  * trainable variable, update) at batch 8, for swinv2_tiny_window8_256 (256 px) and convnextv2_atto
- * (224 px). GFLOP/img counts 3x the forward FLOPs (forward + the two backward products), as the
- * issue's target does.
+ * (224 px). GFLOP/img counts 3x the forward FLOPs (forward + the two backward products), the usual
+ * estimate of a training step's cost.
  *
  * The wasm heap is capped at 4 GB and tfjs keeps every activation the backward pass needs
  * (swinv2_tiny at 256 px: 1.9 GB of tensors at batch 1, 3.4 GB at batch 2), so the batch-8 step

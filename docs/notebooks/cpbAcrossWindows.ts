@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { CosineWindowAttention } from '../../src/layers/cosineWindowAttention.js';
 import { logSpacedCoordsTable } from '../../src/layers/relativePosition.js';
 import { swinV2 } from '../../src/models/swin/swinTransformer.js';
-import { colormap, RgbImage } from '../../src/utils/imageGrid.js';
+import { colormap, RgbImage } from '../../src/viz/imageGrid.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { NotebookOptions, runIfMain, savePng } from './lib.js';
 

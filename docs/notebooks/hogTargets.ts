@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { syntheticShapes } from '../../src/data/syntheticShapes.js';
 import { hogTargets } from '../../src/pretrain/hog.js';
-import { RgbImage } from '../../src/utils/imageGrid.js';
+import { RgbImage } from '../../src/viz/imageGrid.js';
 import { NotebookOptions, blank, drawLine, runIfMain, savePng } from './lib.js';
 
 const NBINS = 9;

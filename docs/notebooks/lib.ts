@@ -9,8 +9,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { deflateSync } from 'node:zlib';
-import { imageGrid, ImageGridOptions, RgbImage } from '../../src/utils/imageGrid.js';
-import { encodePng } from '../../src/utils/png.js';
+import { imageGrid, ImageGridOptions, RgbImage } from '../../src/viz/imageGrid.js';
+import { encodePng } from '../../src/viz/png.js';
 
 /** What every notebook's `run` takes. */
 export interface NotebookOptions {

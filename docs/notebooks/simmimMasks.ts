@@ -22,8 +22,8 @@ import { swinV2 } from '../../src/models/swin/swinTransformer.js';
 import { repeatMask } from '../../src/pretrain/maskUtils.js';
 import { simmim, SimMIM } from '../../src/pretrain/simmim.js';
 import { simmimMask } from '../../src/pretrain/simmimMask.js';
-import { Trainer } from '../../src/pretrain/trainer.js';
-import { RgbImage, tensorToImages } from '../../src/utils/imageGrid.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { RgbImage, tensorToImages } from '../../src/viz/imageGrid.js';
 import { NotebookOptions, runIfMain, savePng } from './lib.js';
 
 /** Options of this notebook (`steps` of pretraining, default 60, in batches of `batchSize`, default 32). */

@@ -12,9 +12,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { Backbone, ModuleLayer, readSafetensors, SwinTransformer } from '../../src/index.js';
 import { syntheticShapes } from '../../src/data/syntheticShapes.js';
-import { colormap, RgbImage } from '../../src/utils/imageGrid.js';
-import { pcaToRgb } from '../../src/utils/pca.js';
-import { windowAttentionMaps } from '../../src/utils/windowAttentionMaps.js';
+import { colormap, RgbImage } from '../../src/viz/imageGrid.js';
+import { pcaToRgb } from '../../src/viz/pca.js';
+import { windowAttentionMaps } from '../../src/viz/windowAttentionMaps.js';
 
 /** What the page reports (read by the end-to-end test). */
 interface PageResult {

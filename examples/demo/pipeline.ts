@@ -15,10 +15,9 @@ import { manualSeed } from '../../src/layers/init.js';
 import { swin, swinV2, SwinTransformer, SwinV2Config } from '../../src/models/swin/swinTransformer.js';
 import { repeatMask } from '../../src/pretrain/maskUtils.js';
 import { simmim, SimMIM } from '../../src/pretrain/simmim.js';
-import { swinLayerId } from '../../src/pretrain/lrSchedule.js';
-import { DataSource, StepInfo, Trainer } from '../../src/pretrain/trainer.js';
-import { imageGrid, tensorToImages } from '../../src/utils/imageGrid.js';
-import { encodePng } from '../../src/utils/png.js';
+import { DataSource, StepInfo, Trainer } from '../../src/train/trainer.js';
+import { imageGrid, tensorToImages } from '../../src/viz/imageGrid.js';
+import { encodePng } from '../../src/viz/png.js';
 import { writeSafetensors } from '../../src/weights/safetensors.js';
 import { saveLayersModelToDir } from '../../src/weights/tfjsFormat.js';
 import { ProgressBar } from './progress.js';
@@ -256,7 +255,6 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const notLoaded = r.missing.filter((k) => !k.startsWith('head.'));
     if (notLoaded.length || r.unexpected.length) throw new Error(`backbone weights do not fit: missing ${notLoaded.join(', ')} unexpected ${r.unexpected.join(', ')}`);
     const bar = new ProgressBar(label, finetuneSteps, { write });
-    const depths = preset.config.depths as number[];
     const trainer = new Trainer<Batch>({
       model,
       lr: opts.finetuneLr ?? 5e-4,
@@ -264,7 +262,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       minLr: 1e-5,
       clipGradNorm: 5,
       seed: seed + 17,
-      layerDecay: opts.layerDecay !== undefined && opts.layerDecay < 1 ? { decay: opts.layerDecay, ...swinLayerId(depths) } : undefined,
+      layerDecay: opts.layerDecay !== undefined && opts.layerDecay < 1 ? opts.layerDecay : undefined,
       loss: (b) => tf.losses.softmaxCrossEntropy(b.y, model.forwardLogits(b.x, { training: true })) as tf.Scalar,
       onStep: (i: StepInfo) => verbose && bar.update(i.step + 1, i.loss),
     });

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { KERNELS_SHARED_WASM, KERNELS_WASM } from './native/kernelsWasm.js';
+import type { KernelExports, KernelName } from './kernelAbi.js';
 import { KernelPool, NodeWorkerCtor, createKernelPool } from './kernelPool.js';
+
+export type { KernelExports, KernelName } from './kernelAbi.js';
 
 /**
  * Our WebAssembly kernel module (built from `native/assembly`), instantiated once per tfjs-wasm
@@ -29,30 +32,6 @@ const MIN_WORK_PER_THREAD = 1 << 20;
 export function threadsFor(mod: KernelModule, work: number): number {
   return Math.max(1, Math.min(mod.threads, Math.floor(work / MIN_WORK_PER_THREAD)));
 }
-
-/** The exports of the kernel module (byte offsets and sizes; see `native/assembly/*.ts`). */
-export interface KernelExports {
-  bmm(...args: number[]): void;
-  erf(x: number, y: number, i0: number, i1: number): void;
-  gelu(x: number, y: number, i0: number, i1: number): void;
-  layerNorm(x: number, w: number, b: number, y: number, c: number, eps: number, r0: number, r1: number): void;
-  depthwiseConv(...args: number[]): void;
-  depthwiseFilterGrad(...args: number[]): void;
-  depthwiseInputGrad(...args: number[]): void;
-  convFilterGrad(...args: number[]): void;
-  transpose2d(...args: number[]): void;
-  gatherRuns(...args: number[]): void;
-  geluGrad(x: number, dy: number, dx: number, i0: number, i1: number): void;
-  reduceSum(x: number, out: number, r: number, i: number, o0: number, o1: number): void;
-  gatherRows(...args: number[]): void;
-  biasMaskSoftmax(x: number, bias: number, mask: number, y: number, m: number, n: number, heads: number, nW: number, r0: number, r1: number): void;
-  softmaxGrad(y: number, dy: number, dx: number, m: number, r0: number, r1: number): void;
-  binary(...args: number[]): void;
-  unary(op: number, x: number, y: number, i0: number, i1: number): void;
-}
-
-/** A kernel's name in the module. */
-export type KernelName = keyof KernelExports;
 
 /** The parts of tfjs-wasm's `BackendWasm` this package relies on. */
 export interface WasmBackend {

@@ -1,4 +1,4 @@
-import type { KernelName } from './kernelModule.js';
+import { KERNEL_NAMES, KernelName } from './kernelAbi.js';
 
 /**
  * Worker threads (Node's `worker_threads`) that run our kernel module on the threaded tfjs-wasm
@@ -9,7 +9,7 @@ import type { KernelName } from './kernelModule.js';
  * thread may not block in `Atomics.wait`.
  */
 
-const KERNELS: KernelName[] = ['bmm', 'erf', 'gelu', 'layerNorm', 'depthwiseConv', 'depthwiseFilterGrad', 'depthwiseInputGrad', 'convFilterGrad', 'transpose2d', 'gatherRuns', 'geluGrad', 'reduceSum', 'gatherRows', 'biasMaskSoftmax', 'softmaxGrad', 'binary', 'unary'];
+const KERNELS: readonly KernelName[] = KERNEL_NAMES;
 const MAX_ARGS = 32;
 /**
  * Int32 control words: job sequence number, jobs finished by workers, a job failed, workers ready, a

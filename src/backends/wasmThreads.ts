@@ -8,7 +8,7 @@ import { registerFastKernels, unregisterFastKernels } from './fastKernels.js';
  * Multi-threaded tfjs-wasm in Node.
  *
  * tfjs-wasm 4.22 ships a threaded SIMD binary but never loads it in Node: `WASM_HAS_MULTITHREAD_SUPPORT`
- * is hard-wired false there (tfjs issue 3830), its loader hands Emscripten a `blob:` URL for the
+ * is hard-wired false there (tensorflow/tfjs#3830), its loader hands Emscripten a `blob:` URL for the
  * pthread worker script, which Node's `worker_threads` rejects, and the backend caps its thread pool
  * at half the logical cores. {@link enableWasmThreads} sets the flag, gives Emscripten a worker script
  * on disk (a small bootstrap in the OS temp folder that runs tfjs's own worker code and points it at

@@ -6,6 +6,9 @@ import { CliIO } from './common.js';
 import { convertCommand } from './convert.js';
 import { infoCommand } from './info.js';
 import { listCommand } from './list.js';
+import { FINETUNE_FLAGS, finetuneCommand } from './finetune.js';
+import { PREDICT_FLAGS, predictCommand } from './predict.js';
+import { PRETRAIN_FLAGS, pretrainCommand } from './pretrain.js';
 
 /** The CLI's help text. */
 export const USAGE = `usage: visbackbones <command> [options]
@@ -19,6 +22,13 @@ commands:
                                      a timm checkpoint to a TF.js model directory (model.json + weights.bin)
   bench NAME [--backend wasm|cpu] [--batch N] [--reps N] [--img-size N] [--config JSON|FILE]
                                      forward-pass throughput
+  predict MODEL[.TAG]|CHECKPOINT_DIR IMAGE... [--topk N] [--backend wasm|cpu] [--cache-dir DIR] [--offline] [--json]
+                                     top classes of images (pretrained weights through the Hugging Face cache)
+  finetune --model NAME[.TAG] --data DIR --out DIR [--epochs N] [--img-size N] [--batch-size N] [--lr X]
+       [--val-split 0.1] [--pretrained] [--strict] [--seed N] [--config JSON|FILE] [--backend wasm|cpu]
+                                     fine-tune a classifier on DIR/<class>/<image>; writes a checkpoint folder
+  pretrain --method simmim|mixmim|fastmim|fcmae --model NAME --data DIR --out DIR [--steps N] [--batch-size N]
+       [--lr X] [--img-size N] [--config JSON|FILE]   masked-image-modeling pretraining on the images under DIR
 
 exit codes: 0 success, 1 error (missing file, corrupt checkpoint, mismatched weights), 2 usage error
 (unknown command, option or model)`;
@@ -51,8 +61,14 @@ export async function runCli(argv: string[], io: CliIO = PROCESS_IO): Promise<nu
         return await convertCommand(parseArgs(rest, [...COMMON, 'timm', 'model', 'out'], ['check']), io);
       case 'bench':
         return await benchCommand(parseArgs(rest, [...COMMON, 'batch', 'reps']), io);
+      case 'predict':
+        return await predictCommand(parseArgs(rest, PREDICT_FLAGS.values, PREDICT_FLAGS.switches), io);
+      case 'finetune':
+        return await finetuneCommand(parseArgs(rest, FINETUNE_FLAGS.values, FINETUNE_FLAGS.switches), io);
+      case 'pretrain':
+        return await pretrainCommand(parseArgs(rest, PRETRAIN_FLAGS.values, PRETRAIN_FLAGS.switches), io);
       default:
-        throw new UsageError(`unknown command '${cmd}' (expected list, info, convert or bench)`);
+        throw new UsageError(`unknown command '${cmd}' (expected list, info, convert, bench, predict, finetune or pretrain)`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -60,7 +76,7 @@ export async function runCli(argv: string[], io: CliIO = PROCESS_IO): Promise<nu
       io.err(`run 'visbackbones help' for usage`);
       return 2;
     }
-    if (e instanceof VisBackbonesError && /^unknown model /.test(e.message)) {
+    if (e instanceof VisBackbonesError && /^(unknown model |no pretrained cfg for model |model '[^']+' has no pretrained tag )/.test(e.message)) {
       io.err(`error: ${e.message}`);
       return 2;
     }

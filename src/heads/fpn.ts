@@ -112,7 +112,7 @@ export class FPN extends Module {
   }
 }
 
-/** Build an {@link FPN} (the contract's `fpn`). */
+/** Build an {@link FPN}. */
 export function fpn(opts: FpnOptions): FPN {
   return new FPN(opts);
 }

@@ -1,5 +1,3 @@
-export * from './classifierHead.js';
-export * from './normMlpClassifierHead.js';
 export * from './convModule.js';
 export * from './dropout2d.js';
 export * from './featureChecks.js';
@@ -9,4 +7,4 @@ export * from './ppm.js';
 export * from './uperNet.js';
 export * from './segmentationHead.js';
 export * from './pixelCrossEntropy.js';
-export * from './attach.js';
+export * from './videoHead.js';

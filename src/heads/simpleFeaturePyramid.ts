@@ -143,7 +143,7 @@ class IdentityNorm extends Module {
   }
 }
 
-/** Build a {@link SimpleFeaturePyramid} (the contract's `simpleFeaturePyramid`). */
+/** Build a {@link SimpleFeaturePyramid}. */
 export function simpleFeaturePyramid(opts: SimpleFeaturePyramidOptions): SimpleFeaturePyramid {
   return new SimpleFeaturePyramid(opts);
 }

@@ -123,7 +123,7 @@ export class UperNet extends Module {
   }
 }
 
-/** Build an {@link UperNet} decode head (the contract's `uperNet`). */
+/** Build an {@link UperNet} decode head. */
 export function uperNet(opts: UperNetOptions): UperNet {
   return new UperNet(opts);
 }

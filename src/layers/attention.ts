@@ -36,10 +36,8 @@ export function mergeHeads(o: tf.Tensor, b: number, heads: number): tf.Tensor3D 
   });
 }
 
-/** `F.normalize(x, dim=-1)`: `x / max(||x||_2, eps)` over the last axis. */
-export function l2Normalize(x: tf.Tensor, eps = 1e-12): tf.Tensor {
-  return tf.tidy(() => tf.div(x, tf.maximum(tf.sqrt(tf.sum(tf.square(x), -1, true)), eps)));
-}
+/** Attention's query / key normalisation, defined in `l2Normalize.ts` (gradient-safe at zero). */
+export { l2Normalize } from './l2Normalize.js';
 
 /**
  * Add a per-head bias `[heads, N, N]` (and an optional window mask `[nW, N, N]`) to attention logits

@@ -13,28 +13,18 @@ export interface BatchNorm2dOptions {
 }
 
 /**
- * Make a parameter permanently non-trainable: running statistics are state, never optimised, so
- * freezing / unfreezing a module (`setTrainable(true)`) must not hand them to an optimizer.
- */
-function lockFrozen(p: Parameter): void {
-  const off = { get: () => false, set: () => undefined, configurable: true };
-  Object.defineProperty(p, 'trainable', off);
-  Object.defineProperty(p.variable, 'trainable', off);
-}
-
-/**
  * Batch normalisation over the channel axis of NHWC maps (Ioffe & Szegedy 2015, Alg. 1; PyTorch's
  * `nn.BatchNorm2d`). Training: normalise with the biased batch variance and update the running mean
  * and the unbiased running variance with `momentum`; eval: `x * s + (b - mean * s)` with
  * `s = w / sqrt(running_var + eps)`. State-dict keys `weight`, `bias`, `running_mean`, `running_var`,
- * `num_batches_tracked` (kept as float32; the running statistics are never trainable).
+ * `num_batches_tracked` (persistent buffers: saved, never trainable; the counter is int64 as in PyTorch).
  */
 export class BatchNorm2d extends Module {
   readonly weight: Parameter | null;
   readonly bias: Parameter | null;
-  readonly runningMean: Parameter;
-  readonly runningVar: Parameter;
-  readonly numBatchesTracked: Parameter;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  readonly numBatchesTracked: tf.Variable;
   readonly eps: number;
   readonly momentum: number;
 
@@ -46,10 +36,9 @@ export class BatchNorm2d extends Module {
     const affine = opts.affine ?? true;
     this.weight = affine ? this.addParameter('weight', tf.ones([numFeatures])) : null;
     this.bias = affine ? this.addParameter('bias', tf.zeros([numFeatures])) : null;
-    this.runningMean = this.addParameter('running_mean', tf.zeros([numFeatures]), undefined, false);
-    this.runningVar = this.addParameter('running_var', tf.ones([numFeatures]), undefined, false);
-    this.numBatchesTracked = this.addParameter('num_batches_tracked', tf.scalar(0), undefined, false);
-    for (const p of [this.runningMean, this.runningVar, this.numBatchesTracked]) lockFrozen(p);
+    this.runningMean = this.addBuffer('running_mean', tf.zeros([numFeatures]), { persistent: true });
+    this.runningVar = this.addBuffer('running_var', tf.ones([numFeatures]), { persistent: true });
+    this.numBatchesTracked = this.addBuffer('num_batches_tracked', tf.scalar(0, 'int32'), { persistent: true, int64: true });
   }
 
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor {
@@ -65,9 +54,9 @@ export class BatchNorm2d extends Module {
         // running statistics (not on the loss's path, so no gradient): unbiased variance, as PyTorch
         tf.tidy(() => {
           const vv = variance.mul(n / (n - 1));
-          this.runningMean.variable.assign(this.runningMean.value.mul(1 - m).add(mean.mul(m)));
-          this.runningVar.variable.assign(this.runningVar.value.mul(1 - m).add(vv.mul(m)));
-          this.numBatchesTracked.variable.assign(this.numBatchesTracked.value.add(1));
+          this.runningMean.assign(this.runningMean.mul(1 - m).add(mean.mul(m)));
+          this.runningVar.assign(this.runningVar.mul(1 - m).add(vv.mul(m)));
+          this.numBatchesTracked.assign(this.numBatchesTracked.add(tf.scalar(1, 'int32')));
         });
         let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
         if (this.weight) y = tf.mul(y, this.weight.value);
@@ -76,9 +65,9 @@ export class BatchNorm2d extends Module {
       });
     }
     return tf.tidy(() => {
-      let s: tf.Tensor = tf.rsqrt(tf.add(this.runningVar.value, this.eps));
+      let s: tf.Tensor = tf.rsqrt(tf.add(this.runningVar, this.eps));
       if (this.weight) s = tf.mul(s, this.weight.value);
-      let shift: tf.Tensor = tf.neg(tf.mul(this.runningMean.value, s));
+      let shift: tf.Tensor = tf.neg(tf.mul(this.runningMean, s));
       if (this.bias) shift = tf.add(shift, this.bias.value);
       return tf.add(tf.mul(x, s), shift);
     });

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { biasMaskSoftmax, l2Normalize, mergeHeads, splitQkv } from './attention.js';
+import { biasMaskSoftmax, mergeHeads, splitQkv } from './attention.js';
 import { dropout } from './dropPath.js';
+import { l2Normalize } from './l2Normalize.js';
 import { Linear } from './linear.js';
 import { ForwardOptions, Module, Parameter } from './module.js';
 import { gatherRelativeBias, logSpacedCoordsTable, relativePositionIndex } from './relativePosition.js';

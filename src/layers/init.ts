@@ -7,6 +7,27 @@ import { mulberry32 } from '../utils/random.js';
  */
 let next = mulberry32(0x9e3779b9);
 
+let initEnabled = true;
+
+/**
+ * Build modules without drawing random initial values (every draw gives zeros, instantly): for models
+ * whose weights are loaded right after (timm's `pretrained=True` path). The RNG is not advanced.
+ */
+export function withoutInit<T>(build: () => T): T {
+  const prev = initEnabled;
+  initEnabled = false;
+  try {
+    return build();
+  } finally {
+    initEnabled = prev;
+  }
+}
+
+/** Whether initial values are drawn (false inside {@link withoutInit}). */
+export function initEnabledNow(): boolean {
+  return initEnabled;
+}
+
 /** Reset the global initialisation RNG. */
 export function manualSeed(seed: number): void {
   const state = (seed >>> 0) ^ 0x9e3779b9;
@@ -28,6 +49,7 @@ export function randomNormal(): number {
 
 /** Truncated normal (timm's `trunc_normal_`, truncated at +-2 std). */
 export function truncNormal(shape: number[], std = 0.02): tf.Tensor {
+  if (!initEnabled) return tf.zeros(shape);
   const n = shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -40,6 +62,7 @@ export function truncNormal(shape: number[], std = 0.02): tf.Tensor {
 
 /** Normal initialisation with standard deviation `std`. */
 export function normal(shape: number[], std = 1): tf.Tensor {
+  if (!initEnabled) return tf.zeros(shape);
   const n = shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = randomNormal() * std;
@@ -48,6 +71,7 @@ export function normal(shape: number[], std = 1): tf.Tensor {
 
 /** Uniform initialisation in [-bound, bound] (PyTorch's default Linear/Conv init uses bound = 1/sqrt(fan_in)). */
 export function uniform(shape: number[], bound: number): tf.Tensor {
+  if (!initEnabled) return tf.zeros(shape);
   const n = shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (randomUniform01() * 2 - 1) * bound;

@@ -3,6 +3,7 @@ import { ActivationName, getActivation } from './activations.js';
 import { dropout } from './dropPath.js';
 import { Linear } from './linear.js';
 import { ForwardOptions, Module } from './module.js';
+import { LayerNorm } from './norm.js';
 
 /** Options of {@link Mlp}. */
 export interface MlpOptions {
@@ -11,6 +12,8 @@ export interface MlpOptions {
   act?: ActivationName;
   bias?: boolean;
   drop?: number;
+  /** LayerNorm over the hidden layer before `fc2` (timm's `norm_layer`) with this epsilon; default none. */
+  normEps?: number | null;
 }
 
 /**
@@ -19,6 +22,7 @@ export interface MlpOptions {
  */
 export class Mlp extends Module {
   readonly fc1: Linear;
+  readonly norm: LayerNorm | null;
   readonly fc2: Linear;
   private readonly act: (x: tf.Tensor) => tf.Tensor;
   constructor(readonly inFeatures: number, readonly opts: MlpOptions = {}) {
@@ -27,6 +31,7 @@ export class Mlp extends Module {
     const hidden = opts.hiddenFeatures ?? inFeatures;
     const out = opts.outFeatures ?? inFeatures;
     this.fc1 = this.addModule('fc1', new Linear(inFeatures, hidden, { bias: opts.bias ?? true }));
+    this.norm = opts.normEps != null ? this.addModule('norm', new LayerNorm(hidden, opts.normEps)) : null;
     this.fc2 = this.addModule('fc2', new Linear(hidden, out, { bias: opts.bias ?? true }));
     this.act = getActivation(opts.act ?? 'gelu');
   }
@@ -36,6 +41,7 @@ export class Mlp extends Module {
     return tf.tidy(() => {
       let h = this.act(this.fc1.forward(x));
       h = dropout(h, p, t);
+      if (this.norm) h = this.norm.forward(h);
       return dropout(this.fc2.forward(h), p, t);
     });
   }

@@ -107,6 +107,37 @@ export interface LoadStateDictResult {
   mismatched: string[];
 }
 
+const INT64 = new WeakSet<tf.Tensor>();
+/**
+ * Mark an int32 tensor as holding a PyTorch int64 value (`num_batches_tracked`, a persistent
+ * `relative_position_index`): `writeSafetensors` writes it as I64, as the reference stores it.
+ */
+export function markInt64<T extends tf.Tensor>(t: T): T {
+  INT64.add(t);
+  return t;
+}
+/** Whether {@link markInt64} marked `t`. */
+export function isInt64(t: tf.Tensor): boolean {
+  return INT64.has(t);
+}
+
+/** Options of a buffer registered with {@link Module.addBuffer}. */
+export interface BufferOptions {
+  /**
+   * In the state dict (PyTorch's `persistent=True`): saved and loaded with the parameters, never
+   * trainable, not counted as parameters. Default false: a constant derived from the config.
+   */
+  persistent?: boolean;
+  /** An integer buffer that the reference keeps as int64 (written back as I64). */
+  int64?: boolean;
+}
+
+/** A persistent buffer: a non-trainable variable in the state dict. */
+export interface PersistentBuffer {
+  variable: tf.Variable;
+  int64: boolean;
+}
+
 let variableCounter = 0;
 /** A process-wide unique variable name, so two models never collide in tfjs's registry. */
 export function uniqueVariableName(base: string): string {
@@ -122,6 +153,7 @@ export abstract class Module {
   private readonly _params = new Map<string, Parameter>();
   private readonly _modules = new Map<string, Module>();
   private readonly _buffers = new Map<string, tf.Tensor>();
+  private readonly _persistent = new Map<string, PersistentBuffer>();
   /** Constructor arguments, so the Layers adapter can rebuild the module (`getConfig`). */
   config: Record<string, unknown> = {};
 
@@ -144,10 +176,25 @@ export abstract class Module {
   }
 
   /**
-   * Register a non-persistent buffer: a constant derived from the config (relative-position
-   * indices, attention masks, coordinate tables). Not in the state dict; disposed with the module.
+   * Register a buffer. Non-persistent (default): a constant derived from the config (relative-position
+   * indices, attention masks, coordinate tables), not in the state dict, disposed with the module.
+   * Persistent (`{ persistent: true }`): state that is saved but never trained (BatchNorm's running
+   * statistics), kept in a non-trainable variable that is returned.
    */
-  protected addBuffer<T extends tf.Tensor>(name: string, t: T): T {
+  protected addBuffer<T extends tf.Tensor>(name: string, t: T, opts?: { persistent?: false; int64?: boolean }): T;
+  protected addBuffer(name: string, t: tf.Tensor, opts: BufferOptions & { persistent: true }): tf.Variable;
+  protected addBuffer(name: string, t: tf.Tensor, opts: BufferOptions = {}): tf.Tensor {
+    if (opts.persistent) {
+      if (this._params.has(name) || this._modules.has(name) || this._persistent.has(name)) {
+        throw new VisBackbonesError(`duplicate buffer name '${name}' in ${this.constructor.name}`);
+      }
+      const int64 = opts.int64 ?? false;
+      if (int64 && t.dtype !== 'int32') throw new VisBackbonesError(`int64 buffer '${name}' must be an int32 tensor, got ${t.dtype}`);
+      const v = tf.variable(t, false, uniqueVariableName(name));
+      t.dispose();
+      this._persistent.set(name, { variable: v, int64 });
+      return v;
+    }
     const old = this._buffers.get(name);
     if (old && old !== t) old.dispose();
     this._buffers.set(name, tf.keep(t));
@@ -205,6 +252,14 @@ export abstract class Module {
     return out;
   }
 
+  /** Every persistent buffer with its full dotted name. */
+  namedBuffers(prefix = ''): [string, PersistentBuffer][] {
+    const out: [string, PersistentBuffer][] = [];
+    for (const [n, b] of this._persistent) out.push([prefix + n, b]);
+    for (const [n, m] of this._modules) out.push(...m.namedBuffers(`${prefix}${n}.`));
+    return out;
+  }
+
   /** Every module (this one first) with its dotted name. */
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
@@ -224,6 +279,10 @@ export abstract class Module {
   stateDict(): Record<string, tf.Tensor> {
     const sd: Record<string, tf.Tensor> = {};
     for (const [n, p] of this.namedParameters()) sd[n] = tf.tidy(() => p.layout.toTorch(p.variable));
+    for (const [n, b] of this.namedBuffers()) {
+      const t = b.variable.clone();
+      sd[n] = b.int64 ? markInt64(t) : t;
+    }
     return sd;
   }
 
@@ -235,15 +294,17 @@ export abstract class Module {
   loadStateDict(sd: Record<string, tf.Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
     const strict = opts.strict ?? true;
     const params = new Map(this.namedParameters());
+    const buffers = new Map(this.namedBuffers());
     const res: LoadStateDictResult = { loaded: [], missing: [], unexpected: [], mismatched: [] };
     const mismatchDetail: string[] = [];
     for (const k of Object.keys(sd)) {
       const p = params.get(k);
-      if (!p) {
+      const b = buffers.get(k);
+      if (!p && !b) {
         res.unexpected.push(k);
         continue;
       }
-      const want = p.torchShape;
+      const want = p ? p.torchShape : b!.variable.shape;
       const got = sd[k].shape;
       if (want.length !== got.length || want.some((d, i) => d !== got[i])) {
         res.mismatched.push(k);
@@ -251,6 +312,8 @@ export abstract class Module {
       }
     }
     for (const k of params.keys()) if (!(k in sd)) res.missing.push(k);
+    // integer buffers (num_batches_tracked, ...) are checked when present, never required
+    for (const [k, b] of buffers) if (!(k in sd) && b.variable.dtype === 'float32') res.missing.push(k);
     if (strict && (res.missing.length || res.unexpected.length || res.mismatched.length)) {
       const lines = ['state dict does not match the model (strict loading):'];
       if (res.missing.length) lines.push(`  missing keys (${res.missing.length}): ${res.missing.join(', ')}`);
@@ -260,6 +323,12 @@ export abstract class Module {
     }
     const bad = new Set(res.mismatched);
     for (const k of Object.keys(sd)) {
+      const b = buffers.get(k);
+      if (b && !bad.has(k)) {
+        tf.tidy(() => b.variable.assign(sd[k].dtype === b.variable.dtype ? sd[k] : sd[k].cast(b.variable.dtype)));
+        res.loaded.push(k);
+        continue;
+      }
       const p = params.get(k);
       if (!p || bad.has(k)) continue;
       tf.tidy(() => {
@@ -292,6 +361,8 @@ export abstract class Module {
     for (const p of this._params.values()) p.variable.dispose();
     for (const b of this._buffers.values()) b.dispose();
     this._buffers.clear();
+    for (const b of this._persistent.values()) b.variable.dispose();
+    this._persistent.clear();
     for (const m of this._modules.values()) m.dispose();
   }
 }

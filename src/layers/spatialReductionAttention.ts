@@ -25,6 +25,10 @@ export interface SpatialReductionAttentionOptions {
   projDrop?: number;
   /** Epsilon of the reduction's LayerNorm (timm uses `nn.LayerNorm`'s 1e-5 here). */
   normEps?: number;
+  /** Attention scale instead of `headDim ** -0.5` (the reference's `qk_scale`; null or 0 = default). */
+  qkScale?: number | null;
+  /** Accept grids that `srRatio` does not divide: the strided reduction conv floors, as PyTorch's (PVT v1). */
+  floorReduction?: boolean;
 }
 
 /**
@@ -53,7 +57,7 @@ export class SpatialReductionAttention extends Module {
     this.srRatio = opts.srRatio ?? 1;
     check(Number.isInteger(this.srRatio) && this.srRatio >= 1, () => `srRatio must be a positive integer, got ${this.srRatio}`);
     this.headDim = dim / numHeads;
-    this.scale = this.headDim ** -0.5;
+    this.scale = opts.qkScale || this.headDim ** -0.5;
     const bias = opts.qkvBias ?? true;
     this.q = this.addModule('q', new Linear(dim, dim, { bias }));
     this.kv = this.addModule('kv', new Linear(dim, 2 * dim, { bias }));
@@ -85,7 +89,7 @@ export class SpatialReductionAttention extends Module {
     check(c === dim, () => `SpatialReductionAttention expected ${dim} channels, got ${c}`);
     const r = this.srRatio;
     check(
-      this.opts.linear || r === 1 || (h % r === 0 && w % r === 0),
+      this.opts.linear || r === 1 || this.opts.floorReduction || (h % r === 0 && w % r === 0),
       () => `srRatio ${r} does not divide the ${h}x${w} token grid of this stage: the grid must be a multiple of srRatio`,
     );
     const training = opts.training ?? false;

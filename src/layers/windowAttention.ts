@@ -16,6 +16,8 @@ export interface WindowAttentionOptions {
   qkvBias?: boolean;
   attnDrop?: number;
   projDrop?: number;
+  /** Attention scale instead of `headDim ** -0.5` (the reference's `qk_scale`; null or 0 = default). */
+  qkScale?: number | null;
 }
 
 /**
@@ -38,7 +40,7 @@ export class WindowAttention extends Module {
     const { dim, numHeads, windowSize } = opts;
     check(dim % numHeads === 0, () => `numHeads ${numHeads} does not divide the width ${dim}`);
     this.headDim = dim / numHeads;
-    this.scale = this.headDim ** -0.5;
+    this.scale = opts.qkScale || this.headDim ** -0.5;
     const [wh, ww] = windowSize;
     this.relativePositionBiasTable = this.addParameter('relative_position_bias_table', truncNormal([(2 * wh - 1) * (2 * ww - 1), numHeads], 0.02));
     this.qkv = this.addModule('qkv', new Linear(dim, dim * 3, { bias: opts.qkvBias ?? true }));

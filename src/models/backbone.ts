@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { ForwardOptions, Module } from '../layers/module.js';
+import type { GroupMatcher } from './groupMatcher.js';
 
 /** One feature level of a backbone (timm's `feature_info`). */
 export interface FeatureInfo {
@@ -70,8 +71,11 @@ export interface IntermediateSteps<T extends tf.Tensor = tf.Tensor> {
   level(i: number, y: T): T;
   /** Level `i`'s output `y` as a new NHWC map (with the final norm where `norm` asks for it). */
   output(i: number, y: T): tf.Tensor4D;
-  /** The trunk output returned with the intermediates; `complete` is false when the run stopped early. */
-  final(y: T, complete: boolean): tf.Tensor;
+  /**
+   * The trunk output after every level ran (`forwardFeatures`' result: final norm, neck). When the run
+   * stopped early it is not called: the trunk output is then the last level's output as it is.
+   */
+  final(y: T): tf.Tensor;
 }
 
 /**
@@ -93,10 +97,29 @@ export abstract class Backbone extends Module {
   featuresOnly = false;
   /** Levels returned by `featuresOnly` (normalised, non-negative). */
   outIndices: number[] = [];
+  /** The resolved config (defaults applied): `getFamily(family).create(config)` rebuilds the model. */
+  declare config: Record<string, unknown>;
   /** State-dict prefixes of the classifier, skipped when loading into a head-less model. */
   headPrefixes: string[] = ['head.'];
-  /** Keys of derived, non-persistent buffers that checkpoints may hold; the loader skips them. */
-  derivedBufferPatterns: RegExp[] = [/relative_position_index$/, /(^|\.)attn_mask$/, /relative_coords_table$/, /\.k_bias$/];
+
+  /**
+   * timm's `group_matcher(coarse)`: parameter name -> (stage, block) ordinal, for layer-wise learning-rate
+   * decay and freezing the first stages; `coarse` groups whole stages rather than blocks.
+   */
+  abstract groupMatcher(coarse?: boolean): GroupMatcher;
+
+  /** timm's `no_weight_decay()`: parameter names (fnmatch patterns) trained without weight decay. */
+  noWeightDecay(): string[] {
+    return [];
+  }
+
+  /**
+   * Keys of buffers derived from the config (relative-position indices, attention masks, coordinate
+   * tables) that reference checkpoints may hold: the loader skips them.
+   */
+  derivedBuffers(): RegExp[] {
+    return [];
+  }
 
   /** Features before the head, in the model's native layout (NHWC map or tokens). */
   abstract forwardFeatures(x: tf.Tensor, opts?: ForwardOptions): tf.Tensor;
@@ -122,9 +145,13 @@ export abstract class Backbone extends Module {
 
   /**
    * Run the trunk, collecting the outputs of the levels `indices` (default all) as NHWC maps (timm's
-   * `forward_intermediates`): with `stopEarly` or `intermediatesOnly` no level after the last requested
-   * one runs; `norm` applies the final norm to the last level's map; unless `intermediatesOnly`, the
-   * trunk output (`forwardFeatures`' result when every level ran) comes first.
+   * `forward_intermediates`). One contract for every family:
+   * - `stopEarly` or `intermediatesOnly`: no level after the last requested one runs; the maps equal
+   *   those of the full run.
+   * - `norm`: the final norm is applied to the maps where the family's reference applies it (the last
+   *   level of a hierarchical model, every block of an isotropic one).
+   * - unless `intermediatesOnly`, `[trunk, maps]` is returned: the trunk is `forwardFeatures`' result when
+   *   every level ran, else the last run level's output as it is (no final norm: its width may differ).
    */
   forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
   forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
@@ -142,7 +169,7 @@ export abstract class Backbone extends Module {
         if (take.includes(i)) inter.push(steps.output(i, y));
       }
       if (opts.intermediatesOnly) return inter;
-      return [steps.final(y, stopAt === last), ...inter];
+      return [stopAt === last ? steps.final(y) : y.clone(), ...inter];
     });
     if (opts.intermediatesOnly) return res as tf.Tensor4D[];
     return [res[0], res.slice(1) as tf.Tensor4D[]];

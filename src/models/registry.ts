@@ -1,4 +1,6 @@
 import { VisBackbonesError } from '../errors.js';
+import { withoutInit } from '../layers/init.js';
+import type { Module } from '../layers/module.js';
 import type { Backbone } from './backbone.js';
 
 /** timm's pretrained config of a named variant: what the weights expect. */
@@ -12,12 +14,21 @@ export interface PretrainedCfg {
   numClasses: number;
   /** Hub id of the weights (`timm/<name>.<tag>`), for users who download them. */
   hfHubId?: string;
+  /** Further timm fields (camelCase: `cropMode`, `license`, `tag`, ...). */
+  [extra: string]: unknown;
 }
+
+/**
+ * What a registered name builds: an image `Backbone` (`'image'`, the default), or another kind of model
+ * with its own input (video clips, image-text pairs) that the image-backbone tests do not run.
+ */
+export type ModelKind = 'image' | 'video' | 'multimodal';
 
 /** A registered variant. */
 export interface ModelEntry {
   name: string;
   family: string;
+  kind: ModelKind;
   /** The architecture config (camelCase constructor arguments) before user overrides. */
   config: Record<string, unknown>;
   pretrainedCfg: PretrainedCfg;
@@ -25,41 +36,183 @@ export interface ModelEntry {
   create(overrides?: Record<string, unknown>): Backbone;
 }
 
+/**
+ * A backbone family (timm's model file): the factory, the named variants with their configs typed
+ * against the family's config type, the pretrained-config defaults, and a tiny config for tests.
+ */
+export interface FamilyDefinition<C extends object> {
+  /** Registry name (`'swin'`, `'convnextv2'`): what `model.family` holds. */
+  name: string;
+  /** Builds a model from a config. */
+  factory: (config: C) => Backbone;
+  /** Pretrained-config defaults of every variant (timm's `_cfg`): mean/std, crop, interpolation. */
+  defaults?: Partial<PretrainedCfg>;
+  /** Named variants: config fields merged over the factory's defaults. */
+  variants: Record<string, C>;
+  /** Per-variant pretrained-config fields over `defaults` (crop, classes, hub id). */
+  pretrained?: Record<string, Partial<PretrainedCfg>>;
+  /**
+   * A tiny config of the family for tests and benches (one block per stage, small widths) at an
+   * input size, with `numClasses: 0`.
+   */
+  tiny: (imgSize: number) => C;
+  /** A plain (single-stride) backbone: multi-level heads need a simple feature pyramid in front. */
+  plain?: boolean;
+  /** Whether the family has an image classifier (`forwardLogits`); default true (SeMask: false). */
+  classifier?: boolean;
+  /**
+   * Put a freshly built tiny model into a state where every variable gets a gradient (as after some
+   * training), for generic plumbing tests; e.g. SwinV2's zero-initialised res-post-norms.
+   */
+  liven?: (model: Backbone) => void;
+}
+
+/** A registered family, as tests, benches and tools read it. */
+export interface Family {
+  name: string;
+  plain: boolean;
+  classifier: boolean;
+  defaults: Partial<PretrainedCfg>;
+  /** Variant names of this family, in registration order. */
+  variants: string[];
+  /** Build from an untyped config (checked by the family's factory). */
+  create(config: Record<string, unknown>): Backbone;
+  /** The tiny test model at `imgSize`, `overrides` merged in, made trainable everywhere (see `liven`). */
+  tiny(imgSize: number, overrides?: Record<string, unknown>): Backbone;
+  /** The tiny config (without `liven`). */
+  tinyConfig(imgSize: number): Record<string, unknown>;
+  /** The family's `liven` hook (a no-op where it has none). */
+  liven(model: Backbone): void;
+}
+
 const registry = new Map<string, ModelEntry>();
-const families = new Map<string, (config: Record<string, unknown>) => Backbone>();
+const families = new Map<string, Family>();
 
 /** ImageNet per-channel mean (RGB, 0-1 scale). */
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 /** ImageNet per-channel standard deviation (RGB, 0-1 scale). */
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+/** Inception / OpenAI-style mean and std (0.5). */
+export const INCEPTION_MEAN: [number, number, number] = [0.5, 0.5, 0.5];
+export const INCEPTION_STD: [number, number, number] = [0.5, 0.5, 0.5];
 
-/** Register a named variant (timm's `@register_model`). */
-export function registerModel(
-  name: string,
-  family: string,
-  config: Record<string, unknown>,
-  factory: (config: Record<string, unknown>) => Backbone,
-  pretrainedCfg: Partial<PretrainedCfg> = {},
-): void {
-  const size = (config.imgSize as number | undefined) ?? 224;
-  const cfg: PretrainedCfg = {
-    inputSize: [3, size, size],
-    mean: IMAGENET_MEAN,
-    std: IMAGENET_STD,
-    cropPct: 0.9,
-    interpolation: 'bicubic',
-    numClasses: 1000,
-    ...pretrainedCfg,
+/**
+ * Register a family and its variants (timm's `@register_model` functions of one model file). Returns
+ * the registered {@link Family}.
+ */
+export function defineFamily<C extends object>(def: FamilyDefinition<C>): Family {
+  if (families.has(def.name)) throw new VisBackbonesError(`model family '${def.name}' is registered twice`);
+  const create = (config: Record<string, unknown>): Backbone => {
+    const m = def.factory(config as C);
+    m.family = def.name;
+    return m;
   };
-  registry.set(name, { name, family, config, pretrainedCfg: cfg, create: (overrides = {}) => factory({ ...config, ...overrides }) });
-  if (!families.has(family)) families.set(family, factory);
+  const family: Family = {
+    name: def.name,
+    plain: def.plain ?? false,
+    classifier: def.classifier ?? true,
+    defaults: def.defaults ?? {},
+    variants: Object.keys(def.variants),
+    create,
+    liven: (m) => def.liven?.(m),
+    tinyConfig: (s) => ({ ...(def.tiny(s) as Record<string, unknown>) }),
+    tiny: (s, overrides = {}) => {
+      const m = create({ ...(def.tiny(s) as Record<string, unknown>), ...overrides });
+      family.liven(m);
+      return m;
+    },
+  };
+  families.set(def.name, family);
+  for (const [name, cfg] of Object.entries(def.variants) as [string, C][]) {
+    if (registry.has(name)) throw new VisBackbonesError(`model '${name}' is registered twice`);
+    const config = { ...(cfg as Record<string, unknown>) };
+    const size = (config.imgSize as number | [number, number] | undefined) ?? 224;
+    const [h, w] = Array.isArray(size) ? size : [size, size];
+    const pretrainedCfg: PretrainedCfg = {
+      inputSize: [(config.inChans as number | undefined) ?? 3, h, w],
+      mean: IMAGENET_MEAN,
+      std: IMAGENET_STD,
+      cropPct: 0.9,
+      interpolation: 'bicubic',
+      numClasses: 1000,
+      ...def.defaults,
+      ...def.pretrained?.[name],
+    };
+    // timm: numClasses defaults to the default pretrained tag's class count
+    const withClasses = def.classifier === false ? config : { numClasses: pretrainedCfg.numClasses, ...config };
+    registry.set(name, {
+      name,
+      family: def.name,
+      kind: 'image',
+      config,
+      pretrainedCfg,
+      create: (overrides = {}) => create({ ...withClasses, ...overrides }),
+    });
+  }
+  return family;
+}
+
+/** Named models of another kind than image backbones (video, image-text): see {@link defineModels}. */
+export interface ModelsDefinition<C extends object, M extends Module> {
+  /** Family name (`'video_swin'`, `'beit3'`). */
+  name: string;
+  kind: Exclude<ModelKind, 'image'>;
+  factory: (config: C) => M;
+  variants: Record<string, C>;
+  /** Pretrained-config fields per variant (input size, mean / std, hub id). */
+  pretrained?: Record<string, Partial<PretrainedCfg>>;
+}
+
+const otherFamilies = new Map<string, (config: Record<string, unknown>) => Module>();
+
+/**
+ * Register named models that are not image backbones, so `createModel(name)` and `listModels()` know
+ * them; `listFamilies()` (the image backbones every generic test runs) does not list them.
+ */
+export function defineModels<C extends object, M extends Module>(def: ModelsDefinition<C, M>): void {
+  if (families.has(def.name) || otherFamilies.has(def.name)) throw new VisBackbonesError(`model family '${def.name}' is registered twice`);
+  const create = (config: Record<string, unknown>) => def.factory(config as C);
+  otherFamilies.set(def.name, create);
+  for (const [name, cfg] of Object.entries(def.variants) as [string, C][]) {
+    if (registry.has(name)) throw new VisBackbonesError(`model '${name}' is registered twice`);
+    const config = { ...(cfg as Record<string, unknown>) };
+    const pretrainedCfg: PretrainedCfg = {
+      inputSize: [3, 224, 224],
+      mean: IMAGENET_MEAN,
+      std: IMAGENET_STD,
+      cropPct: 0.9,
+      interpolation: 'bicubic',
+      numClasses: 0,
+      ...def.pretrained?.[name],
+    };
+    registry.set(name, {
+      name,
+      family: def.name,
+      kind: def.kind,
+      config,
+      pretrainedCfg,
+      create: (overrides = {}) => create({ ...config, ...overrides }) as unknown as Backbone,
+    });
+  }
+}
+
+/** A registered family by name, or a clear error listing the known ones. */
+export function getFamily(name: string): Family {
+  const f = families.get(name);
+  if (!f) throw new VisBackbonesError(`unknown model family '${name}' (known: ${[...families.keys()].join(', ')})`);
+  return f;
+}
+
+/** Every registered family, in registration (import) order. */
+export function listFamilies(): Family[] {
+  return [...families.values()];
 }
 
 /** The factory of a model family (`'swin'`, `'swinv2'`, ...), as registered with its variants. */
 export function getFamilyFactory(family: string): (config: Record<string, unknown>) => Backbone {
-  const f = families.get(family);
-  if (!f) throw new VisBackbonesError(`unknown model family '${family}' (known: ${[...families.keys()].join(', ')})`);
-  return f;
+  const other = otherFamilies.get(family);
+  if (other) return other as unknown as (config: Record<string, unknown>) => Backbone;
+  return getFamily(family).create;
 }
 
 /** A registered variant's entry, or a clear error listing near names. */
@@ -68,14 +221,35 @@ export function getModelEntry(name: string): ModelEntry {
   if (!e) {
     const stem = name.split('_')[0];
     const near = [...registry.keys()].filter((k) => k.startsWith(stem)).slice(0, 12);
-    throw new VisBackbonesError(`unknown model '${name}'${near.length ? `; similar names: ${near.join(', ')}` : ''} (listModels() gives all ${registry.size})`);
+    throw new VisBackbonesError(
+      `unknown model '${name}'${near.length ? `; similar names: ${near.join(', ')}` : ''} (\`visbackbones list\` or listModels() gives all ${registry.size})`,
+    );
   }
   return e;
 }
 
-/** Build a named variant (timm's `create_model`); `overrides` are camelCase config fields. */
-export function createModel(name: string, overrides: Record<string, unknown> = {}): Backbone {
-  return getModelEntry(name).create(overrides);
+/** Options of {@link createModel} besides the config overrides. */
+export interface CreateModelOptions {
+  /**
+   * Draw random initial weights (default true). `false` builds with zeros, much faster, for a model
+   * whose weights are loaded next.
+   */
+  init?: boolean;
+}
+
+/**
+ * Build a named variant (timm's `create_model`); `overrides` are camelCase config fields. Image
+ * backbones return a `Backbone`; the video and image-text names return their own model class (pass it
+ * as the type parameter).
+ */
+export function createModel<M extends Module = Backbone>(
+  name: string,
+  overrides: Record<string, unknown> = {},
+  opts: CreateModelOptions = {},
+): M {
+  const e = getModelEntry(name);
+  const build = () => e.create(overrides) as unknown as M;
+  return opts.init === false ? withoutInit(build) : build();
 }
 
 /** Registered names, sorted; `filter` is a wildcard pattern (`'swinv2*'`) or a substring. */
@@ -83,7 +257,12 @@ export function listModels(filter?: string): string[] {
   let names = [...registry.keys()].sort();
   if (filter) {
     if (/[*?]/.test(filter)) {
-      const re = new RegExp(`^${filter.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+      const re = new RegExp(
+        `^${filter
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      );
       names = names.filter((n) => re.test(n));
     } else names = names.filter((n) => n.includes(filter));
   }

@@ -96,6 +96,11 @@ export class FastMIM extends Module {
     xavierInitLinears(this, [backbone]);
   }
 
+  /** Trained without weight decay (with the encoder's own `noWeightDecay()`): the mask token. */
+  noWeightDecay(): string[] {
+    return ['mask_token'];
+  }
+
   /** Output stride of the encoder: the mask block size. */
   get encoderStride(): number {
     return this.encoder.stride;

@@ -65,6 +65,11 @@ export class FCMAE extends Module {
     this.pred = this.addModule('pred', new Conv2d(d, this.stride ** 2 * backbone.inChans, 1));
   }
 
+  /** Trained without weight decay (with the encoder's own `noWeightDecay()`): the mask token. */
+  noWeightDecay(): string[] {
+    return ['mask_token'];
+  }
+
   /** Total stride of the encoder = the mask patch size (32 for the standard ConvNeXt). */
   get stride(): number {
     return this.backbone.featureInfo[this.backbone.featureInfo.length - 1].reduction;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { l2NormLastAxis } from './gradientSafe.js';
+import { l2Normalize } from '../layers/l2Normalize.js';
 
 function checkPair(name: string, a: tf.Tensor, b: tf.Tensor): void {
   check(a.rank === 3, () => `${name}: prediction must be [B, L, D], got shape [${a.shape.join(', ')}]`);
@@ -18,9 +18,7 @@ export function evaLoss(prediction: tf.Tensor, target: tf.Tensor, mask: tf.Tenso
   const [b, l] = prediction.shape;
   check(mask.shape[0] === b && mask.size === b * l, () => `evaLoss: expected a mask [${b}, ${l}] (1 = masked), got shape [${mask.shape.join(', ')}]`);
   return tf.tidy(() => {
-    const pn = tf.maximum(l2NormLastAxis(prediction), 1e-8);
-    const tn = tf.maximum(l2NormLastAxis(target), 1e-8);
-    const cos = tf.sum(tf.mul(tf.div(prediction, pn), tf.div(target, tn)), -1);
+    const cos = tf.sum(tf.mul(l2Normalize(prediction, 1e-8), l2Normalize(target, 1e-8)), -1);
     const m = mask.toFloat().reshape([b, l]);
     return tf.neg(tf.div(tf.sum(tf.mul(cos, m)), tf.sum(m))) as tf.Scalar;
   });
@@ -34,8 +32,8 @@ export function evaLoss(prediction: tf.Tensor, target: tf.Tensor, mask: tf.Tenso
 export function milanLoss(prediction: tf.Tensor, target: tf.Tensor): tf.Scalar {
   checkPair('milanLoss', prediction, target);
   return tf.tidy(() => {
-    const p = tf.div(prediction, l2NormLastAxis(prediction));
-    const t = tf.div(target, l2NormLastAxis(target));
+    const p = l2Normalize(prediction, 0);
+    const t = l2Normalize(target, 0);
     return tf.mean(tf.sub(2, tf.mul(tf.sum(tf.mul(p, t), -1), 2))) as tf.Scalar;
   });
 }

@@ -5,7 +5,8 @@ type CustomGradFn = Parameters<typeof tf.customGrad>[0];
 /**
  * Small differentiable helpers whose gradients stay finite where the plain formulas divide by zero,
  * matching PyTorch's conventions (the gradient of a norm at 0 is 0) so targets built from them can be
- * differentiated on every backend.
+ * differentiated on every backend. The gradient-safe L2 norm and normalisation are in
+ * `src/layers/l2Normalize.ts`.
  */
 
 /** The identity with a zero gradient (PyTorch's `x.detach()` inside a graph). */
@@ -28,16 +29,3 @@ export const hypot = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSa
     },
   };
 }) as unknown as CustomGradFn) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
-
-/** The L2 norm over the last axis (kept as size 1); its gradient is `x / norm`, and 0 where the norm is 0. */
-export const l2NormLastAxis = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  const n = tf.sqrt(tf.sum(tf.square(x), -1, true));
-  save([x, n]);
-  return {
-    value: n,
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sn] = saved;
-      return tf.mul(dy, tf.div(sx, tf.maximum(sn, 1e-30)));
-    },
-  };
-}) as unknown as CustomGradFn) as (x: tf.Tensor) => tf.Tensor;

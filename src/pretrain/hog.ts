@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { hypot, l2NormLastAxis, stopGradient } from './gradientSafe.js';
+import { l2Normalize } from '../layers/l2Normalize.js';
+import { hypot, stopGradient } from './gradientSafe.js';
 import { checkPositiveInt } from './maskUtils.js';
 
 /** Options of {@link hogTargets} (FastMIM's `HOGLayerC` arguments, camelCase). */
@@ -70,7 +71,7 @@ export function hogTargets(images: tf.Tensor, opts: HOGOptions = {}): tf.Tensor4
     const hist = tf.mul(onehot, mag.reshape([b, H, W, c, 1])).reshape([b * h, pool, W * c * nbins]);
     const rows = tf.sum(hist, 1).reshape([b * h * w, pool, c * nbins]);
     let cells: tf.Tensor = tf.sum(rows, 1).reshape([b, h, w, c, nbins]);
-    if (normalize) cells = tf.div(cells, tf.maximum(l2NormLastAxis(cells), 1e-12));
+    if (normalize) cells = l2Normalize(cells, 1e-12);
     return cells.reshape([b, h, w, c * nbins]) as tf.Tensor4D;
   });
 }

@@ -1,7 +1,7 @@
 /**
  * Masked-image-modeling pretraining: mask generators, targets (pixels, HOG, teacher features), the losses
- * of SimMIM / MixMIM / FCMAE / EVA / MILAN, the wrappers that turn a backbone into a pretraining model,
- * and a small training loop.
+ * of SimMIM / MixMIM / FCMAE / EVA / MILAN, and the wrappers that turn a backbone into a pretraining model
+ * (trained with the trainer of src/train).
  * @module
  */
 export * from './rng.js';
@@ -33,6 +33,4 @@ export * from './mixmim.js';
 export * from './fastmim.js';
 export * from './milan.js';
 export * from './fcmae.js';
-export * from './lrSchedule.js';
-export * from './adamw.js';
-export * from './trainer.js';
+export * from './bevt.js';

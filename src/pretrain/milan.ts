@@ -126,6 +126,11 @@ export class MILAN extends Module {
     xavierInitLinears(this, [backbone]);
   }
 
+  /** Trained without weight decay (with the encoder's own `noWeightDecay()`): the mask token. */
+  noWeightDecay(): string[] {
+    return ['mask_token'];
+  }
+
   /** Number of patch tokens of the backbone's image size. */
   get numPatches(): number {
     return this.backbone.gridSize[0] * this.backbone.gridSize[1];

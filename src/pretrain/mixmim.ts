@@ -91,6 +91,11 @@ export class MixMIM extends Module {
     xavierInitLinears(this, [backbone]);
   }
 
+  /** Trained without weight decay (with the encoder's own `noWeightDecay()`): the mask token. */
+  noWeightDecay(): string[] {
+    return ['mask_token'];
+  }
+
   /** Output stride of the encoder: the reconstruction's patch size. */
   get encoderStride(): number {
     return this.encoder.stride;

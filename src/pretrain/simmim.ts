@@ -84,6 +84,11 @@ export class SimMIM extends Module {
     return super.namedParameters(prefix).map(([n, p]) => [n === `${prefix}mask_token` ? `${prefix}encoder.mask_token` : n, p]);
   }
 
+  /** Trained without weight decay (with the encoder's own `noWeightDecay()`): the mask token (official SimMIM). */
+  noWeightDecay(): string[] {
+    return ['encoder.mask_token'];
+  }
+
   /** Patch size of the mask grid (the backbone's patch size). */
   get patchSize(): number {
     return this.encoder.patchSize;

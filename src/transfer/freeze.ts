@@ -1,6 +1,7 @@
 import { check } from '../errors.js';
 import type { Module } from '../layers/module.js';
-import { compileMatcher, GroupMatcher, groupMatcherFor, MATCH_PREV_GROUP } from './groupMatcher.js';
+import { compileMatcher, GroupMatcher, MATCH_PREV_GROUP } from '../models/groupMatcher.js';
+import { groupMatcherOf } from '../train/layerDecay.js';
 
 /**
  * Freeze every parameter of `module` (a backbone, or any part): its variables leave
@@ -31,7 +32,7 @@ export function frozenParameterNames(module: Module): string[] {
  * `Infinity` for what follows the last stage (final norm, neck, head).
  */
 export function parameterStages(backbone: Module, matcher?: GroupMatcher): Map<string, number> {
-  const fn = compileMatcher(matcher ?? groupMatcherFor(backbone, true));
+  const fn = compileMatcher(matcher ?? groupMatcherOf(backbone, true));
   const out = new Map<string, number>();
   for (const [n] of backbone.namedParameters()) {
     const ord = fn(n);

@@ -7,10 +7,17 @@ import { readSafetensors } from './safetensors.js';
 export interface LoadTimmWeightsOptions {
   /** Throw one error listing every missing, unexpected and mis-shaped key (default true). */
   strict?: boolean;
+  /**
+   * Keep only the keys under this prefix, with the prefix stripped (`'backbone.'` of a segmentor
+   * checkpoint); the other keys are reported as skipped.
+   */
+  prefix?: string;
+  /** Video Swin / BEVT: the file is a 2-D Swin checkpoint to inflate (also detected from its 4-D patch kernel). */
+  inflate2d?: boolean;
 }
 
 function isBackbone(m: Module): m is Backbone {
-  return typeof (m as Backbone).checkpointFilter === 'function' && Array.isArray((m as Backbone).derivedBufferPatterns);
+  return typeof (m as Backbone).checkpointFilter === 'function' && typeof (m as Backbone).derivedBuffers === 'function';
 }
 
 /**
@@ -29,10 +36,18 @@ export function loadTimmWeights(
   try {
     let sd = raw;
     const skipped: string[] = [];
+    if (opts.prefix) {
+      const pre = opts.prefix;
+      sd = {};
+      for (const [k, v] of Object.entries(raw)) {
+        if (k.startsWith(pre)) sd[k.slice(pre.length)] = v;
+        else skipped.push(k);
+      }
+    }
     if (isBackbone(model)) {
       const kept: Record<string, tf.Tensor> = {};
       for (const [k, v] of Object.entries(sd)) {
-        if (model.derivedBufferPatterns.some((re) => re.test(k))) skipped.push(k);
+        if (model.derivedBuffers().some((re) => re.test(k))) skipped.push(k);
         else kept[k] = v;
       }
       const f = model.checkpointFilter(kept);
@@ -45,6 +60,15 @@ export function loadTimmWeights(
         else out[k] = v;
       }
       sd = out;
+    } else if (typeof (model as { derivedBuffers?: unknown }).derivedBuffers === 'function') {
+      // other modules (CLIP towers, CoCa) may also name the config-derived keys a checkpoint holds
+      const derived = (model as unknown as { derivedBuffers(): RegExp[] }).derivedBuffers();
+      const kept: Record<string, tf.Tensor> = {};
+      for (const [k, v] of Object.entries(sd)) {
+        if (derived.some((re) => re.test(k))) skipped.push(k);
+        else kept[k] = v;
+      }
+      sd = kept;
     }
     const res = model.loadStateDict(sd, { strict: opts.strict ?? true });
     return { loaded: res.loaded, skipped: [...skipped, ...res.unexpected, ...res.mismatched] };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { VisBackbonesError } from '../errors.js';
+import { isInt64, markInt64 } from '../layers/module.js';
 
 /** Raised for a malformed or unsupported safetensors file; the message names the problem. */
 export class SafetensorsError extends VisBackbonesError {
@@ -197,12 +198,16 @@ export function readSafetensorsWithMetadata(bytes: Uint8Array): { tensors: Recor
   const decoded: [string, ReturnType<typeof decode>, number[]][] = [];
   for (const [name, e] of Object.entries(header.tensors)) decoded.push([name, decode(bytes, header.dataStart + e.dataOffsets[0], e, name), e.shape]);
   const tensors: Record<string, tf.Tensor> = {};
-  for (const [name, d, shape] of decoded) tensors[name] = tf.tensor(d.values, shape, d.dtype);
+  for (const [name, d, shape] of decoded) {
+    const t = tf.tensor(d.values, shape, d.dtype);
+    tensors[name] = header.tensors[name].dtype === 'I64' ? markInt64(t) : t;
+  }
   return { tensors, metadata: header.metadata };
 }
 
 /**
- * Write tensors as a safetensors file (float32 -> F32, int32 -> I32, bool -> BOOL), keys sorted,
+ * Write tensors as a safetensors file (float32 -> F32, int32 -> I32 or I64 where {@link markInt64} marked it (the
+ * reference's int64 buffers, and tensors read from I64), bool -> BOOL), keys sorted,
  * header padded with spaces to a multiple of 8 so every tensor is aligned.
  */
 export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Uint8Array {
@@ -222,6 +227,12 @@ export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: 
       dtype = 'F32';
       const v = t.dataSync() as Float32Array;
       data = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+    } else if (t.dtype === 'int32' && isInt64(t)) {
+      dtype = 'I64';
+      const v = t.dataSync() as Int32Array;
+      const wide = new BigInt64Array(v.length);
+      for (let i = 0; i < v.length; i++) wide[i] = BigInt(v[i]);
+      data = new Uint8Array(wide.buffer);
     } else if (t.dtype === 'int32') {
       dtype = 'I32';
       const v = t.dataSync() as Int32Array;

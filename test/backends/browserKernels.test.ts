@@ -27,7 +27,6 @@ if (!HAVE_CHROMIUM) console.warn(`browser kernel test skipped: ${CHROMIUM} not f
 describe.skipIf(!HAVE_CHROMIUM)(`our wasm kernels in headless Chromium (${HAVE_CHROMIUM ? CHROMIUM : `skipped: ${CHROMIUM} not found`})`, () => {
   let tmp: string;
   let server: Server;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let browser: any;
   let result: KernelPageResult;
   let log = '';

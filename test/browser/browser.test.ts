@@ -28,7 +28,6 @@ describe.skipIf(!HAVE_CHROMIUM)(`browser example in headless Chromium (${HAVE_CH
   let tmp: string;
   let server: Server;
   let base: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let context: any;
 
   beforeAll(async () => {
@@ -69,7 +68,6 @@ describe.skipIf(!HAVE_CHROMIUM)(`browser example in headless Chromium (${HAVE_CH
     page.on('pageerror', (e: Error) => consoleLines.push(`pageerror: ${e.message}`));
     await page.goto(`${base}/?${query}`);
     await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.status ?? ''), null, { timeout: 120_000 });
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const result = await page.evaluate(() => (window as any).__vb);
     const log = await page.textContent('#log');
     return { page, result, log: `${log}\n${consoleLines.join('\n')}` };
@@ -108,7 +106,6 @@ describe.skipIf(!HAVE_CHROMIUM)(`browser example in headless Chromium (${HAVE_CH
     const page = await context.newPage();
     await page.goto(`${base}/?backend=cpu&model=/model/`);
     const adapter = await page.evaluate(async () => {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const gpu = (navigator as any).gpu;
       if (!gpu) return 'navigator.gpu is undefined';
       const a = await gpu.requestAdapter();

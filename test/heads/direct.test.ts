@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fpn } from '../../src/heads/fpn.js';
-import { normMlpClassifierHead } from '../../src/heads/normMlpClassifierHead.js';
+import { normMlpClassifierHead } from '../../src/layers/classifier.js';
 import { pixelCrossEntropy } from '../../src/heads/pixelCrossEntropy.js';
 import { segmentationHead } from '../../src/heads/segmentationHead.js';
 import { simpleFeaturePyramid } from '../../src/heads/simpleFeaturePyramid.js';
@@ -229,9 +229,9 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const y = bn.forward(x, { training: true });
       expectClose('bn train output', y, ref.y, errs);
-      expectClose('bn running mean', bn.runningMean.value, ref.runningMean, errs);
-      expectClose('bn running var', bn.runningVar.value, ref.runningVar, errs);
-      expect(bn.numBatchesTracked.value.dataSync()[0]).toBe(1);
+      expectClose('bn running mean', bn.runningMean, ref.runningMean, errs);
+      expectClose('bn running var', bn.runningVar, ref.runningVar, errs);
+      expect(bn.numBatchesTracked.dataSync()[0]).toBe(1);
       y.dispose();
       expect(tf.memory().numTensors).toBe(before);
       expect(bn.trainableVariables().length).toBe(2); // weight, bias; never the running statistics

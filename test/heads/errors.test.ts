@@ -1,8 +1,8 @@
 /** Clear errors when a head gets features whose channels, number or strides do not match its config. */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attach } from '../../src/heads/attach.js';
-import { classifierHead } from '../../src/heads/classifierHead.js';
+import { attach } from '../../src/tasks/attach.js';
+import { classifierHead } from '../../src/layers/classifier.js';
 import { fpn } from '../../src/heads/fpn.js';
 import { segmentationHead } from '../../src/heads/segmentationHead.js';
 import { simpleFeaturePyramid } from '../../src/heads/simpleFeaturePyramid.js';

@@ -6,15 +6,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attach } from '../../src/heads/attach.js';
-import { classifierHead } from '../../src/heads/classifierHead.js';
 import { fpn } from '../../src/heads/fpn.js';
-import { normMlpClassifierHead } from '../../src/heads/normMlpClassifierHead.js';
 import { segmentationHead } from '../../src/heads/segmentationHead.js';
 import { simpleFeaturePyramid } from '../../src/heads/simpleFeaturePyramid.js';
 import { uperNet } from '../../src/heads/uperNet.js';
+import { classifierHead, normMlpClassifierHead } from '../../src/layers/classifier.js';
 import type { Module } from '../../src/layers/module.js';
 import type { Backbone } from '../../src/models/backbone.js';
+import { attach } from '../../src/tasks/attach.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { FAMILIES, SIZES } from '../helpers/families.js';
 

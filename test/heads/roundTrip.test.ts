@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attach, AttachedModel } from '../../src/heads/attach.js';
+import { attach, AttachedModel } from '../../src/tasks/attach.js';
 import { fpn } from '../../src/heads/fpn.js';
 import { pixelCrossEntropy } from '../../src/heads/pixelCrossEntropy.js';
 import { segmentationHead } from '../../src/heads/segmentationHead.js';

@@ -22,7 +22,7 @@ export function loadFixture(name: string): Fixture {
   const dir = join(FIXTURES_DIR, name);
   const c = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8'));
   const io = readSafetensors(new Uint8Array(readFileSync(join(dir, 'io.safetensors'))));
-  let weightsBytes: Uint8Array | null = null;
+  let weightsBytes: Uint8Array | null;
   try {
     weightsBytes = new Uint8Array(readFileSync(join(dir, 'weights.safetensors')));
   } catch {

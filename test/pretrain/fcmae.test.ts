@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { convnextV2 } from '../../src/models/convnextV2/convnext.js';
 import { fcmae } from '../../src/pretrain/fcmae.js';
 import { repeatMask } from '../../src/pretrain/maskUtils.js';
-import { tensorDataset, Trainer } from '../../src/pretrain/trainer.js';
+import { tensorDataset, Trainer } from '../../src/train/trainer.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { expectGradientsEverywhere, firstLast, seeded, smoothImages } from './tiny.js';
 

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { swin, swinV2 } from '../../src/models/swin/swinTransformer.js';
-import { unitResPostNorm } from '../helpers/families.js';
+import { livened as unitResPostNorm } from '../helpers/families.js';
 import { mixmim } from '../../src/pretrain/mixmim.js';
 import { mixWithPartner } from '../../src/pretrain/mixmimLoss.js';
 import { disposeMixMIMMask } from '../../src/pretrain/mixmimMask.js';
-import { tensorDataset, Trainer } from '../../src/pretrain/trainer.js';
+import { tensorDataset, Trainer } from '../../src/train/trainer.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { expectGradientsEverywhere, firstLast, seeded, smoothImages, TINY_SWIN } from './tiny.js';
 

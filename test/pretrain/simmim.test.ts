@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { swin, swinV2 } from '../../src/models/swin/swinTransformer.js';
-import { unitResPostNorm } from '../helpers/families.js';
+import { livened as unitResPostNorm } from '../helpers/families.js';
 import { pixelShuffle } from '../../src/pretrain/pixelShuffle.js';
 import { simmim } from '../../src/pretrain/simmim.js';
 import { SwinEncoder } from '../../src/pretrain/swinEncoder.js';
-import { tensorDataset, Trainer } from '../../src/pretrain/trainer.js';
+import { tensorDataset, Trainer } from '../../src/train/trainer.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { expectGradientsEverywhere, firstLast, seeded, smoothImages, TINY_SWIN } from './tiny.js';
 

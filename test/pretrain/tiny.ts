@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { manualSeed } from '../../src/layers/init.js';
 import type { Module } from '../../src/layers/module.js';
-import { StepInfo } from '../../src/pretrain/trainer.js';
+import { StepInfo } from '../../src/train/trainer.js';
 
 /** A tiny Swin geometry: 32 px, patch 4, window 4, two stages (the first with a shifted block), stride 8. */
 export const TINY_SWIN = { imgSize: 32, patchSize: 4, embedDim: 8, depths: [2, 1], numHeads: [1, 2], windowSize: 4, numClasses: 0 };

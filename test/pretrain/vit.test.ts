@@ -4,7 +4,7 @@ import { vit } from '../../src/models/vit/visionTransformer.js';
 import { milan, vitTeacher } from '../../src/pretrain/milan.js';
 import { disposeTokenMasking } from '../../src/pretrain/randomMasking.js';
 import { simmim } from '../../src/pretrain/simmim.js';
-import { tensorDataset, Trainer } from '../../src/pretrain/trainer.js';
+import { tensorDataset, Trainer } from '../../src/train/trainer.js';
 import { vitMaskedEncoder } from '../../src/pretrain/vitMaskedEncoder.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { expectGradientsEverywhere, firstLast, seeded, smoothImages, TINY_VIT } from './tiny.js';

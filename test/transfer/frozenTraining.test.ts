@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attach, AttachedModel } from '../../src/heads/attach.js';
-import { classifierHead } from '../../src/heads/classifierHead.js';
+import { attach, AttachedModel } from '../../src/tasks/attach.js';
+import { classifierHead } from '../../src/layers/classifier.js';
 import { pixelCrossEntropy } from '../../src/heads/pixelCrossEntropy.js';
 import { segmentationHead } from '../../src/heads/segmentationHead.js';
 import { simpleFeaturePyramid } from '../../src/heads/simpleFeaturePyramid.js';

@@ -126,12 +126,12 @@ describe('safetensors reader/writer', () => {
         else e.shape = pick([[], [0], [-1], [1.5], 'abc', null, [...e.shape, 2], e.shape.slice(1), [2 ** 40, 2 ** 40]]);
         bytes = build(h, dataSection);
       }
-      let tensors: Record<string, tf.Tensor> | null = null;
+      let tensors: Record<string, tf.Tensor>;
       try {
         tensors = readSafetensors(bytes);
       } catch (err) {
         if (!(err instanceof SafetensorsError) || !(err instanceof VisBackbonesError)) {
-          throw new Error(`mutation ${it} (kind ${kind}) raised a foreign error: ${String(err)}`);
+          throw new Error(`mutation ${it} (kind ${kind}) raised a foreign error: ${String(err)}`, { cause: err });
         }
         counts.error++;
         continue;

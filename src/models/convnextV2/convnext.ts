@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
-import { ClassifierHead, PoolType } from '../../heads/classifierHead.js';
+import { ClassifierHead, NormMlpClassifierHead as NormClassifierHead, PoolType } from '../../layers/classifier.js';
 import { Conv2d } from '../../layers/conv2d.js';
 import { ConvNeXtBlock } from '../../layers/convNextBlock.js';
 import { dropPathRates } from '../../layers/dropPath.js';
@@ -9,7 +9,7 @@ import { LayerNorm } from '../../layers/norm.js';
 import { Backbone, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { convnextCheckpointFilter } from './checkpointFilter.js';
 import type { ConvNeXtConfig } from './config.js';
-import { NormClassifierHead } from './normClassifierHead.js';
+import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
 /** Options of {@link ConvNeXtStage}. */
 export interface ConvNeXtStageOptions {
@@ -164,7 +164,7 @@ export class ConvNeXt extends Backbone {
       stem: (x) => this.stem.forward(x),
       level: (i, y) => this.stages[i].forward(y, opts),
       output: (i, y) => (opts.norm && i === last ? pre(y) : (y.clone() as tf.Tensor4D)),
-      final: (y, complete) => (complete ? pre(y) : y),
+      final: (y) => pre(y),
     };
   }
 
@@ -185,6 +185,20 @@ export class ConvNeXt extends Backbone {
 
   override checkpointFilter(sd: Record<string, tf.Tensor>): { sd: Record<string, tf.Tensor>; created: tf.Tensor[] } {
     return convnextCheckpointFilter(sd, this);
+  }
+
+  /** timm's ConvNeXt `group_matcher`. */
+  groupMatcher(coarse = false): GroupMatcher {
+    return {
+      stem: '^stem',
+      blocks: coarse
+        ? '^stages\\.(\\d+)'
+        : [
+            ['^stages\\.(\\d+)\\.downsample', [0]],
+            ['^stages\\.(\\d+)\\.blocks\\.(\\d+)', null],
+            ['^norm_pre', [MATCH_PREV_GROUP]],
+          ],
+    };
   }
 }
 

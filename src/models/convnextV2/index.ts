@@ -1,5 +1,4 @@
 export * from './config.js';
-export * from './normClassifierHead.js';
 export * from './checkpointFilter.js';
 export * from './convnext.js';
 import './variants.js';

@@ -10,6 +10,7 @@ import { LayerNorm } from '../../layers/norm.js';
 import { Backbone, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import type { CSWinConfig } from './config.js';
 import { CSWinStage } from './cswinBlock.js';
+import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
 /** Output side of a conv (PyTorch's formula). */
 const convOut = (n: number, k: number, s: number, p: number) => Math.floor((n + 2 * p - k) / s) + 1;
@@ -145,7 +146,7 @@ export class CSWinTransformer extends Backbone {
       stem: (x) => this.stem.forward(x),
       level: (i, y) => this.level(i, y, opts),
       output: (i, y) => (opts.norm && i === 3 ? this.norm.forward(y) : y.clone()) as tf.Tensor4D,
-      final: (y, complete) => (complete ? this.norm.forward(y) : y),
+      final: (y) => this.norm.forward(y),
     };
   }
 
@@ -153,6 +154,22 @@ export class CSWinTransformer extends Backbone {
     check(globalPool === undefined || globalPool === 'avg', () => `globalPool '${globalPool}' is not supported: CSWin averages the tokens ('avg')`);
     this.numClasses = numClasses;
     this.head = this.replaceModule('head', this.makeHead(numClasses));
+  }
+
+  /**
+   * CSWin's grouping (the official code has none): stem `stage1_conv_embed`; `stage<s>.<j>` is block j of
+   * stage s-1; `merge<m>` (which precedes stage m+1) joins that stage's first block, as Swin's downsample.
+   */
+  groupMatcher(coarse = false): GroupMatcher {
+    return (name) => {
+      if (/^stage1_conv_embed\./.test(name)) return [0];
+      let r = /^stage(\d+)\.(\d+)\./.exec(name);
+      if (r) return coarse ? [1, Number(r[1]) - 1] : [1, Number(r[1]) - 1, Number(r[2])];
+      r = /^merge(\d+)\./.exec(name);
+      if (r) return coarse ? [1, Number(r[1])] : [1, Number(r[1]), 0];
+      if (!coarse && /^norm\./.test(name)) return [1, MATCH_PREV_GROUP];
+      return [Infinity];
+    };
   }
 }
 

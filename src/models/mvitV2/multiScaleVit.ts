@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
-import { ClassifierHead } from '../../heads/classifierHead.js';
+import { ClassifierHead } from '../../layers/classifier.js';
 import { Conv2d } from '../../layers/conv2d.js';
 import { dropPathRates } from '../../layers/dropPath.js';
 import { truncNormal } from '../../layers/init.js';
@@ -9,6 +9,7 @@ import { LayerNorm } from '../../layers/norm.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { MultiScaleVitCfg, ResolvedMultiScaleVitCfg, resolveMultiScaleVitCfg } from './config.js';
 import { MultiScaleVitStage } from './multiScaleBlock.js';
+import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
 /** Config of {@link mvitV2}: timm's `MultiScaleVit` arguments in camelCase. */
 export interface MultiScaleVitConfig extends BackboneCommonConfig {
@@ -243,6 +244,16 @@ export class MultiScaleVit extends Backbone {
       out[k] = v;
     }
     return { sd: out, created: [] };
+  }
+
+  /** timm's MViTv2 `group_matcher`: the patch embedding, then one group per stage. */
+  groupMatcher(): GroupMatcher {
+    return { stem: '^patch_embed', blocks: [['^stages\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
+  }
+
+  /** timm: position embeddings, decomposed relative positions and the class token. */
+  override noWeightDecay(): string[] {
+    return ['*pos_embed*', '*rel_pos_h*', '*rel_pos_w*', '*cls_token*'];
   }
 }
 

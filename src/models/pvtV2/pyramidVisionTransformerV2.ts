@@ -7,6 +7,7 @@ import { ForwardOptions, ModuleList } from '../../layers/module.js';
 import { OverlapPatchEmbed } from '../../layers/overlapPatchEmbed.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { PvtV2Stage } from './pvtV2Stage.js';
+import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
 /** Config of {@link pvtV2}: timm's `PyramidVisionTransformerV2` arguments in camelCase. */
 export interface PvtV2Config extends BackboneCommonConfig {
@@ -206,6 +207,11 @@ export class PyramidVisionTransformerV2 extends Backbone {
       out[k] = v;
     }
     return { sd: out, created: [] };
+  }
+
+  /** timm's PVT v2 `group_matcher`: the patch embedding, then one group per stage. */
+  groupMatcher(): GroupMatcher {
+    return { stem: '^patch_embed', blocks: [['^stages\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
   }
 }
 

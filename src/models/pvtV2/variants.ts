@@ -1,4 +1,4 @@
-import { registerModel } from '../registry.js';
+import { defineFamily } from '../registry.js';
 import { pvtV2, PvtV2Config } from './pyramidVisionTransformerV2.js';
 
 /** timm's published PVT v2 variants (`pvt_v2.py`). */
@@ -12,6 +12,10 @@ const PVT_V2: Record<string, PvtV2Config> = {
   pvt_v2_b2_li: { depths: [3, 4, 6, 3], embedDims: [64, 128, 320, 512], numHeads: [1, 2, 5, 8], linear: true },
 };
 
-for (const [name, cfg] of Object.entries(PVT_V2)) {
-  registerModel(name, 'pvtv2', cfg as Record<string, unknown>, (c) => pvtV2(c as PvtV2Config), { cropPct: 0.9, hfHubId: `timm/${name}.in1k` });
-}
+defineFamily<PvtV2Config>({
+  name: 'pvtv2',
+  factory: pvtV2,
+  variants: PVT_V2,
+  pretrained: Object.fromEntries(Object.keys(PVT_V2).map((n) => [n, { hfHubId: `timm/${n}.in1k` }])),
+  tiny: () => ({ embedDims: [8, 8, 16, 16], depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], srRatios: [8, 4, 2, 1], mlpRatios: [2, 2, 2, 2], numClasses: 0 }),
+});

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
-import { ClassifierHead, PoolType } from '../../heads/classifierHead.js';
+import { ClassifierHead, PoolType } from '../../layers/classifier.js';
 import { dropPathRates } from '../../layers/dropPath.js';
 import { ForwardOptions, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
@@ -10,6 +10,7 @@ import { resizeRelPosBiasTable } from '../../layers/relativePosition.js';
 import { WindowAttention } from '../../layers/windowAttention.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { SwinStage } from './swinBlock.js';
+import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
 /** Configuration of {@link swin} (timm's `SwinTransformer` arguments, camelCase). */
 export interface SwinConfig extends BackboneCommonConfig {
@@ -201,6 +202,30 @@ export class SwinTransformer extends Backbone {
       out[k] = v;
     }
     return { sd: out, created };
+  }
+
+  /** timm's Swin / SwinV2 `group_matcher`: stem, then blocks (or whole stages); the final norm joins the last. */
+  groupMatcher(coarse = false): GroupMatcher {
+    return {
+      stem: '^absolute_pos_embed|patch_embed',
+      blocks: coarse
+        ? '^layers\\.(\\d+)'
+        : [
+            ['^layers\\.(\\d+).downsample', [0]],
+            ['^layers\\.(\\d+)\\.\\w+\\.(\\d+)', null],
+            ['^norm', [MATCH_PREV_GROUP]],
+          ],
+    };
+  }
+
+  /** timm: `absolute_pos_embed`, Swin's relative-position bias tables, SwinV2's CPB MLPs and logit scales. */
+  override noWeightDecay(): string[] {
+    return this.version === 'v1' ? ['absolute_pos_embed', '*relative_position_bias_table'] : ['absolute_pos_embed', '*cpb_mlp*', '*logit_scale'];
+  }
+
+  /** Relative-position indices, shifted-window masks, SwinV2's coordinate tables and zero `k_bias`. */
+  override derivedBuffers(): RegExp[] {
+    return [/relative_position_index$/, /(^|\.)attn_mask$/, /relative_coords_table$/, /\.k_bias$/];
   }
 }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
-import { globalPool, PoolType } from '../../heads/classifierHead.js';
+import { globalPool, PoolType } from '../../layers/classifier.js';
 import { Identity } from '../../layers/activations.js';
 import { dropout, dropPathRates } from '../../layers/dropPath.js';
 import { normal, truncNormal } from '../../layers/init.js';
@@ -11,6 +11,7 @@ import { PatchEmbed } from '../../layers/patchEmbed.js';
 import { prependTokens, resampleAbsPosEmbed, resamplePatchEmbed } from '../../layers/posEmbed.js';
 import { TransformerBlock } from '../../layers/transformerBlock.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
+import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
 /** Head pooling of {@link VisionTransformer} (timm's `global_pool`; 'map' / 'prr' attention pooling are not ported). */
 export type VitPool = '' | 'avg' | 'avgmax' | 'max' | 'token';
@@ -284,6 +285,16 @@ export class VisionTransformer extends Backbone {
       out[k] = v;
     }
     return { sd: out, created };
+  }
+
+  /** timm's ViT `group_matcher`: embeddings, then one group per block; the final norm joins the last. */
+  groupMatcher(): GroupMatcher {
+    return { stem: '^cls_token|pos_embed|patch_embed', blocks: [['^blocks\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
+  }
+
+  /** timm: `pos_embed`, `cls_token`, `dist_token`. */
+  override noWeightDecay(): string[] {
+    return ['pos_embed', 'cls_token', 'dist_token'];
   }
 }
 

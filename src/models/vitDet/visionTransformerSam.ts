@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
-import { ClassifierHead, PoolType } from '../../heads/classifierHead.js';
+import { ClassifierHead, PoolType } from '../../layers/classifier.js';
 import { Conv2d } from '../../layers/conv2d.js';
 import { dropout, dropPathRates } from '../../layers/dropPath.js';
 import { interpolateRows } from '../../layers/interpolate.js';
@@ -11,6 +11,7 @@ import { resampleAbsPosEmbedNhwc, resamplePatchEmbed } from '../../layers/posEmb
 import { RelPosAttention } from '../../layers/relPosAttention.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { ViTDetBlock } from './vitDetBlock.js';
+import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
 /** Configuration of {@link vitDet} (timm's `VisionTransformerSAM` arguments, camelCase). */
 export interface VitDetConfig extends BackboneCommonConfig {
@@ -261,6 +262,16 @@ export class VisionTransformerSAM extends Backbone {
       out[k] = v;
     }
     return { sd: out, created };
+  }
+
+  /** timm's SAM-ViT `group_matcher`: embeddings, then one group per block. */
+  groupMatcher(): GroupMatcher {
+    return { stem: '^pos_embed|patch_embed', blocks: [['^blocks\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
+  }
+
+  /** timm: `pos_embed`, `dist_token`. */
+  override noWeightDecay(): string[] {
+    return ['pos_embed', 'dist_token'];
   }
 }
 

@@ -1,0 +1,155 @@
+import * as tf from '@tensorflow/tfjs';
+import { check, VisBackbonesError } from '../errors.js';
+import type { U8Image } from './imageOps.js';
+import { readImage } from './readImage.js';
+import { DataRng } from './rng.js';
+import type { ImageTransform } from './transforms.js';
+
+/** Image files an {@link imageFolder} picks up (timm's `IMG_EXTENSIONS` that the decoder reads). */
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff'];
+
+/** A classification dataset: `<root>/<class>/<image>` files, class `i` = the `i`-th folder name. */
+export interface ImageFolder {
+  root: string;
+  classNames: string[];
+  samples: { path: string; label: number }[];
+}
+
+/** timm's `natural_key` ordering (digit runs numerically), as its `ImageDataset` sorts classes. */
+function naturalCompare(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true, sensitivity: 'variant' }) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * Node: list `<root>/<class>/**\/<image>` (timm's `find_images_and_targets`): classes are the
+ * top-level folder names in natural order, files in natural order of their relative path.
+ */
+export async function imageFolder(root: string, opts: { extensions?: string[] } = {}): Promise<ImageFolder> {
+  const { readdir, stat } = await import('node:fs/promises');
+  const { join, extname } = await import('node:path');
+  const exts = (opts.extensions ?? IMAGE_EXTENSIONS).map((e) => e.toLowerCase());
+  let top: string[];
+  try {
+    check((await stat(root)).isDirectory(), () => `imageFolder: '${root}' is not a folder`);
+    top = await readdir(root);
+  } catch (e) {
+    if (e instanceof VisBackbonesError) throw e;
+    throw new VisBackbonesError(`imageFolder: cannot read '${root}': ${(e as Error).message}`);
+  }
+  const classes: string[] = [];
+  for (const d of top) if (!d.startsWith('.') && (await stat(join(root, d))).isDirectory()) classes.push(d);
+  classes.sort(naturalCompare);
+  check(classes.length > 0, () => `imageFolder: '${root}' has no class folders (expected <root>/<class>/<image>)`);
+  const samples: { path: string; label: number }[] = [];
+  const walk = async (dir: string, label: number) => {
+    const found: string[] = [];
+    const rec = async (d: string) => {
+      for (const f of await readdir(d)) {
+        if (f.startsWith('.')) continue;
+        const p = join(d, f);
+        if ((await stat(p)).isDirectory()) await rec(p);
+        else if (exts.includes(extname(f).toLowerCase())) found.push(p);
+      }
+    };
+    await rec(dir);
+    found.sort(naturalCompare);
+    for (const p of found) samples.push({ path: p, label });
+  };
+  for (let i = 0; i < classes.length; i++) await walk(join(root, classes[i]), i);
+  check(samples.length > 0, () => `imageFolder: no images (${exts.join(', ')}) under '${root}'`);
+  return { root, classNames: classes, samples };
+}
+
+/** Options of {@link decodeImageFolder}. */
+export interface DecodeOptions {
+  /** Throw on the first file that cannot be decoded (default false: skip it and report it). */
+  strict?: boolean;
+  /** Called for each skipped file. */
+  onError?: (path: string, error: Error) => void;
+}
+
+/** Decoded samples held as uint8 (no tensors): what a synchronous training data source draws from. */
+export interface DecodedSamples {
+  classNames: string[];
+  images: U8Image[];
+  labels: number[];
+  paths: string[];
+  skipped: { path: string; error: string }[];
+}
+
+/** Decode every image of a folder dataset into memory (uint8), skipping (or, `strict`, failing on) undecodable files. */
+export async function decodeImageFolder(ds: ImageFolder, opts: DecodeOptions = {}): Promise<DecodedSamples> {
+  const out: DecodedSamples = { classNames: ds.classNames, images: [], labels: [], paths: [], skipped: [] };
+  for (const s of ds.samples) {
+    let t: tf.Tensor3D;
+    try {
+      t = await readImage(s.path);
+    } catch (e) {
+      if (opts.strict) throw e;
+      out.skipped.push({ path: s.path, error: (e as Error).message });
+      opts.onError?.(s.path, e as Error);
+      continue;
+    }
+    const [h, w] = t.shape;
+    out.images.push({ data: Uint8Array.from(t.dataSync()), height: h, width: w, channels: 3 });
+    t.dispose();
+    out.labels.push(s.label);
+    out.paths.push(s.path);
+  }
+  return out;
+}
+
+/** Options of {@link imageLoader}. */
+export interface LoaderOptions extends DecodeOptions {
+  transform: ImageTransform;
+  batchSize: number;
+  shuffle?: boolean;
+  seed?: number;
+  /** Keep a last, smaller batch (default true). */
+  keepLast?: boolean;
+}
+
+/**
+ * Stream batches from a folder dataset: each image is read, transformed and stacked on demand (only
+ * one batch in memory). Yields `{ x: [B, h, w, 3], y: [B] int32, paths }`; the consumer disposes
+ * `x` and `y`. Undecodable files are skipped and reported (`strict`: fatal).
+ */
+export async function* imageLoader(ds: ImageFolder, opts: LoaderOptions): AsyncGenerator<{ x: tf.Tensor4D; y: tf.Tensor1D; paths: string[] }> {
+  check(Number.isInteger(opts.batchSize) && opts.batchSize > 0, () => `imageLoader: batchSize must be a positive integer, got ${opts.batchSize}`);
+  const order = opts.shuffle ? new DataRng(opts.seed).permutation(ds.samples.length) : ds.samples.map((_, i) => i);
+  let xs: tf.Tensor3D[] = [];
+  let ys: number[] = [];
+  let paths: string[] = [];
+  const flush = () => {
+    const batch = { x: tf.stack(xs) as tf.Tensor4D, y: tf.tensor1d(ys, 'int32'), paths };
+    tf.dispose(xs);
+    xs = [];
+    ys = [];
+    paths = [];
+    return batch;
+  };
+  try {
+    for (const i of order) {
+      const s = ds.samples[i];
+      let img: tf.Tensor3D;
+      try {
+        img = await readImage(s.path);
+      } catch (e) {
+        if (opts.strict) throw e;
+        opts.onError?.(s.path, e as Error);
+        continue;
+      }
+      try {
+        xs.push(opts.transform(img));
+      } finally {
+        img.dispose();
+      }
+      ys.push(s.label);
+      paths.push(s.path);
+      if (xs.length === opts.batchSize) yield flush();
+    }
+    if (xs.length && (opts.keepLast ?? true)) yield flush();
+  } finally {
+    tf.dispose(xs);
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * Pretrained weights: hub sources, the Hugging Face cache (shared with Python), downloads with
+ * progress, `createModel(name, { pretrained: true })`, checkpoint folders.
+ * @module
+ */
+export * from './pretrainedSource.js';
+export * from './download.js';
+export * from './progress.js';
+export * from './createPretrained.js';
+export * from './checkpoint.js';

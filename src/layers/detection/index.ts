@@ -1,0 +1,12 @@
+export type { ImageSize } from './util.js';
+export * from './boxes.js';
+export * from './nms.js';
+export * from './boxCoder.js';
+export * from './matcher.js';
+export * from './detectionLosses.js';
+export * from './anchors.js';
+export * from './levelMapper.js';
+export * from './roiAlign.js';
+export * from './multiScaleRoiAlign.js';
+export * from './masks.js';
+export * from './groupNorm.js';

@@ -1,0 +1,13 @@
+export { DenseClipBlock, DenseClipTransformer, clipCausalMask } from './clipTransformer.js';
+export type { ClipBlockOptions } from './clipTransformer.js';
+export * from './contextDecoder.js';
+export * from './textContextEncoder.js';
+export * from './pooling.js';
+export * from './visionTransformer.js';
+export * from './resnet.js';
+export * from './scoreMap.js';
+export * from './config.js';
+export * from './denseClip.js';
+export * from './openAiClipWeights.js';
+export * from './variants.js';
+export * from './identityLoss.js';

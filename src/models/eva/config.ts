@@ -1,0 +1,166 @@
+import type { BackboneCommonConfig } from '../backbone.js';
+
+/** Head pooling of {@link Eva} (timm's `global_pool`; attention pooling 'map' is not ported). */
+export type EvaPool = '' | 'avg' | 'avgmax' | 'max' | 'token';
+
+/**
+ * Configuration of {@link eva} (timm's `Eva` constructor arguments, camelCase). EVA-01 (Fang et al.
+ * 2023, "EVA: Exploring the Limits of Masked Visual Representation Learning at Scale") is a ViT with
+ * global average pooling; EVA-02 (Fang et al. 2023, "EVA-02: A Visual Representation for Neon Genesis",
+ * sec. 2.1) adds 2-D RoPE, SwiGLU and sub-LN; the EVA-CLIP towers pool the class token.
+ */
+export interface EvaConfig extends BackboneCommonConfig {
+  /** Input image size (square number or `[H, W]`); the input size is fixed to it. Default 224. */
+  imgSize?: number | [number, number];
+  /** Default 16. */
+  patchSize?: number;
+  /** Default 'avg' (mean of the patch tokens, then `fc_norm`); 'token' takes the class token after `norm`. */
+  globalPool?: EvaPool;
+  /** Default 768. */
+  embedDim?: number;
+  /** Default 12. */
+  depth?: number;
+  /** Default 12. */
+  numHeads?: number;
+  /** q and v biases (k never has one). Default true. */
+  qkvBias?: boolean;
+  /** One `qkv` projection with `q_bias` / `v_bias` (true, default) or `q_proj` / `k_proj` / `v_proj`. */
+  qkvFused?: boolean;
+  /** MLP hidden width `int(embedDim * mlpRatio)`. Default 4. */
+  mlpRatio?: number;
+  /** SwiGLU MLP (`fc1_g` / `fc1_x` with `scaleMlp`, else the packed `GluMlp`). Default false. */
+  swigluMlp?: boolean;
+  /** LayerNorm inside the MLP before `fc2` (sub-LN). Default false. */
+  scaleMlp?: boolean;
+  /** LayerNorm of the attention output before `proj` (`attn.norm`, EVA-CLIP). Default false. */
+  scaleAttnInner?: boolean;
+  /** Dropout after the position embedding. Default 0. */
+  posDropRate?: number;
+  /** Dropout after the attention / MLP projections. Default 0. */
+  projDropRate?: number;
+  /** Dropout on the attention probabilities. Default 0. */
+  attnDropRate?: number;
+  /** LayerScale init value (`gamma_1` / `gamma_2`, pre-norm blocks only); null = none. Default null. */
+  initValues?: number | null;
+  /** Default true. */
+  classToken?: boolean;
+  /** Register tokens after the class token (`reg_token`). Default 0. */
+  numRegTokens?: number;
+  /** Position embedding without rows for the prefix tokens (added before they are prepended). Default false. */
+  noEmbedClass?: boolean;
+  /** Learned absolute position embedding `pos_embed`. Default true. */
+  useAbsPosEmb?: boolean;
+  /** 2-D rotary position embedding on q and k of the patch tokens. Default false. */
+  useRotPosEmb?: boolean;
+  /** Only 'cat' (EVA's `RotaryEmbeddingCat`); timm's 'mixed' and 'dinov3' are not ported. */
+  ropeType?: 'cat';
+  /** Pre-training grid of the RoPE positions (`arange(H) / H * ref`); number = square. Default null. */
+  refFeatShape?: number | [number, number] | null;
+  /** Default 10000. */
+  ropeTemperature?: number;
+  /** Default 0. */
+  ropeGridOffset?: number;
+  /** Default 'ij'. */
+  ropeGridIndexing?: 'ij' | 'xy';
+  /** Post-norm blocks `x + norm1(attn(x))`, `x + norm2(mlp(x))` (EVA-02-E). Default false. */
+  usePostNorm?: boolean;
+  /** LayerNorm `norm_pre` after the embeddings (the patch projection then has no bias). Default false. */
+  usePreTransformerNorm?: boolean;
+  /** Final `norm` over all tokens; default (null): on unless `fc_norm` is. */
+  usePostTransformerNorm?: boolean | null;
+  /** `fc_norm` after pooling; default (null): on for `globalPool: 'avg'`. */
+  useFcNorm?: boolean | null;
+  /** Scale of the classifier init (timm's `head_init_scale`). Default 0.001. */
+  headInitScale?: number;
+  /** Not ported (the input size is fixed at `imgSize`). */
+  dynamicImgSize?: false;
+  /** Not ported. */
+  patchDropRate?: 0;
+}
+
+/** {@link EvaConfig} with every default applied (what `model.config` holds). */
+export interface ResolvedEvaConfig {
+  imgSize: [number, number];
+  patchSize: number;
+  inChans: number;
+  numClasses: number;
+  globalPool: EvaPool;
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  qkvBias: boolean;
+  qkvFused: boolean;
+  mlpRatio: number;
+  swigluMlp: boolean;
+  scaleMlp: boolean;
+  scaleAttnInner: boolean;
+  dropRate: number;
+  posDropRate: number;
+  projDropRate: number;
+  attnDropRate: number;
+  dropPathRate: number;
+  initValues: number | null;
+  classToken: boolean;
+  numRegTokens: number;
+  noEmbedClass: boolean;
+  useAbsPosEmb: boolean;
+  useRotPosEmb: boolean;
+  ropeType: 'cat';
+  refFeatShape: [number, number] | null;
+  ropeTemperature: number;
+  ropeGridOffset: number;
+  ropeGridIndexing: 'ij' | 'xy';
+  usePostNorm: boolean;
+  usePreTransformerNorm: boolean;
+  usePostTransformerNorm: boolean | null;
+  useFcNorm: boolean | null;
+  headInitScale: number;
+  featuresOnly: boolean;
+  outIndices?: number[];
+}
+
+/** Apply timm's defaults to an {@link EvaConfig}. */
+export function resolveEvaConfig(cfg: EvaConfig): ResolvedEvaConfig {
+  const img = cfg.imgSize ?? 224;
+  const ref = cfg.refFeatShape ?? null;
+  const out: ResolvedEvaConfig = {
+    imgSize: Array.isArray(img) ? [img[0], img[1]] : [img, img],
+    patchSize: cfg.patchSize ?? 16,
+    inChans: cfg.inChans ?? 3,
+    numClasses: cfg.numClasses ?? 1000,
+    globalPool: (cfg.globalPool ?? 'avg') as EvaPool,
+    embedDim: cfg.embedDim ?? 768,
+    depth: cfg.depth ?? 12,
+    numHeads: cfg.numHeads ?? 12,
+    qkvBias: cfg.qkvBias ?? true,
+    qkvFused: cfg.qkvFused ?? true,
+    mlpRatio: cfg.mlpRatio ?? 4,
+    swigluMlp: cfg.swigluMlp ?? false,
+    scaleMlp: cfg.scaleMlp ?? false,
+    scaleAttnInner: cfg.scaleAttnInner ?? false,
+    dropRate: cfg.dropRate ?? 0,
+    posDropRate: cfg.posDropRate ?? 0,
+    projDropRate: cfg.projDropRate ?? 0,
+    attnDropRate: cfg.attnDropRate ?? 0,
+    dropPathRate: cfg.dropPathRate ?? 0,
+    initValues: cfg.initValues ?? null,
+    classToken: cfg.classToken ?? true,
+    numRegTokens: cfg.numRegTokens ?? 0,
+    noEmbedClass: cfg.noEmbedClass ?? false,
+    useAbsPosEmb: cfg.useAbsPosEmb ?? true,
+    useRotPosEmb: cfg.useRotPosEmb ?? false,
+    ropeType: cfg.ropeType ?? 'cat',
+    refFeatShape: ref === null ? null : Array.isArray(ref) ? [ref[0], ref[1]] : [ref, ref],
+    ropeTemperature: cfg.ropeTemperature ?? 10000,
+    ropeGridOffset: cfg.ropeGridOffset ?? 0,
+    ropeGridIndexing: cfg.ropeGridIndexing ?? 'ij',
+    usePostNorm: cfg.usePostNorm ?? false,
+    usePreTransformerNorm: cfg.usePreTransformerNorm ?? false,
+    usePostTransformerNorm: cfg.usePostTransformerNorm ?? null,
+    useFcNorm: cfg.useFcNorm ?? null,
+    headInitScale: cfg.headInitScale ?? 0.001,
+    featuresOnly: cfg.featuresOnly ?? false,
+  };
+  if (cfg.outIndices !== undefined) out.outIndices = [...cfg.outIndices];
+  return out;
+}
