@@ -9,10 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import '../src/models/convnextV2/index.js';
+import '../src/index.js';
 import { createModel } from '../src/models/registry.js';
-import '../src/models/swin/index.js';
-import '../src/models/vit/index.js';
 import { countFlops } from '../src/utils/flops.js';
 import { BENCH_MODELS } from './benchModels.js';
 

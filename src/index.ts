@@ -22,7 +22,6 @@ export * from './models/mvitV2/index.js';
 export * from './models/clip/index.js';
 export * from './models/coca/index.js';
 export * from './models/videoSwin/index.js';
-export * from './models/bevt/index.js';
 export * from './models/pvt/index.js';
 export * from './models/semaskSwin/index.js';
 export * from './models/eva/index.js';

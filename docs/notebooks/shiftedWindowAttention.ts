@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { syntheticShapes, SHAPES_MEAN, SHAPES_STD } from '../../src/data/syntheticShapes.js';
 import { swinV2 } from '../../src/models/swin/swinTransformer.js';
 import { colormap, RgbImage, tensorToImages } from '../../src/viz/imageGrid.js';
-import { windowAttentionMaps, WindowAttentionMaps } from '../../src/viz/windowAttentionMaps.js';
+import { windowAttentionMaps, WindowAttentionMaps } from '../../src/models/swin/windowAttentionMaps.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { NotebookOptions, drawLine, runIfMain, savePng } from './lib.js';
 

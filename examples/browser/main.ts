@@ -14,7 +14,7 @@ import { Backbone, ModuleLayer, readSafetensors, SwinTransformer } from '../../s
 import { syntheticShapes } from '../../src/data/syntheticShapes.js';
 import { colormap, RgbImage } from '../../src/viz/imageGrid.js';
 import { pcaToRgb } from '../../src/viz/pca.js';
-import { windowAttentionMaps } from '../../src/viz/windowAttentionMaps.js';
+import { windowAttentionMaps } from '../../src/models/swin/windowAttentionMaps.js';
 
 /** What the page reports (read by the end-to-end test). */
 interface PageResult {

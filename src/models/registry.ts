@@ -85,6 +85,47 @@ export interface Family {
   liven(model: Backbone): void;
 }
 
+/** Config fields every backbone accepts besides its architecture ({@link BackboneCommonConfig}). */
+const COMMON_FIELDS = ['inChans', 'numClasses', 'featuresOnly', 'outIndices', 'globalPool', 'dropRate', 'dropPathRate'];
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+    }
+  }
+  return d[a.length][b.length];
+}
+
+function kindOf(v: unknown): string {
+  if (v === null || v === undefined) return 'unset';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+/**
+ * Check config overrides against a family's fields (timm raises "unexpected keyword argument"): an
+ * unknown key throws, naming the nearest valid key and the fields; a value of the wrong kind (a string
+ * where the family takes a number, ...) throws naming the key, the value and the expected kind.
+ */
+function checkOverrides(family: string, fields: Map<string, unknown>, overrides: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!fields.has(k)) {
+      const names = [...fields.keys()].sort();
+      const near = names.reduce((best, n) => (editDistance(k, n) < editDistance(k, best) ? n : best), names[0]);
+      throw new VisBackbonesError(`unexpected config field '${k}' for model family '${family}' (did you mean '${near}'?); its fields: ${names.join(', ')}`);
+    }
+    const ref = kindOf(fields.get(k));
+    const got = kindOf(v);
+    if (ref === 'unset' || got === 'unset' || ref === got || ref === 'object' || got === 'object') continue;
+    // numbers and per-stage lists are interchangeable where a family takes either (windowSize: 7 | [7, 7, 14, 7])
+    if ((ref === 'number' && got === 'array') || (ref === 'array' && got === 'number')) continue;
+    throw new VisBackbonesError(`config field '${k}' of model family '${family}' expects a ${ref}, got ${JSON.stringify(v)} (${got})`);
+  }
+}
+
 const registry = new Map<string, ModelEntry>();
 const families = new Map<string, Family>();
 
@@ -102,7 +143,20 @@ export const INCEPTION_STD: [number, number, number] = [0.5, 0.5, 0.5];
  */
 export function defineFamily<C extends object>(def: FamilyDefinition<C>): Family {
   if (families.has(def.name)) throw new VisBackbonesError(`model family '${def.name}' is registered twice`);
+  let fields: Map<string, unknown> | null = null;
+  /** The family's fields with example values: the resolved config of a tiny model, the variants' fields. */
+  const familyFields = (): Map<string, unknown> => {
+    if (fields) return fields;
+    const f = new Map<string, unknown>(COMMON_FIELDS.map((k) => [k, undefined]));
+    for (const cfg of Object.values(def.variants) as Record<string, unknown>[]) for (const [k, v] of Object.entries(cfg)) if (!f.has(k) || f.get(k) === undefined) f.set(k, v);
+    const probe = withoutInit(() => def.factory(def.tiny(64)));
+    for (const [k, v] of Object.entries(probe.config)) if (!f.has(k) || f.get(k) === undefined) f.set(k, v);
+    probe.dispose();
+    fields = f;
+    return f;
+  };
   const create = (config: Record<string, unknown>): Backbone => {
+    checkOverrides(def.name, familyFields(), config);
     const m = def.factory(config as C);
     m.family = def.name;
     return m;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { Linear } from '../layers/linear.js';
 import { ForwardOptions, Module } from '../layers/module.js';
-import { bevtSwin, SwinTransformerBEVT } from '../models/bevt/index.js';
+import { bevtSwin, SwinTransformerBEVT } from '../models/videoSwin/index.js';
 import type { VideoSwinConfig } from '../models/videoSwin/index.js';
 import { blockMask } from './blockMask.js';
 import { hogTargets } from './hog.js';

@@ -8,7 +8,7 @@ import { swin, swinV2 } from '../../src/models/swin/swinTransformer.js';
 import { colormap, imageGrid } from '../../src/viz/imageGrid.js';
 import { pcaToRgb, principalComponents } from '../../src/viz/pca.js';
 import { adler32, crc32, encodePng } from '../../src/viz/png.js';
-import { windowAttentionMaps } from '../../src/viz/windowAttentionMaps.js';
+import { windowAttentionMaps } from '../../src/models/swin/windowAttentionMaps.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { loadFixture, nchwToNhwc } from '../helpers/fixtures.js';

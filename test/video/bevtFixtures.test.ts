@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bevtSwin } from '../../src/models/bevt/index.js';
+import { bevtSwin } from '../../src/models/videoSwin/index.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { syntheticVideo, VIDEO_DIRECTIONS } from '../../src/data/syntheticVideo.js';
 import { videoClsHead } from '../../src/heads/videoHead.js';
-import { bevtSwin } from '../../src/models/bevt/index.js';
+import { bevtSwin } from '../../src/models/videoSwin/index.js';
 import { videoSwin } from '../../src/models/videoSwin/index.js';
 import { useBackend } from '../helpers/backends.js';
 import { expectError } from '../helpers/errors.js';

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualSeed } from '../../src/layers/init.js';
-import { bevtSwin } from '../../src/models/bevt/index.js';
+import { bevtSwin } from '../../src/models/videoSwin/index.js';
 import { swin } from '../../src/models/swin/index.js';
 import {
   createVideoModel,

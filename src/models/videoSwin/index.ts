@@ -8,3 +8,6 @@ export * from './checkpoint.js';
 export * from './videoSwinTrunk.js';
 export * from './swinTransformer3d.js';
 export * from './variants.js';
+export * from './convTranspose3d.js';
+export * from './maskResize.js';
+export * from './bevtSwin.js';

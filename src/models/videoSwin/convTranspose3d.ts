@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
 import { uniform } from '../../layers/init.js';
 import { Module, ParamLayout, Parameter } from '../../layers/module.js';
-import type { Triple } from '../videoSwin/windows3d.js';
+import type { Triple } from './windows3d.js';
 
 /**
  * Layout of a kernel == stride `nn.ConvTranspose3d.weight`: internal `[in, kt*kh*kw*out]` with the

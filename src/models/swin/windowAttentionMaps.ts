@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../errors.js';
-import { addBiasAndMask, splitQkv } from '../layers/attention.js';
-import { CosineWindowAttention } from '../layers/cosineWindowAttention.js';
-import { l2Normalize } from '../layers/l2Normalize.js';
-import { WindowAttention } from '../layers/windowAttention.js';
-import { roll2d, windowPartition } from '../layers/windows.js';
-import type { SwinTransformer } from '../models/swin/swinTransformer.js';
+import { check } from '../../errors.js';
+import { addBiasAndMask, splitQkv } from '../../layers/attention.js';
+import { CosineWindowAttention } from '../../layers/cosineWindowAttention.js';
+import { l2Normalize } from '../../layers/l2Normalize.js';
+import { WindowAttention } from '../../layers/windowAttention.js';
+import { roll2d, windowPartition } from '../../layers/windows.js';
+import type { SwinTransformer } from './swinTransformer.js';
 
 /** The attention probabilities of one Swin block, with the geometry needed to draw them. */
 export interface WindowAttentionMaps {

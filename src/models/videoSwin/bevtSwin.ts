@@ -6,8 +6,8 @@ import { truncNormal } from '../../layers/init.js';
 import { Linear } from '../../layers/linear.js';
 import { ForwardOptions, ModuleList, Parameter } from '../../layers/module.js';
 import { PatchEmbed } from '../../layers/patchEmbed.js';
-import { resolveVideoSwinConfig, VideoSwinConfig } from '../videoSwin/config.js';
-import { VideoSwinTrunk } from '../videoSwin/videoSwinTrunk.js';
+import { resolveVideoSwinConfig, VideoSwinConfig } from './config.js';
+import { VideoSwinTrunk } from './videoSwinTrunk.js';
 import { ConvTranspose3d } from './convTranspose3d.js';
 import { resizeMaskNearest } from './maskResize.js';
 

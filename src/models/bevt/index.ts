@@ -1,3 +1,0 @@
-export * from './convTranspose3d.js';
-export * from './maskResize.js';
-export * from './bevtSwin.js';
