@@ -43,7 +43,7 @@ export async function run(opts: NotebookOptions) {
   const fx = JSON.parse(readFileSync(join(FIXTURE, 'case.json'), 'utf8'));
   const model = swinV2(fx.config);
   loadTimmWeights(model, new Uint8Array(readFileSync(join(FIXTURE, 'weights.safetensors'))));
-  const attn = model.layers[0].blocks[0].attn as CosineWindowAttention;
+  const attn = model.layers.items[0].blocks.items[0].attn as CosineWindowAttention;
   const pretrained = attn.opts.windowSize[0];
   const heads = attn.opts.numHeads;
   const sd = attn.stateDict();

@@ -148,7 +148,7 @@ async function run(model: tf.LayersModel, backbone: Backbone, info: { mean: numb
   // one shifted window's attention (Swin / SwinV2 models)
   if (backbone instanceof SwinTransformer) {
     const stage = Number(params.get('stage') ?? '0');
-    const block = Math.min(Number(params.get('block') ?? '1'), backbone.layers[stage].blocks.length - 1);
+    const block = Math.min(Number(params.get('block') ?? '1'), backbone.layers.items[stage].blocks.length - 1);
     const m = windowAttentionMaps(backbone, x0, stage, block);
     const [gh, gw] = m.grid;
     const [wh, ww] = m.window;

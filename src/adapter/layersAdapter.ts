@@ -96,13 +96,48 @@ export class ModuleLayer extends tf.layers.Layer {
 }
 tf.serialization.registerClass(ModuleLayer);
 
+/** Options of {@link toLayersModel}. */
+export interface ToLayersModelOptions {
+  /** Name of the module's layer. */
+  name?: string;
+  /**
+   * `'logits'` (default): the module's output as it is; a classifier's are logits, so train with
+   * {@link softmaxCrossEntropyFromLogits} as the loss (Keras' `from_logits=True`). `'softmax'` appends a
+   * softmax layer: the output are probabilities, for `compile({ loss: 'categoricalCrossentropy' })`.
+   */
+  output?: 'logits' | 'softmax';
+}
+
+/**
+ * Categorical cross-entropy of one-hot (or soft) targets and logits, averaged over the batch: the loss for
+ * `compile({ optimizer, loss: softmaxCrossEntropyFromLogits })` on a model whose output are logits.
+ * (The string loss `'categoricalCrossentropy'` expects probabilities: on logits it trains on the wrong loss.)
+ */
+export function softmaxCrossEntropyFromLogits(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
+  return tf.losses.softmaxCrossEntropy(yTrue, yPred) as tf.Scalar;
+}
+
 /**
  * Wrap a module as a one-layer `tf.LayersModel` with input shape `inputShape` (without the batch
- * axis, NHWC for images). The module's variables become the model's weights.
+ * axis, NHWC for images). The module's variables become the model's weights. The third argument is
+ * the layer's name or {@link ToLayersModelOptions}.
  */
-export function toLayersModel(module: Module, inputShape: number[], name?: string): tf.LayersModel {
+export function toLayersModel(module: Module, inputShape: number[], opts?: string | ToLayersModelOptions): tf.LayersModel {
+  const o: ToLayersModelOptions = typeof opts === 'string' ? { name: opts } : (opts ?? {});
+  const mode = o.output ?? 'logits';
+  check(
+    mode === 'logits' || mode === 'softmax',
+    () => `toLayersModel: output must be 'logits' or 'softmax', got ${JSON.stringify(o.output)}`,
+  );
   const input = tf.input({ shape: inputShape });
-  const layer = new ModuleLayer({ module, name });
-  const output = layer.apply(input) as tf.SymbolicTensor | tf.SymbolicTensor[];
+  const layer = new ModuleLayer({ module, name: o.name });
+  let output = layer.apply(input) as tf.SymbolicTensor | tf.SymbolicTensor[];
+  if (mode === 'softmax') {
+    check(!Array.isArray(output) && output.shape.length === 2, () => {
+      const shapes = (Array.isArray(output) ? output : [output]).map((t) => `[${t.shape.join(', ')}]`).join(', ');
+      return `toLayersModel: output 'softmax' needs a single [B, classes] output (a classifier), got ${shapes}`;
+    });
+    output = tf.layers.softmax().apply(output) as tf.SymbolicTensor;
+  }
   return tf.model({ inputs: input, outputs: output });
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../errors.js';
+import { check, VisBackbonesError } from '../errors.js';
 import { disposeKernelModules, setKernelThreads } from './kernelModule.js';
 import type { NodeWorkerCtor } from './kernelPool.js';
 import { registerFastKernels, unregisterFastKernels } from './fastKernels.js';
@@ -64,7 +64,15 @@ export function wasmThreads(): number {
  */
 export async function enableWasmThreads(n: number): Promise<void> {
   check(Number.isInteger(n) && n >= 1 && n <= 64, () => `enableWasmThreads: n must be an integer in [1, 64], got ${n}`);
-  const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as unknown as WasmPackage;
+  const held = variablesOnWasm();
+  check(
+    held === 0,
+    () =>
+      `enableWasmThreads(${n}) / useWasm({ threads: ${n} }) re-creates the wasm backend, which would destroy the ${held} variable(s) ` +
+      '(model weights) held on it: call it first, before building or loading any model (or dispose the models, ' +
+      'keeping their weights with saveSafetensors(model), and load them into new ones afterwards)',
+  );
+  const wasm = (await importWasmPackage('enableWasmThreads')) as unknown as WasmPackage;
   if (!isNode()) {
     wasm.setThreadsCount(n);
     configuredThreads = n;
@@ -103,6 +111,8 @@ export async function enableWasmThreads(n: number): Promise<void> {
  */
 export async function useWasm(opts: UseWasmOptions = {}): Promise<void> {
   const threads = opts.threads ?? 1;
+  if (!tf.findBackendFactory('wasm')) await importWasmPackage('useWasm');
+  check(tf.findBackendFactory('wasm') != null, () => `useWasm: the wasm backend is not registered: ${INSTALL_WASM}`);
   if (threads !== configuredThreads || (threads > 1 && !tf.findBackend('wasm'))) await enableWasmThreads(threads);
   if (opts.fastKernels === false) {
     unregisterFastKernels();
@@ -114,6 +124,32 @@ export async function useWasm(opts: UseWasmOptions = {}): Promise<void> {
   }
   check(await tf.setBackend('wasm'), () => 'useWasm: the wasm backend failed to initialise');
   await tf.ready();
+}
+
+const INSTALL_WASM =
+  `install the package (npm install @tensorflow/tfjs-backend-wasm@${tf.version_core}) and import it once ` +
+  "(import '@tensorflow/tfjs-backend-wasm') before calling this";
+
+/** The tfjs-wasm package, or a clear error saying to install it. */
+async function importWasmPackage(caller: string): Promise<unknown> {
+  try {
+    return await import('@tensorflow/tfjs-backend-wasm');
+  } catch (e) {
+    throw new VisBackbonesError(`${caller}: could not load @tensorflow/tfjs-backend-wasm (${(e as Error).message}): ${INSTALL_WASM}`);
+  }
+}
+
+/** Live variables whose data is on the wasm backend (lost when it is re-created). */
+function variablesOnWasm(): number {
+  const eng = tf.engine() as unknown as {
+    registry: Record<string, tf.KernelBackend | undefined>;
+    state: { registeredVariables: Record<string, tf.Variable>; tensorInfo: WeakMap<object, { backend: tf.KernelBackend }> };
+  };
+  const b = eng.registry['wasm'];
+  if (!b) return 0;
+  let n = 0;
+  for (const v of Object.values(eng.state.registeredVariables)) if (!v.isDisposed && eng.state.tensorInfo.get(v.dataId)?.backend === b) n++;
+  return n;
 }
 
 /**

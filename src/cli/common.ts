@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync } from 'node:fs';
+import { enableWasmThreads, wasmThreads } from '../backends/wasmThreads.js';
 import { VisBackbonesError } from '../errors.js';
 import { ParsedArgs, UsageError, flagInt, flagString } from './args.js';
 
@@ -9,13 +10,36 @@ export interface CliIO {
   err(line: string): void;
 }
 
+let stdoutGuarded = false;
+
+/**
+ * Write a line to the process's stdout. A reader that stops early (`visbackbones list | head`) closes
+ * the pipe: the resulting EPIPE ends the process quietly with exit code 0 instead of a stack trace.
+ */
+export function writeStdout(line: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    // one listener more than the worker threads' own (each adds one), so their count stays within the default limit
+    process.stdout.setMaxListeners(process.stdout.getMaxListeners() + 1);
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
+  process.stdout.write(`${line}\n`);
+}
+
 /** Backends the CLI can run on (Node). */
 export const CLI_BACKENDS = ['wasm', 'cpu'] as const;
 
-/** Switch tfjs to `--backend` (default `def`), with a usage error for an unknown name. */
-export async function selectBackend(args: ParsedArgs, def: (typeof CLI_BACKENDS)[number] = 'wasm'): Promise<string> {
+/**
+ * Switch tfjs to `--backend` (default `def`), with a usage error for an unknown name. `threads` (the
+ * `--threads` flag of a command that has one) runs tfjs-wasm and our kernels on that many threads.
+ */
+export async function selectBackend(args: ParsedArgs, def: (typeof CLI_BACKENDS)[number] = 'wasm', threads = 1): Promise<string> {
   const name = flagString(args, 'backend') ?? def;
   if (!(CLI_BACKENDS as readonly string[]).includes(name)) throw new UsageError(`--backend ${name}: expected one of ${CLI_BACKENDS.join(', ')}`);
+  if (threads > 1 && name !== 'wasm') throw new UsageError(`--threads ${threads}: only the wasm backend runs threaded (got --backend ${name})`);
   if (name === 'wasm' && !tf.findBackendFactory('wasm')) {
     try {
       await import('@tensorflow/tfjs-backend-wasm');
@@ -23,6 +47,7 @@ export async function selectBackend(args: ParsedArgs, def: (typeof CLI_BACKENDS)
       throw new VisBackbonesError('the wasm backend needs @tensorflow/tfjs-backend-wasm (npm install @tensorflow/tfjs-backend-wasm), or pass --backend cpu');
     }
   }
+  if (name === 'wasm' && threads !== wasmThreads()) await enableWasmThreads(threads);
   if (tf.getBackend() !== name) {
     const ok = await tf.setBackend(name);
     if (!ok) throw new VisBackbonesError(`could not initialise the ${name} backend`);

@@ -14,10 +14,25 @@ import { getModelEntry } from '../models/registry.js';
 import { Trainer } from '../train/trainer.js';
 import { ParsedArgs, UsageError, flagInt, flagString } from './args.js';
 import { CliIO, modelOverrides, selectBackend } from './common.js';
+import { splitImgSize } from './sizeOverride.js';
 
 /** Flags of `finetune`. */
 export const FINETUNE_FLAGS = {
-  values: ['model', 'data', 'epochs', 'img-size', 'batch-size', 'lr', 'val-split', 'out', 'seed', 'config', 'backend', 'cache-dir', 'max-steps'],
+  values: [
+    'model',
+    'data',
+    'epochs',
+    'img-size',
+    'batch-size',
+    'lr',
+    'val-split',
+    'out',
+    'seed',
+    'config',
+    'backend',
+    'cache-dir',
+    'max-steps',
+  ],
   switches: ['pretrained', 'strict', 'offline', 'no-progress'],
 };
 
@@ -50,9 +65,8 @@ export async function finetuneCommand(args: ParsedArgs, io: CliIO): Promise<numb
   const lr = flagNumber(args, 'lr', 5e-4, (v) => v > 0, 'a positive number');
   const valSplit = flagNumber(args, 'val-split', 0.1, (v) => v >= 0 && v < 1, 'a fraction in [0, 1)');
   const maxSteps = flagInt(args, 'max-steps');
-  const overrides = modelOverrides(args);
   const [arch] = splitModelNameTag(name);
-  getModelEntry(arch);
+  const { model: overrides, imgSize } = splitImgSize(arch, modelOverrides(args));
   await selectBackend(args);
 
   const ds = await imageFolder(data);
@@ -66,13 +80,24 @@ export async function finetuneCommand(args: ParsedArgs, io: CliIO): Promise<numb
   const nVal = valSplit > 0 ? Math.min(n - 1, Math.max(1, Math.round(n * valSplit))) : 0;
   const val = order.slice(0, nVal);
   const train = order.slice(nVal);
-  if (train.length < batchSize) throw new VisBackbonesError(`--data ${data}: ${train.length} training images, fewer than one batch of ${batchSize} (lower --batch-size)`);
-  io.out(`${n} images in ${numClasses} classes (${ds.classNames.join(', ')}): ${train.length} train, ${nVal} val${decoded.skipped.length ? `, ${decoded.skipped.length} skipped` : ''}`);
+  if (train.length < batchSize)
+    throw new VisBackbonesError(
+      `--data ${data}: ${train.length} training images, fewer than one batch of ${batchSize} (lower --batch-size)`,
+    );
+  io.out(
+    `${n} images in ${numClasses} classes (${ds.classNames.join(', ')}): ${train.length} train, ${nVal} val` +
+      (decoded.skipped.length ? `, ${decoded.skipped.length} skipped` : ''),
+  );
 
   let model: Backbone;
-  const imgSize = overrides.imgSize as number | undefined;
   if (args.flags.has('pretrained')) {
-    model = await createPretrainedModel(name, { ...overrides, numClasses, cacheDir: flagString(args, 'cache-dir'), offline: args.flags.has('offline') || undefined, progress: !args.flags.has('no-progress') });
+    model = await createPretrainedModel(name, {
+      ...overrides,
+      numClasses,
+      cacheDir: flagString(args, 'cache-dir'),
+      offline: args.flags.has('offline') || undefined,
+      progress: !args.flags.has('no-progress'),
+    });
   } else {
     model = getModelEntry(arch).create({ ...overrides, numClasses });
   }
@@ -107,7 +132,13 @@ export async function finetuneCommand(args: ParsedArgs, io: CliIO): Promise<numb
         });
         const x = tf.stack(xs) as tf.Tensor4D;
         tf.dispose(xs);
-        return { x, y: tf.tensor1d(idx.map((i) => decoded.labels[train[i]]), 'int32') };
+        return {
+          x,
+          y: tf.tensor1d(
+            idx.map((i) => decoded.labels[train[i]]),
+            'int32',
+          ),
+        };
       },
     };
     const infos = trainer.fit(source, { epochs, batchSize, maxSteps });

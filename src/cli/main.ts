@@ -2,7 +2,7 @@ import '../index.js'; // registers every model family and the layers adapter
 import { VisBackbonesError } from '../errors.js';
 import { parseArgs, UsageError } from './args.js';
 import { benchCommand } from './bench.js';
-import { CliIO } from './common.js';
+import { CliIO, writeStdout } from './common.js';
 import { convertCommand } from './convert.js';
 import { infoCommand } from './info.js';
 import { listCommand } from './list.js';
@@ -15,12 +15,13 @@ export const USAGE = `usage: visbackbones <command> [options]
 
 commands:
   list [FILTER]                      registered model names (FILTER: substring or wildcard, e.g. 'swinv2*')
-  info NAME                          parameters, GFLOPs at the default size, feature channels and strides
+  info NAME                          parameters, GFLOPs at the default size, feature channels and strides,
+                                     preprocessing (input size, crop, interpolation, mean/std), weights URL
        [--img-size N] [--config JSON|FILE] [--backend wasm|cpu] [--no-flops]
   convert --timm FILE.safetensors --model NAME --out DIR
        [--img-size N] [--config JSON|FILE] [--check] [--backend wasm|cpu]
                                      a timm checkpoint to a TF.js model directory (model.json + weights.bin)
-  bench NAME [--backend wasm|cpu] [--batch N] [--reps N] [--img-size N] [--config JSON|FILE]
+  bench NAME [--backend wasm|cpu] [--threads N] [--batch N] [--reps N] [--img-size N] [--config JSON|FILE]
                                      forward-pass throughput
   predict MODEL[.TAG]|CHECKPOINT_DIR IMAGE... [--topk N] [--backend wasm|cpu] [--cache-dir DIR] [--offline] [--json]
                                      top classes of images (pretrained weights through the Hugging Face cache)
@@ -36,7 +37,7 @@ exit codes: 0 success, 1 error (missing file, corrupt checkpoint, mismatched wei
 const COMMON = ['img-size', 'config', 'backend'];
 
 /** The process's own stdout / stderr. */
-export const PROCESS_IO: CliIO = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+export const PROCESS_IO: CliIO = { out: writeStdout, err: (l) => process.stderr.write(`${l}\n`) };
 
 /**
  * Run the CLI on `argv` (without `node` and the script) and return the exit code: 0 success,
@@ -60,7 +61,7 @@ export async function runCli(argv: string[], io: CliIO = PROCESS_IO): Promise<nu
       case 'convert':
         return await convertCommand(parseArgs(rest, [...COMMON, 'timm', 'model', 'out'], ['check']), io);
       case 'bench':
-        return await benchCommand(parseArgs(rest, [...COMMON, 'batch', 'reps']), io);
+        return await benchCommand(parseArgs(rest, [...COMMON, 'batch', 'reps', 'threads']), io);
       case 'predict':
         return await predictCommand(parseArgs(rest, PREDICT_FLAGS.values, PREDICT_FLAGS.switches), io);
       case 'finetune':
@@ -78,6 +79,7 @@ export async function runCli(argv: string[], io: CliIO = PROCESS_IO): Promise<nu
     }
     if (e instanceof VisBackbonesError && /^(unknown model |no pretrained cfg for model |model '[^']+' has no pretrained tag )/.test(e.message)) {
       io.err(`error: ${e.message}`);
+      if (!/visbackbones list|has no pretrained tag/.test(e.message)) io.err(`run 'visbackbones list' for the registered model names`);
       return 2;
     }
     io.err(`error: ${e instanceof Error ? e.message : String(e)}`);

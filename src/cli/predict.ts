@@ -11,7 +11,10 @@ import { ParsedArgs, UsageError, flagInt, flagString } from './args.js';
 import { CliIO, selectBackend } from './common.js';
 
 /** Flags of `predict`. */
-export const PREDICT_FLAGS = { values: ['topk', 'backend', 'cache-dir', 'revision', 'img-size'], switches: ['offline', 'json', 'no-progress'] };
+export const PREDICT_FLAGS = {
+  values: ['topk', 'backend', 'cache-dir', 'revision', 'img-size'],
+  switches: ['offline', 'json', 'no-progress'],
+};
 
 /**
  * `visbackbones predict <model[.tag] | checkpoint dir> <image...> [--topk 5] [--backend wasm|cpu]
@@ -21,7 +24,8 @@ export const PREDICT_FLAGS = { values: ['topk', 'backend', 'cache-dir', 'revisio
  */
 export async function predictCommand(args: ParsedArgs, io: CliIO): Promise<number> {
   const [source, ...images] = args.positional;
-  if (!source) throw new UsageError('predict needs a model name (e.g. swinv2_tiny_window8_256.ms_in1k) or a checkpoint folder, then images');
+  if (!source)
+    throw new UsageError('predict needs a model name (e.g. swinv2_tiny_window8_256.ms_in1k) or a checkpoint folder, then images');
   if (!images.length) throw new UsageError('predict needs at least one image path after the model');
   const topk = flagInt(args, 'topk', 5)!;
   for (const p of images) if (!existsSync(p)) throw new VisBackbonesError(`image not found: ${p}`);

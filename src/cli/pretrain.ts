@@ -17,9 +17,13 @@ import { Trainer } from '../train/trainer.js';
 import { writeSafetensors } from '../weights/safetensors.js';
 import { ParsedArgs, UsageError, flagInt, flagString } from './args.js';
 import { CliIO, modelOverrides, selectBackend } from './common.js';
+import { splitImgSize } from './sizeOverride.js';
 
 /** Flags of `pretrain`. */
-export const PRETRAIN_FLAGS = { values: ['method', 'model', 'data', 'steps', 'batch-size', 'lr', 'img-size', 'config', 'out', 'seed', 'backend'], switches: ['strict'] };
+export const PRETRAIN_FLAGS = {
+  values: ['method', 'model', 'data', 'steps', 'batch-size', 'lr', 'img-size', 'config', 'out', 'seed', 'backend'],
+  switches: ['strict'],
+};
 
 const METHODS = ['simmim', 'mixmim', 'fastmim', 'fcmae'] as const;
 type Method = (typeof METHODS)[number];
@@ -48,21 +52,37 @@ export async function pretrainCommand(args: ParsedArgs, io: CliIO): Promise<numb
   const seed = Number(flagString(args, 'seed') ?? 0);
   const lr = Number(flagString(args, 'lr') ?? 1e-4);
   if (!(lr > 0)) throw new UsageError(`--lr ${flagString(args, 'lr')}: expected a positive number`);
-  const overrides = modelOverrides(args);
   const [arch] = splitModelNameTag(name);
   const entry = getModelEntry(arch);
+  const { model: overrides, imgSize } = splitImgSize(arch, modelOverrides(args));
   await selectBackend(args);
   const ds = await imageFolder(data);
-  const decoded = await decodeImageFolder(ds, { strict: args.flags.has('strict'), onError: (p, e) => io.err(`skipped ${p}: ${e.message}`) });
-  if (decoded.images.length < batchSize) throw new VisBackbonesError(`--data ${data}: ${decoded.images.length} images, fewer than one batch of ${batchSize}`);
-  const backbone: Backbone = entry.create({ ...overrides, numClasses: 0 });
-  const size = (overrides.imgSize as number | undefined) ?? (backbone.config.imgSize as number | undefined) ?? 224;
+  const decoded = await decodeImageFolder(ds, {
+    strict: args.flags.has('strict'),
+    onError: (p, e) => io.err(`skipped ${p}: ${e.message}`),
+  });
+  if (decoded.images.length < batchSize)
+    throw new VisBackbonesError(`--data ${data}: ${decoded.images.length} images, fewer than one batch of ${batchSize}`);
+  const backbone: Backbone = entry.create({ ...overrides, numClasses: 0, ...(method === 'fcmae' ? { featuresOnly: true } : {}) });
+  const size = imgSize ?? (backbone.config.imgSize as number | undefined) ?? 224;
   const dataConfig = resolveDataConfig(hasPretrainedCfg(name) ? getPretrainedCfg(name) : {}, { imgSize: size });
-  const transform = createTransform(dataConfig, { isTraining: true, seed, scale: [0.67, 1], ratio: [3 / 4, 4 / 3], colorJitter: 0, interpolation: 'bicubic' });
+  const transform = createTransform(dataConfig, {
+    isTraining: true,
+    seed,
+    scale: [0.67, 1],
+    ratio: [3 / 4, 4 / 3],
+    colorJitter: 0,
+    interpolation: 'bicubic',
+  });
   let model: Pretrainer;
   try {
-    model = (method === 'simmim' ? simmim(backbone) : method === 'fastmim' ? fastmim(backbone) : method === 'fcmae'
-      ? fcmae(backbone as Parameters<typeof fcmae>[0]) : mixmim(backbone as Parameters<typeof mixmim>[0])) as unknown as Pretrainer;
+    model = (method === 'simmim'
+      ? simmim(backbone)
+      : method === 'fastmim'
+        ? fastmim(backbone)
+        : method === 'fcmae'
+          ? fcmae(backbone as Parameters<typeof fcmae>[0])
+          : mixmim(backbone as Parameters<typeof mixmim>[0])) as unknown as Pretrainer;
   } catch (e) {
     backbone.dispose();
     throw new VisBackbonesError(`--method ${method} cannot pretrain ${arch}: ${(e as Error).message}`);
@@ -103,12 +123,18 @@ export async function pretrainCommand(args: ParsedArgs, io: CliIO): Promise<numb
     const infos = trainer.fit(source, { epochs, batchSize, maxSteps: steps });
     trainer.dispose();
     mkdirSync(out, { recursive: true });
-    for (const [file, m] of [['model.safetensors', backbone], ['pretrainer.safetensors', model]] as const) {
+    for (const [file, m] of [
+      ['model.safetensors', backbone],
+      ['pretrainer.safetensors', model],
+    ] as const) {
       const sd = m.stateDict();
       writeFileSync(join(out, file), writeSafetensors(sd, { format: 'pt' }));
       tf.dispose(Object.values(sd));
     }
-    io.out(`${method}: ${infos.length} steps, loss ${infos[0]?.loss.toFixed(4)} -> ${infos[infos.length - 1]?.loss.toFixed(4)}; wrote ${out}/model.safetensors`);
+    io.out(
+      `${method}: ${infos.length} steps, loss ${infos[0]?.loss.toFixed(4)} -> ${infos[infos.length - 1]?.loss.toFixed(4)}; ` +
+        `wrote ${out}/model.safetensors`,
+    );
   } finally {
     model.dispose();
   }

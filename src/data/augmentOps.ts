@@ -49,7 +49,8 @@ export function sharpness(img: U8Image, f: number): U8Image {
     for (let x = 1; x < w - 1; x++) {
       for (let ch = 0; ch < c; ch++) {
         let s = 0;
-        for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) s += data[((y + dy) * w + x + dx) * c + ch] * (dx === 0 && dy === 0 ? 5 : 1);
+        for (let dy = -1; dy <= 1; dy++)
+          for (let dx = -1; dx <= 1; dx++) s += data[((y + dy) * w + x + dx) * c + ch] * (dx === 0 && dy === 0 ? 5 : 1);
         smooth[(y * w + x) * c + ch] = Math.min(255, Math.max(0, Math.round(s / 13)));
       }
     }
@@ -119,7 +120,12 @@ export function equalize(img: U8Image): U8Image {
  * Pillow's `Image.transform(size, AFFINE, (a, b, c, d, e, f), resample, fillcolor)`: output pixel
  * centre `(x + 0.5, y + 0.5)` samples the input at `(a x + b y + c, d x + e y + f)`; outside -> `fill`.
  */
-export function affine(img: U8Image, m: [number, number, number, number, number, number], resample: 'nearest' | 'bilinear' | 'bicubic', fill: number[]): U8Image {
+export function affine(
+  img: U8Image,
+  m: [number, number, number, number, number, number],
+  resample: 'nearest' | 'bilinear' | 'bicubic',
+  fill: number[],
+): U8Image {
   const { data, height: h, width: w, channels: c } = img;
   const out = new Uint8Array(data.length);
   const [a, b, cc, d, e, f] = m;

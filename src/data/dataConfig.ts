@@ -33,11 +33,15 @@ export interface ResolveDataConfigOptions {
 }
 
 /** Anything with a pretrained cfg: a model (`model.pretrainedCfg`) or the cfg itself. */
-export type DataConfigSource = { pretrainedCfg?: Record<string, unknown> | null } | Partial<TimmPretrainedCfg> | Record<string, unknown> | string;
+export type DataConfigSource =
+  { pretrainedCfg?: Record<string, unknown> | null } | Partial<TimmPretrainedCfg> | Record<string, unknown> | string;
 
 function cfgOf(src: DataConfigSource): Record<string, unknown> {
   if (typeof src === 'string') return getPretrainedCfg(src);
-  check(typeof src === 'object' && src !== null, () => `resolveDataConfig: expected a model, a pretrained cfg or a model name, got ${String(src)}`);
+  check(
+    typeof src === 'object' && src !== null,
+    () => `resolveDataConfig: expected a model, a pretrained cfg or a model name, got ${String(src)}`,
+  );
   const pc = (src as { pretrainedCfg?: unknown }).pretrainedCfg;
   if (pc && typeof pc === 'object') return pc as Record<string, unknown>;
   return src as Record<string, unknown>;
@@ -45,8 +49,9 @@ function cfgOf(src: DataConfigSource): Record<string, unknown> {
 
 function triple(v: unknown, name: string): [number, number, number] {
   const a = v as number[];
-  check(Array.isArray(a) && (a.length === 3 || a.length === 1) && a.every((x) => typeof x === 'number' && Number.isFinite(x)), () =>
-    `resolveDataConfig: ${name} must be 1 or 3 numbers, got ${JSON.stringify(v)}`,
+  check(
+    Array.isArray(a) && (a.length === 3 || a.length === 1) && a.every((x) => typeof x === 'number' && Number.isFinite(x)),
+    () => `resolveDataConfig: ${name} must be 1 or 3 numbers, got ${JSON.stringify(v)}`,
   );
   return (a.length === 1 ? [a[0], a[0], a[0]] : [a[0], a[1], a[2]]) as [number, number, number];
 }
@@ -61,26 +66,39 @@ export function resolveDataConfig(modelOrCfg: DataConfigSource, opts: ResolveDat
   const cfg = cfgOf(modelOrCfg);
   let inputSize: number[] = [3, 224, 224];
   if (opts.inputSize != null) {
-    check(Array.isArray(opts.inputSize) && opts.inputSize.length === 3, () => `resolveDataConfig: inputSize must be [C, H, W], got ${JSON.stringify(opts.inputSize)}`);
+    check(
+      Array.isArray(opts.inputSize) && opts.inputSize.length === 3,
+      () => `resolveDataConfig: inputSize must be [C, H, W], got ${JSON.stringify(opts.inputSize)}`,
+    );
     inputSize = [...opts.inputSize];
   } else if (opts.imgSize != null) {
-    check(Number.isInteger(opts.imgSize) && opts.imgSize > 0, () => `resolveDataConfig: imgSize must be a positive integer, got ${opts.imgSize}`);
+    check(
+      Number.isInteger(opts.imgSize) && opts.imgSize > 0,
+      () => `resolveDataConfig: imgSize must be a positive integer, got ${opts.imgSize}`,
+    );
     inputSize = [3, opts.imgSize, opts.imgSize];
   } else if (opts.useTestSize && Array.isArray(cfg.testInputSize)) inputSize = [...(cfg.testInputSize as number[])];
   else if (Array.isArray(cfg.inputSize)) inputSize = [...(cfg.inputSize as number[])];
-  check(inputSize.length === 3 && inputSize[0] === 3 && inputSize.every((x) => Number.isInteger(x) && x > 0), () =>
-    `resolveDataConfig: input size must be [3, H, W] with positive integers, got [${inputSize.join(', ')}]`,
+  check(
+    inputSize.length === 3 && inputSize[0] === 3 && inputSize.every((x) => Number.isInteger(x) && x > 0),
+    () => `resolveDataConfig: input size must be [3, H, W] with positive integers, got [${inputSize.join(', ')}]`,
   );
   const interpolation = opts.interpolation || (cfg.interpolation as string) || 'bicubic';
   const mean = opts.mean != null ? triple(opts.mean, 'mean') : cfg.mean ? triple(cfg.mean, 'mean') : DEFAULT_MEAN;
   const std = opts.std != null ? triple(opts.std, 'std') : cfg.std ? triple(cfg.std, 'std') : DEFAULT_STD;
-  check(std.every((s) => s > 0), () => `resolveDataConfig: std must be positive, got [${std.join(', ')}]`);
+  check(
+    std.every((s) => s > 0),
+    () => `resolveDataConfig: std must be positive, got [${std.join(', ')}]`,
+  );
   let cropPct = DEFAULT_CROP_PCT;
   if (opts.cropPct) cropPct = opts.cropPct;
   else if (opts.useTestSize && cfg.testCropPct) cropPct = cfg.testCropPct as number;
   else if (cfg.cropPct) cropPct = cfg.cropPct as number;
   check(typeof cropPct === 'number' && cropPct > 0, () => `resolveDataConfig: cropPct must be a positive number, got ${cropPct}`);
   const cropMode = (opts.cropMode || (cfg.cropMode as string) || 'center') as DataConfig['cropMode'];
-  check(['center', 'squash', 'border'].includes(cropMode), () => `resolveDataConfig: cropMode must be 'center', 'squash' or 'border', got '${cropMode}'`);
+  check(
+    ['center', 'squash', 'border'].includes(cropMode),
+    () => `resolveDataConfig: cropMode must be 'center', 'squash' or 'border', got '${cropMode}'`,
+  );
   return { inputSize: inputSize as [3, number, number], interpolation, mean: [...mean], std: [...std], cropPct, cropMode };
 }

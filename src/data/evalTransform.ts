@@ -6,8 +6,9 @@ import { PIL_FILTERS, PilFilter, pilResize } from './pilResize.js';
 
 /** timm's interpolation name -> Pillow filter (`str_to_interp_mode`). */
 export function pilFilterOf(interpolation: string): PilFilter {
-  check((PIL_FILTERS as readonly string[]).includes(interpolation), () =>
-    `interpolation '${interpolation}' is not one of ${PIL_FILTERS.join(', ')}`,
+  check(
+    (PIL_FILTERS as readonly string[]).includes(interpolation),
+    () => `interpolation '${interpolation}' is not one of ${PIL_FILTERS.join(', ')}`,
   );
   return interpolation as PilFilter;
 }

@@ -114,8 +114,14 @@ export interface LoaderOptions extends DecodeOptions {
  * one batch in memory). Yields `{ x: [B, h, w, 3], y: [B] int32, paths }`; the consumer disposes
  * `x` and `y`. Undecodable files are skipped and reported (`strict`: fatal).
  */
-export async function* imageLoader(ds: ImageFolder, opts: LoaderOptions): AsyncGenerator<{ x: tf.Tensor4D; y: tf.Tensor1D; paths: string[] }> {
-  check(Number.isInteger(opts.batchSize) && opts.batchSize > 0, () => `imageLoader: batchSize must be a positive integer, got ${opts.batchSize}`);
+export async function* imageLoader(
+  ds: ImageFolder,
+  opts: LoaderOptions,
+): AsyncGenerator<{ x: tf.Tensor4D; y: tf.Tensor1D; paths: string[] }> {
+  check(
+    Number.isInteger(opts.batchSize) && opts.batchSize > 0,
+    () => `imageLoader: batchSize must be a positive integer, got ${opts.batchSize}`,
+  );
   const order = opts.shuffle ? new DataRng(opts.seed).permutation(ds.samples.length) : ds.samples.map((_, i) => i);
   let xs: tf.Tensor3D[] = [];
   let ys: number[] = [];

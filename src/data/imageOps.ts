@@ -17,8 +17,9 @@ export interface U8Image {
 /** Crop `[top, left, h, w]` (inside the image) from an interleaved image. */
 export function cropU8(img: U8Image, top: number, left: number, h: number, w: number): U8Image {
   const { data, width, channels: c } = img;
-  check(top >= 0 && left >= 0 && top + h <= img.height && left + w <= width, () =>
-    `crop [${top}, ${left}, ${h}, ${w}] outside a ${img.height}x${width} image`,
+  check(
+    top >= 0 && left >= 0 && top + h <= img.height && left + w <= width,
+    () => `crop [${top}, ${left}, ${h}, ${w}] outside a ${img.height}x${width} image`,
   );
   const out = new Uint8Array(h * w * c);
   for (let y = 0; y < h; y++) out.set(data.subarray(((top + y) * width + left) * c, ((top + y) * width + left + w) * c), y * w * c);
@@ -46,7 +47,16 @@ export function centerCropOrPadU8(img: U8Image, h: number, w: number, fill: numb
   if (w > cur.width || h > cur.height) {
     const dw = w - cur.width;
     const dh = h - cur.height;
-    cur = padU8(cur, [dw > 0 ? Math.floor(dw / 2) : 0, dh > 0 ? Math.floor(dh / 2) : 0, dw > 0 ? Math.floor((dw + 1) / 2) : 0, dh > 0 ? Math.floor((dh + 1) / 2) : 0], fill);
+    cur = padU8(
+      cur,
+      [
+        dw > 0 ? Math.floor(dw / 2) : 0,
+        dh > 0 ? Math.floor(dh / 2) : 0,
+        dw > 0 ? Math.floor((dw + 1) / 2) : 0,
+        dh > 0 ? Math.floor((dh + 1) / 2) : 0,
+      ],
+      fill,
+    );
     if (cur.width === w && cur.height === h) return cur;
   }
   const top = Math.trunc(roundHalfEven((cur.height - h) / 2));

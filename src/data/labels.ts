@@ -9,7 +9,12 @@ export const IMAGENET_SUBSETS: readonly LabelSource[] = ['imagenet-1k', 'imagene
 export type LabelType = 'description' | 'name' | 'detailed';
 
 /** Class counts timm maps to a subset (`infer_imagenet_subset`). */
-const BY_COUNT: Record<number, LabelSource> = { 1000: 'imagenet-1k', 21841: 'imagenet-22k', 21843: 'imagenet-21k-goog', 11821: 'imagenet-12k' };
+const BY_COUNT: Record<number, LabelSource> = {
+  1000: 'imagenet-1k',
+  21841: 'imagenet-22k',
+  21843: 'imagenet-21k-goog',
+  11821: 'imagenet-12k',
+};
 
 /** The ImageNet subset a classifier of `numClasses` predicts (timm's `infer_imagenet_subset`), or null. */
 export function imagenetSubsetFor(numClasses: number): LabelSource | null {
@@ -27,8 +32,13 @@ function oneK(labelType: LabelType): string[] {
 let large: Promise<{ lemmas: Record<string, string>; subsets: Record<string, string[]> }> | null = null;
 
 async function largeLabels(subset: LabelSource, labelType: LabelType): Promise<string[]> {
-  check(labelType !== 'detailed', () => `imagenetLabels: 'detailed' labels (with definitions) exist for 'imagenet-1k' only, not '${subset}'`);
-  large ??= import('./labels/imagenetLarge.json').then((m) => (m.default ?? m) as { lemmas: Record<string, string>; subsets: Record<string, string[]> });
+  check(
+    labelType !== 'detailed',
+    () => `imagenetLabels: 'detailed' labels (with definitions) exist for 'imagenet-1k' only, not '${subset}'`,
+  );
+  large ??= import('./labels/imagenetLarge.json').then(
+    (m) => (m.default ?? m) as { lemmas: Record<string, string>; subsets: Record<string, string[]> },
+  );
   const d = await large;
   const synsets = d.subsets[subset];
   return labelType === 'name' ? [...synsets] : synsets.map((s) => d.lemmas[s]);
@@ -45,7 +55,10 @@ export function imagenetLabels(subset?: 'imagenet-1k', labelType?: LabelType): s
 export function imagenetLabels(subset: LabelSource, labelType?: LabelType): string[] | Promise<string[]>;
 export function imagenetLabels(subset: LabelSource = 'imagenet-1k', labelType: LabelType = 'description'): string[] | Promise<string[]> {
   check(IMAGENET_SUBSETS.includes(subset), () => `imagenetLabels: unknown subset '${subset}' (expected ${IMAGENET_SUBSETS.join(', ')})`);
-  check(['description', 'name', 'detailed'].includes(labelType), () => `imagenetLabels: labelType must be 'description', 'name' or 'detailed', got '${labelType}'`);
+  check(
+    ['description', 'name', 'detailed'].includes(labelType),
+    () => `imagenetLabels: labelType must be 'description', 'name' or 'detailed', got '${labelType}'`,
+  );
   if (subset === 'imagenet-1k') return oneK(labelType);
   return largeLabels(subset, labelType);
 }
@@ -54,7 +67,11 @@ export function imagenetLabels(subset: LabelSource = 'imagenet-1k', labelType: L
  * The class names of a pretrained cfg's classifier: its `labelNames`, else the ImageNet subset its
  * `numClasses` selects (descriptions); null when there are none (0 classes, other datasets).
  */
-export async function labelsFor(cfg: { labelNames?: string[] | null; numClasses?: number; labelSource?: string | null }): Promise<string[] | null> {
+export async function labelsFor(cfg: {
+  labelNames?: string[] | null;
+  numClasses?: number;
+  labelSource?: string | null;
+}): Promise<string[] | null> {
   if (Array.isArray(cfg.labelNames) && cfg.labelNames.length) return [...cfg.labelNames];
   const subset = imagenetSubsetFor(Number(cfg.numClasses));
   return subset ? imagenetLabels(subset, 'description') : null;

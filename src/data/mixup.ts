@@ -30,7 +30,10 @@ export class Mixup {
   private readonly o: Required<Omit<MixupOptions, 'seed'>>;
   constructor(opts: MixupOptions) {
     this.o = { mixupAlpha: 1, cutmixAlpha: 0, prob: 1, switchProb: 0.5, correctLam: true, labelSmoothing: 0.1, ...opts };
-    check(Number.isInteger(opts.numClasses) && opts.numClasses > 0, () => `Mixup: numClasses must be a positive integer, got ${opts.numClasses}`);
+    check(
+      Number.isInteger(opts.numClasses) && opts.numClasses > 0,
+      () => `Mixup: numClasses must be a positive integer, got ${opts.numClasses}`,
+    );
     this.rng = new DataRng(opts.seed);
   }
 
@@ -40,14 +43,20 @@ export class Mixup {
     const off = this.o.labelSmoothing / n;
     const on = 1 - this.o.labelSmoothing + off;
     return tf.tidy(() => {
-      const y = tf.oneHot(labels.toInt(), n).mul(on - off).add(off) as tf.Tensor2D;
+      const y = tf
+        .oneHot(labels.toInt(), n)
+        .mul(on - off)
+        .add(off) as tf.Tensor2D;
       return y.mul(lam).add(tf.reverse(y, 0).mul(1 - lam)) as tf.Tensor2D;
     });
   }
 
   /** Mix a batch: `{ x, y, lam }` (new tensors). */
   apply(x: tf.Tensor4D, labels: tf.Tensor1D): { x: tf.Tensor4D; y: tf.Tensor2D; lam: number } {
-    check(x.rank === 4 && labels.rank === 1 && x.shape[0] === labels.shape[0], () => `Mixup: expected images [B, H, W, C] and labels [B], got [${x.shape}] and [${labels.shape}]`);
+    check(
+      x.rank === 4 && labels.rank === 1 && x.shape[0] === labels.shape[0],
+      () => `Mixup: expected images [B, H, W, C] and labels [B], got [${x.shape}] and [${labels.shape}]`,
+    );
     check(x.shape[0] % 2 === 0, () => `Mixup: the batch size must be even, got ${x.shape[0]}`);
     const { mixupAlpha, cutmixAlpha, prob, switchProb, correctLam } = this.o;
     let lam = 1;

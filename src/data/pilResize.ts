@@ -6,7 +6,7 @@ import { check } from '../errors.js';
  */
 const FILTERS: Record<string, { support: number; fn: (x: number) => number }> = {
   box: { support: 0.5, fn: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
-  bilinear: { support: 1, fn: (x) => (x < 0 ? -x : x) < 1 ? 1 - (x < 0 ? -x : x) : 0 },
+  bilinear: { support: 1, fn: (x) => ((x < 0 ? -x : x) < 1 ? 1 - (x < 0 ? -x : x) : 0) },
   hamming: {
     support: 1,
     fn: (x) => {
@@ -151,10 +151,24 @@ function nearest(src: Uint8Array, h: number, w: number, c: number, outH: number,
  * pass first into a rounded, clamped uint8 image, then the vertical pass; a pass whose size does not
  * change is skipped. `nearest` is Pillow's nearest-neighbour sampling at pixel centres.
  */
-export function pilResize(src: Uint8Array, h: number, w: number, c: number, outH: number, outW: number, filter: PilFilter = 'bicubic'): Uint8Array {
+export function pilResize(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  outH: number,
+  outW: number,
+  filter: PilFilter = 'bicubic',
+): Uint8Array {
   check(src.length === h * w * c, () => `pilResize: ${src.length} values for a [${h}, ${w}, ${c}] image`);
-  check(Number.isInteger(outH) && Number.isInteger(outW) && outH > 0 && outW > 0, () => `pilResize: output size ${outH}x${outW} must be positive integers`);
-  check((PIL_FILTERS as readonly string[]).includes(filter), () => `pilResize: unknown filter '${filter}' (expected one of ${PIL_FILTERS.join(', ')})`);
+  check(
+    Number.isInteger(outH) && Number.isInteger(outW) && outH > 0 && outW > 0,
+    () => `pilResize: output size ${outH}x${outW} must be positive integers`,
+  );
+  check(
+    (PIL_FILTERS as readonly string[]).includes(filter),
+    () => `pilResize: unknown filter '${filter}' (expected one of ${PIL_FILTERS.join(', ')})`,
+  );
   if (outH === h && outW === w) return src.slice();
   if (filter === 'nearest') return nearest(src, h, w, c, outH, outW);
   const f = FILTERS[filter];

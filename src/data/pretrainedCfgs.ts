@@ -86,12 +86,15 @@ export function hasPretrainedCfg(nameOrTag: string): boolean {
  * the architecture's tags.
  */
 export function getPretrainedCfg(name: string): TimmPretrainedCfg {
-  if (typeof name !== 'string' || !name) throw new VisBackbonesError(`getPretrainedCfg: expected a model name, got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || !name)
+    throw new VisBackbonesError(`getPretrainedCfg: expected a model name, got ${JSON.stringify(name)}`);
   const [arch, tag] = splitModelNameTag(name);
   const e = MODELS[arch];
   if (!e) {
     const stem = arch.split('_')[0];
-    const near = Object.keys(MODELS).filter((k) => k.startsWith(stem)).slice(0, 12);
+    const near = Object.keys(MODELS)
+      .filter((k) => k.startsWith(stem))
+      .slice(0, 12);
     throw new VisBackbonesError(`no pretrained cfg for model '${arch}'${near.length ? `; similar names: ${near.join(', ')}` : ''}`);
   }
   const t = tag === '' ? e.defaultTag : tag;
@@ -99,7 +102,8 @@ export function getPretrainedCfg(name: string): TimmPretrainedCfg {
   if (!cfg) {
     const tags = e.tags.filter((x) => x !== '');
     throw new VisBackbonesError(
-      `model '${arch}' has no pretrained tag '${tag}'; ${tags.length ? `its tags: ${tags.map((x) => `${arch}.${x}`).join(', ')}` : 'it takes no tag'}`,
+      `model '${arch}' has no pretrained tag '${tag}'; ` +
+        (tags.length ? `its tags: ${tags.map((x) => `${arch}.${x}`).join(', ')}` : 'it takes no tag'),
     );
   }
   return copyCfg(cfg);
@@ -142,7 +146,12 @@ export function listPretrained(filter?: string): string[] {
   for (const e of Object.values(MODELS)) for (const c of Object.values(e.pretrained)) if (c.hasWeights) names.push(c.name);
   if (filter) {
     if (/[*?]/.test(filter)) {
-      const re = new RegExp(`^${filter.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+      const re = new RegExp(
+        `^${filter
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      );
       names = names.filter((n) => re.test(n));
     } else names = names.filter((n) => n.includes(filter));
   }

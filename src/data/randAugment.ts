@@ -47,9 +47,12 @@ export function parseRandAugment(config: string): RandAugmentPolicy {
 type Op = (img: U8Image, level: number, rng: DataRng, hp: AugmentHparams) => U8Image;
 
 const neg = (v: number, rng: DataRng) => (rng.random() > 0.5 ? -v : v);
-const interp = (hp: AugmentHparams, rng: DataRng) => (hp.interpolation === 'random' ? rng.choice(['bilinear', 'bicubic'] as const) : hp.interpolation);
-const enhance = (f: (img: U8Image, x: number) => U8Image, increasing: boolean): Op => (img, level, rng) =>
-  f(img, increasing ? 1 + neg(level * 0.9, rng) : level * 1.8 + 0.1);
+const interp = (hp: AugmentHparams, rng: DataRng) =>
+  hp.interpolation === 'random' ? rng.choice(['bilinear', 'bicubic'] as const) : hp.interpolation;
+const enhance =
+  (f: (img: U8Image, x: number) => U8Image, increasing: boolean): Op =>
+  (img, level, rng) =>
+    f(img, increasing ? 1 + neg(level * 0.9, rng) : level * 1.8 + 0.1);
 
 /** timm's `_RAND_TRANSFORMS` / `_RAND_INCREASING_TRANSFORMS` (level = magnitude / max in [0, 1]). */
 function opTable(increasing: boolean): [string, Op][] {
@@ -74,7 +77,9 @@ function opTable(increasing: boolean): [string, Op][] {
 
 /** Names of the 15 RandAugment ops of a policy (for docs and tests). */
 export function randAugmentOps(policy: RandAugmentPolicy): string[] {
-  return opTable(policy.increasing).map(([n]) => (policy.increasing && ['Posterize', 'Solarize', 'Color', 'Contrast', 'Brightness', 'Sharpness'].includes(n) ? `${n}Increasing` : n));
+  return opTable(policy.increasing).map(([n]) =>
+    policy.increasing && ['Posterize', 'Solarize', 'Color', 'Contrast', 'Brightness', 'Sharpness'].includes(n) ? `${n}Increasing` : n,
+  );
 }
 
 /**

@@ -7,8 +7,15 @@ export type ImageSource = string | Uint8Array | ArrayBuffer | Blob;
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 /** A minimal view of the `sharp` module (an optional dependency: libvips with libjpeg-turbo / mozjpeg, libpng). */
-type SharpFn = (input: Uint8Array, opts: Record<string, unknown>) => {
-  raw(): { toBuffer(o: { resolveWithObject: true }): Promise<{ data: Uint8Array; info: { width: number; height: number; channels: number; depth?: string } }> };
+type SharpFn = (
+  input: Uint8Array,
+  opts: Record<string, unknown>,
+) => {
+  raw(): {
+    toBuffer(o: {
+      resolveWithObject: true;
+    }): Promise<{ data: Uint8Array; info: { width: number; height: number; channels: number; depth?: string } }>;
+  };
 };
 
 let sharpPromise: Promise<SharpFn> | null = null;
@@ -21,7 +28,8 @@ async function loadSharp(): Promise<SharpFn> {
       () => {
         sharpPromise = null;
         throw new VisBackbonesError(
-          'readImage in Node decodes with the optional dependency sharp, which is not installed: npm install sharp (prebuilt binaries for Linux, macOS, Windows)',
+          'readImage in Node decodes with the optional dependency sharp, which is not installed: ' +
+            'npm install sharp (prebuilt binaries for Linux, macOS, Windows)',
         );
       },
     );
@@ -70,7 +78,8 @@ async function bytesOf(source: ImageSource): Promise<{ bytes: Uint8Array; label:
   }
   if (source instanceof Uint8Array) return { bytes: source, label: `${source.length} bytes` };
   if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), label: `${source.byteLength} bytes` };
-  if (typeof Blob !== 'undefined' && source instanceof Blob) return { bytes: new Uint8Array(await source.arrayBuffer()), label: `a ${source.size}-byte Blob` };
+  if (typeof Blob !== 'undefined' && source instanceof Blob)
+    return { bytes: new Uint8Array(await source.arrayBuffer()), label: `a ${source.size}-byte Blob` };
   throw new VisBackbonesError(`readImage: expected a path, Uint8Array, ArrayBuffer or Blob, got ${Object.prototype.toString.call(source)}`);
 }
 
@@ -108,10 +117,14 @@ export async function readImage(source: ImageSource): Promise<tf.Tensor3D> {
   const sharp = await loadSharp();
   let decoded: Awaited<ReturnType<ReturnType<ReturnType<SharpFn>['raw']>['toBuffer']>>;
   try {
-    decoded = await sharp(bytes, { ignoreIcc: true, autoOrient: false, failOn: 'error', limitInputPixels: false }).raw().toBuffer({ resolveWithObject: true });
+    decoded = await sharp(bytes, { ignoreIcc: true, autoOrient: false, failOn: 'error', limitInputPixels: false })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
   } catch (e) {
     const kind = sniff(bytes);
-    throw new VisBackbonesError(`readImage: cannot decode ${label} (${kind === 'unknown' ? 'not a PNG / JPEG / WebP / GIF file' : kind}: ${(e as Error).message})`);
+    throw new VisBackbonesError(
+      `readImage: cannot decode ${label} (${kind === 'unknown' ? 'not a PNG / JPEG / WebP / GIF file' : kind}: ${(e as Error).message})`,
+    );
   }
   const { data, info } = decoded;
   return tf.tensor3d(toRgb(data, info.width, info.height, info.channels, info.depth), [info.height, info.width, 3], 'int32');

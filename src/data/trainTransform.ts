@@ -37,7 +37,13 @@ export interface TrainTransformOptions {
 }
 
 /** timm's `RandomResizedCropAndInterpolation.get_params`: `[top, left, h, w]`. */
-export function randomResizedCropParams(h: number, w: number, scale: [number, number], ratio: [number, number], rng: DataRng): [number, number, number, number] {
+export function randomResizedCropParams(
+  h: number,
+  w: number,
+  scale: [number, number],
+  ratio: [number, number],
+  rng: DataRng,
+): [number, number, number, number] {
   const area = h * w;
   const logR = [Math.log(ratio[0]), Math.log(ratio[1])];
   for (let attempt = 0; attempt < 10; attempt++) {
@@ -68,7 +74,15 @@ function colorJitter(img: U8Image, x: number, rng: DataRng): U8Image {
 }
 
 /** timm's `RandomErasing` on a normalised HWC float image (area 2 % - 1/3, log-uniform aspect (0.3, 1/0.3)). */
-function randomErase(x: Float32Array, h: number, w: number, c: number, mode: 'const' | 'pixel' | 'rand', count: number, rng: DataRng): void {
+function randomErase(
+  x: Float32Array,
+  h: number,
+  w: number,
+  c: number,
+  mode: 'const' | 'pixel' | 'rand',
+  count: number,
+  rng: DataRng,
+): void {
   const area = h * w;
   const logR = [Math.log(0.3), Math.log(1 / 0.3)];
   for (let n = 0; n < count; n++) {
@@ -108,7 +122,10 @@ export function createTrainTransform(cfg: DataConfig, opts: TrainTransformOption
   const policy = opts.autoAugment ? parseRandAugment(opts.autoAugment) : null;
   const jitter = policy && !opts.autoAugment!.includes('3a') ? 0 : opts.colorJitter === null ? 0 : (opts.colorJitter ?? 0.4);
   const interpolation = opts.interpolation ?? 'bilinear';
-  check(['random', 'bilinear', 'bicubic'].includes(interpolation), () => `train transform: interpolation must be random, bilinear or bicubic, got '${interpolation}'`);
+  check(
+    ['random', 'bilinear', 'bicubic'].includes(interpolation),
+    () => `train transform: interpolation must be random, bilinear or bicubic, got '${interpolation}'`,
+  );
   const reProb = opts.reProb ?? 0;
   const reMode = opts.reMode ?? 'const';
   const reCount = opts.reCount ?? 1;

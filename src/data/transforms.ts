@@ -21,8 +21,9 @@ export type ImageTransform = (image: tf.Tensor3D) => tf.Tensor3D;
  */
 export function tensorToU8(image: tf.Tensor, who = 'transform'): U8Image {
   check(image instanceof tf.Tensor, () => `${who}: expected an image tensor [H, W, 3], got ${typeof image}`);
-  check(image.rank === 3 && image.shape[2] === 3, () =>
-    `${who}: expected an image [H, W, 3] (HWC, RGB; readImage gives one), got shape [${image.shape.join(', ')}]`,
+  check(
+    image.rank === 3 && image.shape[2] === 3,
+    () => `${who}: expected an image [H, W, 3] (HWC, RGB; readImage gives one), got shape [${image.shape.join(', ')}]`,
   );
   const [h, w] = image.shape;
   check(h > 0 && w > 0, () => `${who}: empty image [${image.shape.join(', ')}]`);
@@ -31,7 +32,9 @@ export function tensorToU8(image: tf.Tensor, who = 'transform'): U8Image {
   for (let i = 0; i < v.length; i++) {
     const x = v[i];
     if (!(x >= 0 && x <= 255 && x === Math.floor(x))) {
-      throw new VisBackbonesError(`${who}: image values must be integers 0..255 (an undecoded / unnormalised RGB image), found ${x} at index ${i}`);
+      throw new VisBackbonesError(
+        `${who}: image values must be integers 0..255 (an undecoded / unnormalised RGB image), found ${x} at index ${i}`,
+      );
     }
     data[i] = x;
   }
@@ -47,8 +50,14 @@ export function tensorToU8(image: tf.Tensor, who = 'transform'): U8Image {
  */
 export function createTransform(dataConfig: DataConfig, opts?: EvalTransformOptions): ImageTransform;
 export function createTransform(dataConfig: DataConfig, opts: TrainTransformOptions & { isTraining: true }): ImageTransform;
-export function createTransform(dataConfig: DataConfig, opts: EvalTransformOptions | (TrainTransformOptions & { isTraining: true }) = {}): ImageTransform {
-  check(dataConfig && Array.isArray(dataConfig.inputSize), () => 'createTransform: expected a DataConfig (resolveDataConfig(model) gives one)');
+export function createTransform(
+  dataConfig: DataConfig,
+  opts: EvalTransformOptions | (TrainTransformOptions & { isTraining: true }) = {},
+): ImageTransform {
+  check(
+    dataConfig && Array.isArray(dataConfig.inputSize),
+    () => 'createTransform: expected a DataConfig (resolveDataConfig(model) gives one)',
+  );
   if (opts.isTraining) return createTrainTransform(dataConfig, opts as TrainTransformOptions);
   const normalize = (opts as EvalTransformOptions).normalize ?? true;
   return (image: tf.Tensor3D) => {

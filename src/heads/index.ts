@@ -8,3 +8,4 @@ export * from './uperNet.js';
 export * from './segmentationHead.js';
 export * from './pixelCrossEntropy.js';
 export * from './videoHead.js';
+export * from './detection/index.js';

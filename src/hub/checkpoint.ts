@@ -14,7 +14,11 @@ export async function loadCheckpoint(dir: string): Promise<{ model: Backbone; in
 }
 
 /** Node: write a checkpoint folder (`model.safetensors` with timm's keys, `config.json`). */
-export async function saveCheckpoint(dir: string, model: Backbone, info: { model?: string; classNames?: string[] | null; dataConfig: DataConfig }): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  model: Backbone,
+  info: { model?: string; classNames?: string[] | null; dataConfig: DataConfig },
+): Promise<void> {
   const m = await import('./checkpointDir.js');
   m.saveCheckpointDir(dir, model, info);
 }

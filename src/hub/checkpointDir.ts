@@ -32,7 +32,11 @@ export function isCheckpointDir(dir: string): boolean {
 }
 
 /** Write `<dir>/model.safetensors` (timm key names) and `<dir>/config.json`. */
-export function saveCheckpointDir(dir: string, model: Backbone, info: { model?: string; classNames?: string[] | null; dataConfig: DataConfig }): void {
+export function saveCheckpointDir(
+  dir: string,
+  model: Backbone,
+  info: { model?: string; classNames?: string[] | null; dataConfig: DataConfig },
+): void {
   mkdirSync(dir, { recursive: true });
   const sd = model.stateDict();
   try {
@@ -65,8 +69,9 @@ export function loadCheckpointDir(dir: string): { model: Backbone; info: Checkpo
   } catch (e) {
     throw new VisBackbonesError(`${join(dir, 'config.json')}: invalid JSON (${(e as Error).message})`);
   }
-  check(info.format === 'visbackbones-checkpoint' && typeof info.family === 'string' && info.config, () =>
-    `${join(dir, 'config.json')}: not a visbackbones checkpoint config (needs format, family, config)`,
+  check(
+    info.format === 'visbackbones-checkpoint' && typeof info.family === 'string' && info.config,
+    () => `${join(dir, 'config.json')}: not a visbackbones checkpoint config (needs format, family, config)`,
   );
   const model = getFamily(info.family).create(info.config);
   try {

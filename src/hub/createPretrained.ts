@@ -20,7 +20,21 @@ export interface PretrainedModelOptions extends DownloadOptions {
   [override: string]: unknown;
 }
 
-const OWN = new Set(['pretrained', 'numClasses', 'cacheDir', 'revision', 'token', 'endpoint', 'fetch', 'offline', 'onProgress', 'progress', 'pretrainedCfg']);
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+const OWN = new Set([
+  'pretrained',
+  'numClasses',
+  'cacheDir',
+  'revision',
+  'token',
+  'endpoint',
+  'fetch',
+  'offline',
+  'onProgress',
+  'progress',
+  'pretrainedCfg',
+]);
 
 /** The classifier's state-dict keys of a cfg (`classifier` is `'head.fc'`, `'head'`, ...). */
 function classifierKeys(cfg: TimmPretrainedCfg, sd: Record<string, tf.Tensor>): string[] {
@@ -32,9 +46,16 @@ function classifierKeys(cfg: TimmPretrainedCfg, sd: Record<string, tf.Tensor>): 
  * timm's `create_model(name, pretrained=True)`: build `'<arch>[.<tag>]'`, fetch its weights through the
  * cache ({@link downloadPretrained}) and load them (`loadTimmWeights`, strict). `numClasses` defaults to
  * the checkpoint's; 0 drops the classifier, another count drops the checkpoint's classifier and keeps
- * the fresh one (timm's behaviour). `model.pretrainedCfg` is the tag's cfg. A tag without weights throws.
+ * the fresh one (timm's behaviour). `model.pretrainedCfg` is the tag's cfg (with the model's `numClasses`).
+ * A tag without weights throws. In Node a path to a checkpoint folder (`finetune`'s output) loads that model.
  */
 export async function createPretrainedModel(name: string, opts: PretrainedModelOptions = {}): Promise<Backbone> {
+  if (isNode && !opts.pretrainedCfg && /[\\/]/.test(name)) {
+    // a checkpoint folder written by `finetune` / saveCheckpoint
+    const dir = await import('./checkpointDir.js');
+    if (dir.isCheckpointDir(name)) return dir.loadCheckpointDir(name).model;
+    throw new VisBackbonesError(`'${name}' is not a model name nor a checkpoint folder (config.json + model.safetensors)`);
+  }
   const [arch] = splitModelNameTag(name);
   const cfg = opts.pretrainedCfg ?? getPretrainedCfg(name);
   if (!cfg.hasWeights) {

@@ -25,11 +25,17 @@ export interface DownloadOptions {
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
-function sourceOf(nameOrCfg: string | Partial<TimmPretrainedCfg>, opts: DownloadOptions): { cfg: Partial<TimmPretrainedCfg>; src: PretrainedSource } {
+function sourceOf(
+  nameOrCfg: string | Partial<TimmPretrainedCfg>,
+  opts: DownloadOptions,
+): { cfg: Partial<TimmPretrainedCfg>; src: PretrainedSource } {
   const cfg = cfgFrom(nameOrCfg);
   const src = pretrainedSource(cfg, { endpoint: opts.endpoint, revision: opts.revision });
   const name = cfg.name ?? String(cfg.hfHubId);
-  if (!src || cfg.hasWeights === false) throw new VisBackbonesError(`'${name}' has no pretrained weights (listPretrained('${cfg.architecture ?? name}') lists the tags that have)`);
+  if (!src || cfg.hasWeights === false)
+    throw new VisBackbonesError(
+      `'${name}' has no pretrained weights (listPretrained('${cfg.architecture ?? name}') lists the tags that have)`,
+    );
   if (src.format !== 'safetensors') {
     throw new VisBackbonesError(
       `the weights of '${name}' are a PyTorch pickle (${src.url}), which this library cannot read: convert it once to safetensors ` +
@@ -60,7 +66,10 @@ async function downloadBrowser(src: PretrainedSource, label: string, opts: Downl
   const cache = typeof caches !== 'undefined' ? await caches.open('visbackbones') : null;
   const hit = cache ? await cache.match(src.url) : undefined;
   if (hit) return new Uint8Array(await hit.arrayBuffer());
-  if (offline) throw new VisBackbonesError(`offline: ${src.filename ?? src.url} of '${label}' is not in the browser cache 'visbackbones' (${src.url})`);
+  if (offline)
+    throw new VisBackbonesError(
+      `offline: ${src.filename ?? src.url} of '${label}' is not in the browser cache 'visbackbones' (${src.url})`,
+    );
   const token = opts.token;
   const f = opts.fetch ?? fetch;
   const res = await f(src.url, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
@@ -70,7 +79,11 @@ async function downloadBrowser(src: PretrainedSource, label: string, opts: Downl
   const bytes = new Uint8Array(await countingResponse(res, total, rep.update).arrayBuffer());
   rep.done();
   if (total && bytes.length !== total) throw new VisBackbonesError(`downloading ${src.url}: got ${bytes.length} of ${total} bytes`);
-  if (cache) await cache.put(src.url, new Response(bytes.slice(), { headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) } }));
+  if (cache)
+    await cache.put(
+      src.url,
+      new Response(bytes.slice(), { headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) } }),
+    );
   return bytes;
 }
 

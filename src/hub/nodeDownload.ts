@@ -1,4 +1,15 @@
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync, copyFileSync, renameSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  copyFileSync,
+  renameSync,
+} from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { VisBackbonesError } from '../errors.js';
 import type { DownloadOptions } from './download.js';
@@ -65,10 +76,14 @@ export async function downloadToHubCache(src: PretrainedSource, label: string, o
   try {
     head = await base(src.url, { method: 'HEAD', redirect: 'manual', headers: auth });
   } catch (e) {
-    throw new VisBackbonesError(`cannot reach ${src.url} for '${label}' (${(e as Error).message}); offline, the cache ${repoDir} has no copy`);
+    throw new VisBackbonesError(
+      `cannot reach ${src.url} for '${label}' (${(e as Error).message}); offline, the cache ${repoDir} has no copy`,
+    );
   }
   if (head.status === 401 || head.status === 403) {
-    throw new VisBackbonesError(`${src.url}: HTTP ${head.status}; a private or gated repository needs a token (HF_TOKEN or the token option)`);
+    throw new VisBackbonesError(
+      `${src.url}: HTTP ${head.status}; a private or gated repository needs a token (HF_TOKEN or the token option)`,
+    );
   }
   if (head.status === 404) throw new VisBackbonesError(`${src.url}: HTTP 404, ${repo} has no '${filename}' at revision ${revision}`);
   if (head.status >= 400) throw new VisBackbonesError(`${src.url}: HTTP ${head.status} ${head.statusText}`);
@@ -108,7 +123,10 @@ export async function downloadToHubCache(src: PretrainedSource, label: string, o
     });
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
-    throw new VisBackbonesError(`downloading ${src.url} for '${label}' failed: ${msg}${/401|403|unauthori|forbidden/i.test(msg) ? ' (a private or gated repository needs HF_TOKEN / token)' : ''}`);
+    throw new VisBackbonesError(
+      `downloading ${src.url} for '${label}' failed: ${msg}` +
+        (/401|403|unauthori|forbidden/i.test(msg) ? ' (a private or gated repository needs HF_TOKEN / token)' : ''),
+    );
   } finally {
     console.debug = debug;
   }
@@ -117,7 +135,9 @@ export async function downloadToHubCache(src: PretrainedSource, label: string, o
   if (size && got !== size) {
     rmSync(pointer, { force: true });
     rmSync(blob, { force: true });
-    throw new VisBackbonesError(`downloading ${src.url}: the file has ${got} bytes, the hub announced ${size}; removed it from the cache, try again`);
+    throw new VisBackbonesError(
+      `downloading ${src.url}: the file has ${got} bytes, the hub announced ${size}; removed it from the cache, try again`,
+    );
   }
   const snapshotId = relative(join(repoDir, 'snapshots'), pointer).split(sep)[0];
   const commit = repoCommit && COMMIT_RE.test(repoCommit) ? repoCommit : snapshotId;

@@ -33,7 +33,10 @@ export function cfgFrom(nameOrCfg: string | Partial<TimmPretrainedCfg>): Partial
  * `'<repo>@<rev>'` id carries the revision); CSWin's official GitHub-release `.pth` (format
  * `'pytorch'`); null when the tag has no weights.
  */
-export function pretrainedSource(nameOrCfg: string | Partial<TimmPretrainedCfg>, opts: { endpoint?: string; revision?: string } = {}): PretrainedSource | null {
+export function pretrainedSource(
+  nameOrCfg: string | Partial<TimmPretrainedCfg>,
+  opts: { endpoint?: string; revision?: string } = {},
+): PretrainedSource | null {
   const cfg = cfgFrom(nameOrCfg);
   if (cfg.hfHubId) {
     const at = cfg.hfHubId.indexOf('@');

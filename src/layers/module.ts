@@ -356,8 +356,15 @@ export abstract class Module {
     return this;
   }
 
+  /** True once {@link dispose} ran: the variables are gone and the module cannot run. */
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+  private _disposed = false;
+
   /** Release every variable. */
   dispose(): void {
+    this._disposed = true;
     for (const p of this._params.values()) p.variable.dispose();
     for (const b of this._buffers.values()) b.dispose();
     this._buffers.clear();

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../errors.js';
+import { check, VisBackbonesError } from '../errors.js';
 import { ForwardOptions, Module } from '../layers/module.js';
+import { checkpoint } from './checkpoint.js';
 import type { GroupMatcher } from './groupMatcher.js';
 
 /** One feature level of a backbone (timm's `feature_info`). */
@@ -101,6 +102,23 @@ export abstract class Backbone extends Module {
   declare config: Record<string, unknown>;
   /** State-dict prefixes of the classifier, skipped when loading into a head-less model. */
   headPrefixes: string[] = ['head.'];
+  /** Recompute each block in the backward pass instead of keeping its intermediates (see {@link setGradCheckpointing}). */
+  protected gradCheckpointing = false;
+
+  /**
+   * timm's `set_grad_checkpointing`: when on, a training forward keeps only the inputs of each block (or
+   * stage, as timm's model does) and recomputes the block in the backward pass: less memory, the same
+   * gradients, one more forward per step. Also switches the submodules that carry a `gradCheckpointing` flag.
+   */
+  setGradCheckpointing(enable = true): void {
+    this.gradCheckpointing = enable;
+    for (const [, m] of this.namedModules()) if ('gradCheckpointing' in m) (m as { gradCheckpointing: boolean }).gradCheckpointing = enable;
+  }
+
+  /** `fn(...inputs)`, recomputed in the backward pass (gradients also for the trainable variables of `modules`). */
+  protected checkpointed(fn: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], modules: Module[]): tf.Tensor {
+    return checkpoint(fn, inputs, modules);
+  }
 
   /**
    * timm's `group_matcher(coarse)`: parameter name -> (stage, block) ordinal, for layer-wise learning-rate
@@ -137,10 +155,36 @@ export abstract class Backbone extends Module {
    * Returns `[H, W]`.
    */
   protected checkImageBatch(x: tf.Tensor): [number, number] {
+    this.checkRunnable(x);
     check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);
-    const [, h, w, c] = x.shape;
+    const [b, h, w, c] = x.shape;
     check(c === this.inChans, () => `expected ${this.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    check(b > 0 && h > 0 && w > 0, () => `expected a non-empty image batch, got shape [${x.shape.join(', ')}]`);
     return [h, w];
+  }
+
+  /**
+   * The checks before any run: the model is not disposed and `x` is a float tensor. Integer / boolean
+   * images (`tf.browser.fromPixels` gives int32 0..255) would give logits silently wrong.
+   */
+  protected checkRunnable(x: unknown): asserts x is tf.Tensor {
+    check(
+      !this.isDisposed,
+      () => `this ${this.family || this.constructor.name} model was disposed (model.dispose()): build or load a new one`,
+    );
+    if (!(x instanceof tf.Tensor)) {
+      const what = x === null || typeof x !== 'object' ? String(x) : Object.prototype.toString.call(x);
+      throw new VisBackbonesError(
+        `expected the input as a tf.Tensor (NHWC float32 batch), got ${what}: wrap it with tf.tensor4d(data, [B, H, W, C])`,
+      );
+    }
+    check(!x.isDisposed, () => `the input tensor [${x.shape.join(', ')}] was already disposed`);
+    check(
+      x.dtype === 'float32',
+      () =>
+        `expected a float32 image batch, got ${x.dtype} (shape [${x.shape.join(', ')}]): normalise it first, e.g. ` +
+        "x.toFloat().div(255) then subtract the model's mean and divide by its std, or use createTransform(resolveDataConfig(model))",
+    );
   }
 
   /**
@@ -156,6 +200,7 @@ export abstract class Backbone extends Module {
   forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions & { intermediatesOnly: true }): tf.Tensor4D[];
   forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]];
   forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): tf.Tensor4D[] | [tf.Tensor, tf.Tensor4D[]] {
+    this.checkRunnable(x);
     this.checkInput(x);
     const steps = this.intermediateSteps(x, opts);
     const { take, maxIndex } = featureTakeIndices(steps.numLevels, opts.indices);
@@ -200,6 +245,7 @@ export abstract class Backbone extends Module {
 
   /** `forwardHead(forwardFeatures(x))`, typed as a single tensor. */
   forwardLogits(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor2D {
+    this.checkRunnable(x);
     return tf.tidy(() => this.forwardHead(this.forwardFeatures(x, opts), opts));
   }
 

@@ -118,7 +118,7 @@ export class FCMAE extends Module {
       const keepAt = (i: number) => tf.sub(1, repeatMask(m, 2 ** (n - 1 - i))).expandDims(-1);
       let keep = keepAt(0);
       let y: tf.Tensor = tf.mul(enc.stem.forward(x), keep);
-      enc.stages.forEach((st, i) => {
+      enc.stages.items.forEach((st, i) => {
         if (st.downsample) {
           keep = keepAt(i);
           y = tf.mul(st.downsample.forward(y), keep);

@@ -40,7 +40,7 @@ export function vitTeacher(model: VisionTransformer): Teacher {
       const e = vitEmbed(model, images, null);
       let y: tf.Tensor = tf.concat([e.prefix!, e.patches], 1);
       if (model.normPre) y = model.normPre.forward(y);
-      const blocks = model.blocks;
+      const blocks = model.blocks.items;
       for (let i = 0; i < blocks.length - 1; i++) y = blocks[i].forward(y);
       const last = blocks[blocks.length - 1];
       const [b, n, c] = y.shape as number[];

@@ -66,9 +66,9 @@ export class SwinEncoder {
   stageGrids(H: number, W: number): [number, number][] {
     const p = this.patchSize;
     check(H % this.stride === 0 && W % this.stride === 0, () => `image size ${H}x${W} is not divisible by the encoder stride ${this.stride} (patchSize ${p} x 2^${this.model.layers.length - 1})`);
-    return this.model.layers.map((stage, i) => {
+    return this.model.layers.items.map((stage, i) => {
       const g: [number, number] = [H / (p * 2 ** i), W / (p * 2 ** i)];
-      for (const b of stage.blocks) {
+      for (const b of stage.blocks.items) {
         check(
           g[0] % b.window[0] === 0 && g[1] % b.window[1] === 0,
           () => `stage ${i} grid ${g.join('x')} (image ${H}x${W}) is not a multiple of its window ${b.window.join('x')}`,
@@ -80,7 +80,7 @@ export class SwinEncoder {
 
   /** Window shift and shifted-window mask of a block at a grid (cached per resolution). */
   private blockGeometry(i: number, j: number, block: SwinBlock, grid: [number, number]): { shift: [number, number]; mask: tf.Tensor3D | null } {
-    const built = this.model.layers[i].opts.inputResolution;
+    const built = this.model.layers.items[i].opts.inputResolution;
     if (grid[0] === built[0] && grid[1] === built[1]) return { shift: block.shift, mask: block.attnMask };
     const shifted = (block.opts.shiftSize ?? 0) > 0;
     const shift: [number, number] = [
@@ -129,9 +129,9 @@ export class SwinEncoder {
         y = hooked as tf.Tensor4D;
       }
       const stages: tf.Tensor4D[] = [];
-      m.layers.forEach((stage, i) => {
+      m.layers.items.forEach((stage, i) => {
         if (stage.downsample) y = stage.downsample.forward(y);
-        stage.blocks.forEach((b, j) => {
+        stage.blocks.items.forEach((b, j) => {
           const { shift, mask } = this.blockGeometry(i, j, b, grids[i]);
           y = this.block(y, b, shift, mask, opts.groups ? opts.groups[i] : null, opts);
         });

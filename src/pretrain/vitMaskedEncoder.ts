@@ -61,7 +61,7 @@ export function vitEmbed(model: VisionTransformer, x: tf.Tensor, edit: ((t: tf.T
 export function vitTrunk(model: VisionTransformer, y: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
   return tf.tidy(() => {
     let t = model.normPre ? model.normPre.forward(y) : y;
-    for (const blk of model.blocks) t = blk.forward(t, opts);
+    for (const blk of model.blocks.items) t = blk.forward(t, opts);
     return (model.norm ? model.norm.forward(t) : t.clone()) as tf.Tensor3D;
   });
 }

@@ -6,3 +6,5 @@ export * from './attach.js';
 export * from './semaskSegmentor.js';
 export * from './denseClipSegmentor.js';
 export * from './zeroShot.js';
+export * from './detector.js';
+export * from './cocoEval.js';

@@ -77,6 +77,11 @@ export interface TrainerOptions<B> {
   /** Clip the global gradient norm to this value (PyTorch's `clip_grad_norm_`). */
   clipGradNorm?: number;
   /**
+   * Turn gradient checkpointing on (or off) in the model and every submodule that offers it (timm's
+   * `set_grad_checkpointing`): blocks are recomputed in the backward pass, the same gradients in less memory.
+   */
+  gradCheckpointing?: boolean;
+  /**
    * Split every batch into micro-batches of this many samples and accumulate their gradients before
    * the single update (MAE's `accum_iter`): the same step in less memory. Each micro-batch's loss is
    * weighted by its share of the batch, so a loss that is a per-sample mean gives the full-batch
@@ -151,6 +156,12 @@ export class Trainer<B = tf.Tensor> {
         Number.isInteger(opts.microBatchSize) && opts.microBatchSize > 0,
         () => `microBatchSize must be a positive integer, got ${opts.microBatchSize}`,
       );
+    if (opts.gradCheckpointing !== undefined) {
+      for (const m of [opts.model, ...opts.model.namedModules().map(([, c]) => c)]) {
+        const s = (m as Partial<{ setGradCheckpointing(enable?: boolean): void }>).setGradCheckpointing;
+        if (typeof s === 'function') s.call(m, opts.gradCheckpointing);
+      }
+    }
     const all = new Map(opts.model.namedParameters());
     const names = opts.params ?? [...all].filter(([, p]) => p.trainable).map(([n]) => n);
     for (const n of names) check(all.has(n), () => `parameter '${n}' is not a parameter of the model`);

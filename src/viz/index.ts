@@ -5,3 +5,4 @@
 export * from './png.js';
 export * from './imageGrid.js';
 export * from './pca.js';
+export * from './text.js';

@@ -46,6 +46,13 @@ function isIndex(v: unknown): v is number {
  */
 export function readSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   if (!(bytes instanceof Uint8Array)) fail(`expected the file as a Uint8Array, got ${Object.prototype.toString.call(bytes)}`);
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
+    fail(
+      'this is a zip file, i.e. a PyTorch checkpoint (torch.save, .pth / .pt / .bin), not safetensors: convert it with ' +
+        `python -c "import torch; from safetensors.torch import save_file; save_file(torch.load('x.pth', map_location='cpu'), 'x.safetensors')" ` +
+        "(for a checkpoint that nests the weights, save_file(torch.load(...)['model'], ...))",
+    );
+  }
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length field (truncated?)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const lo = dv.getUint32(0, true);

@@ -54,14 +54,18 @@ describe('visbackbones predict', () => {
   });
   afterAll(async () => {
     await hub?.close();
-    for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
+    for (const [k, v] of Object.entries(env))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
     rmSync(tmp, { recursive: true, force: true });
   });
 
   const parse = (line: string) => {
     const [path, ...rest] = line.split(' | ');
-    return { path, top: rest.map((r) => ({ label: r.slice(0, r.lastIndexOf(' ')), probability: Number(r.slice(r.lastIndexOf(' ') + 1)) })) };
+    return {
+      path,
+      top: rest.map((r) => ({ label: r.slice(0, r.lastIndexOf(' ')), probability: Number(r.slice(r.lastIndexOf(' ') + 1)) })),
+    };
   };
 
   it('prints the top-5 ImageNet labels of each image (weights through the cache)', async () => {

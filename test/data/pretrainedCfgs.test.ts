@@ -10,8 +10,28 @@ import { FIXTURES_DIR } from '../helpers/fixtures.js';
 const DIR = join(FIXTURES_DIR, 'dataprep');
 const REF = JSON.parse(readFileSync(join(DIR, 'pretrained_cfgs.json'), 'utf8'));
 const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
-const FIELDS = ['name', 'hf_hub_id', 'hf_hub_filename', 'url', 'has_weights', 'num_classes', 'label_offset', 'label_names', 'label_source', 'input_size',
-  'test_input_size', 'min_input_size', 'interpolation', 'crop_pct', 'test_crop_pct', 'mean', 'std', 'first_conv', 'classifier', 'license'];
+const FIELDS = [
+  'name',
+  'hf_hub_id',
+  'hf_hub_filename',
+  'url',
+  'has_weights',
+  'num_classes',
+  'label_offset',
+  'label_names',
+  'label_source',
+  'input_size',
+  'test_input_size',
+  'min_input_size',
+  'interpolation',
+  'crop_pct',
+  'test_crop_pct',
+  'mean',
+  'std',
+  'first_conv',
+  'classifier',
+  'license',
+];
 const dc = (d: Record<string, unknown>) => Object.fromEntries(Object.entries(d).map(([k, v]) => [camel(k), v]));
 
 describe('pretrained cfgs (timm get_pretrained_cfg)', () => {
@@ -41,7 +61,11 @@ describe('pretrained cfgs (timm get_pretrained_cfg)', () => {
 
   it('lists tags with weights, natural-sorted', () => {
     const all = listPretrained();
-    const withWeights = Object.values<any>(REF.models).flatMap((e) => Object.values<any>(e.pretrained).filter((c) => c.has_weights).map((c) => c.name));
+    const withWeights = Object.values<any>(REF.models).flatMap((e) =>
+      Object.values<any>(e.pretrained)
+        .filter((c) => c.has_weights)
+        .map((c) => c.name),
+    );
     expect([...all].sort()).toEqual([...withWeights].sort());
     expect(all).not.toContain('convnextv2_small.untrained');
     expect(listPretrained('swinv2_tiny*')).toEqual(['swinv2_tiny_window8_256.ms_in1k', 'swinv2_tiny_window16_256.ms_in1k']);
@@ -55,9 +79,29 @@ describe('pretrained cfgs (timm get_pretrained_cfg)', () => {
   });
 
   it('resolveDataConfig: overrides and defaults as timm', () => {
-    expect(resolveDataConfig({})).toEqual({ inputSize: [3, 224, 224], interpolation: 'bicubic', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], cropPct: 0.875, cropMode: 'center' });
-    const c = resolveDataConfig('convnextv2_atto', { imgSize: 160, cropPct: 1, interpolation: 'bilinear', mean: [0.5], std: [0.5, 0.5, 0.5] });
-    expect(c).toEqual({ inputSize: [3, 160, 160], interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1, cropMode: 'center' });
+    expect(resolveDataConfig({})).toEqual({
+      inputSize: [3, 224, 224],
+      interpolation: 'bicubic',
+      mean: [0.485, 0.456, 0.406],
+      std: [0.229, 0.224, 0.225],
+      cropPct: 0.875,
+      cropMode: 'center',
+    });
+    const c = resolveDataConfig('convnextv2_atto', {
+      imgSize: 160,
+      cropPct: 1,
+      interpolation: 'bilinear',
+      mean: [0.5],
+      std: [0.5, 0.5, 0.5],
+    });
+    expect(c).toEqual({
+      inputSize: [3, 160, 160],
+      interpolation: 'bilinear',
+      mean: [0.5, 0.5, 0.5],
+      std: [0.5, 0.5, 0.5],
+      cropPct: 1,
+      cropMode: 'center',
+    });
     // an explicit input size wins over useTestSize
     expect(resolveDataConfig('convnextv2_atto', { useTestSize: true, inputSize: [3, 256, 256] }).inputSize).toEqual([3, 256, 256]);
     // a model carries its cfg

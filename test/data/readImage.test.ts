@@ -9,7 +9,9 @@ import { encodePng } from '../../src/viz/png.js';
 import { VisBackbonesError } from '../../src/errors.js';
 import { FIXTURES_DIR, compare, loadFixture, nchwToNhwc, type Fixture } from '../helpers/fixtures.js';
 
-const CASES = readdirSync(FIXTURES_DIR).filter((d) => d.startsWith('eval_transform_')).sort();
+const CASES = readdirSync(FIXTURES_DIR)
+  .filter((d) => d.startsWith('eval_transform_'))
+  .sort();
 
 function diff(a: tf.Tensor, b: tf.Tensor): { max: number; mean: number } {
   expect(a.shape).toEqual(b.shape);
@@ -75,7 +77,10 @@ describe('readImage = PIL Image.open(f).convert("RGB")', () => {
 
   it('fails with the source named', async () => {
     const fails = async (p: Promise<unknown>, re: RegExp) => {
-      const e = await p.then(() => null, (err: unknown) => err);
+      const e = await p.then(
+        () => null,
+        (err: unknown) => err,
+      );
       expect(e).toBeInstanceOf(VisBackbonesError);
       expect((e as Error).message).toMatch(re);
     };

@@ -21,7 +21,14 @@ describe('training transforms (timm transforms_imagenet_train)', () => {
 
   it('is seeded: the same seed gives the same outputs, another seed others', () => {
     const run = (seed: number) => {
-      const t = createTransform(cfg(), { isTraining: true, seed, autoAugment: 'rand-m9-mstd0.5-inc1', reProb: 0.5, reMode: 'pixel', interpolation: 'random' });
+      const t = createTransform(cfg(), {
+        isTraining: true,
+        seed,
+        autoAugment: 'rand-m9-mstd0.5-inc1',
+        reProb: 0.5,
+        reMode: 'pixel',
+        interpolation: 'random',
+      });
       return [0, 1, 2].map(() => {
         const y = t(image);
         const v = Array.from(y.dataSync());
@@ -49,7 +56,14 @@ describe('training transforms (timm transforms_imagenet_train)', () => {
 
   it('hflip 1 mirrors the crop; normalize false gives uint8 values', () => {
     const [h, w] = image.shape;
-    const opts = { isTraining: true as const, seed: 1, scale: [1, 1] as [number, number], ratio: [w / h, w / h] as [number, number], colorJitter: 0, normalize: false };
+    const opts = {
+      isTraining: true as const,
+      seed: 1,
+      scale: [1, 1] as [number, number],
+      ratio: [w / h, w / h] as [number, number],
+      colorJitter: 0,
+      normalize: false,
+    };
     const a = createTransform(cfg(), { ...opts, hflip: 0 })(image);
     const b = createTransform(cfg(), { ...opts, hflip: 1 })(image);
     expect(a.dtype).toBe('int32');

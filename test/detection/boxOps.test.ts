@@ -56,14 +56,21 @@ for (const backend of BACKENDS) {
       }
       const b = batchedNms(t2('bnms.boxes'), io['bnms.scores'] as tf.Tensor1D, io['bnms.idxs'] as tf.Tensor1D, fx.case.kwargs.bnms_thresh);
       expectClose(fx, 'batched_nms.keep', b);
-      const bb = batchedNms(t2('bnms_big.boxes'), io['bnms_big.scores'] as tf.Tensor1D, Array.from(io['bnms_big.idxs'].dataSync()), fx.case.kwargs.bnms_thresh);
+      const bb = batchedNms(
+        t2('bnms_big.boxes'),
+        io['bnms_big.scores'] as tf.Tensor1D,
+        Array.from(io['bnms_big.idxs'].dataSync()),
+        fx.case.kwargs.bnms_thresh,
+      );
       expectClose(fx, 'batched_nms_big.keep', bb);
       tf.dispose([b, bb]);
     });
 
     it('matcher settings (float32 thresholds, ties, low-quality matches)', () => {
       for (const m of fx.case.config.matchers as { name: string; high: number; low: number; allowLowQualityMatches: boolean }[]) {
-        const r = matcher({ highThreshold: m.high, lowThreshold: m.low, allowLowQualityMatches: m.allowLowQualityMatches }).match(t2('matcher.quality'));
+        const r = matcher({ highThreshold: m.high, lowThreshold: m.low, allowLowQualityMatches: m.allowLowQualityMatches }).match(
+          t2('matcher.quality'),
+        );
         expectClose(fx, `matcher.${m.name}`, r);
         r.dispose();
       }
@@ -78,7 +85,10 @@ for (const backend of BACKENDS) {
         expectClose(fx, `box_coder.${name}.decode`, d);
         tf.dispose([e, d]);
       }
-      for (const [name, norm] of [['norm', true], ['raw', false]] as const) {
+      for (const [name, norm] of [
+        ['norm', true],
+        ['raw', false],
+      ] as const) {
         const c = boxLinearCoder({ normalizeBySize: norm });
         const e = c.encode(t2('coder.anchors_sq'), t2('coder.gt'));
         const d = c.decode(t2('coder.ltrb'), t2('coder.anchors_sq'));

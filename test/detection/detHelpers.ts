@@ -56,6 +56,8 @@ export function fixtureTargets(fx: Fixture, n = 2, masks = false) {
 export function fixtureFeatures(fx: Fixture): tf.Tensor4D[] {
   return Object.keys(fx.case.input_shapes ?? {}).length
     ? Object.keys(fx.case.input_shapes).map((k) => nchwToNhwc(fx.io[k]))
-    : Object.keys(fx.io).filter((k) => /^features\.\d+$/.test(k)).sort().map((k) => nchwToNhwc(fx.io[k]));
+    : Object.keys(fx.io)
+        .filter((k) => /^features\.\d+$/.test(k))
+        .sort()
+        .map((k) => nchwToNhwc(fx.io[k]));
 }
-

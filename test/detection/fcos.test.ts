@@ -72,13 +72,20 @@ describe('fcos config checks', () => {
     const head = fcos({ numClasses: 3, inChannels: 32, numConvs: 1 });
     const sd = head.stateDict();
     expect(Object.keys(sd).sort()).toEqual([
-      'head.classification_head.cls_logits.bias', 'head.classification_head.cls_logits.weight',
-      'head.classification_head.conv.0.bias', 'head.classification_head.conv.0.weight',
-      'head.classification_head.conv.1.bias', 'head.classification_head.conv.1.weight',
-      'head.regression_head.bbox_ctrness.bias', 'head.regression_head.bbox_ctrness.weight',
-      'head.regression_head.bbox_reg.bias', 'head.regression_head.bbox_reg.weight',
-      'head.regression_head.conv.0.bias', 'head.regression_head.conv.0.weight',
-      'head.regression_head.conv.1.bias', 'head.regression_head.conv.1.weight',
+      'head.classification_head.cls_logits.bias',
+      'head.classification_head.cls_logits.weight',
+      'head.classification_head.conv.0.bias',
+      'head.classification_head.conv.0.weight',
+      'head.classification_head.conv.1.bias',
+      'head.classification_head.conv.1.weight',
+      'head.regression_head.bbox_ctrness.bias',
+      'head.regression_head.bbox_ctrness.weight',
+      'head.regression_head.bbox_reg.bias',
+      'head.regression_head.bbox_reg.weight',
+      'head.regression_head.conv.0.bias',
+      'head.regression_head.conv.0.weight',
+      'head.regression_head.conv.1.bias',
+      'head.regression_head.conv.1.weight',
     ]);
     expect(sd['head.classification_head.cls_logits.bias'].dataSync()[0]).toBeCloseTo(-4.59512, 4);
     tf.dispose(Object.values(sd));

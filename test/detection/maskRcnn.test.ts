@@ -48,7 +48,10 @@ for (const backend of BACKENDS) {
       const at = heads.rpn.assignTargets(anchors, targets);
       keep.push(...at.labels, ...at.matchedGtBoxes);
       at.labels.forEach((l, i) => expectClose(fx, `rpn.labels.${i}`, l));
-      const rl = heads.rpn.computeLoss(rpn.objectness, rpn.bboxDeltas, anchors, targets, { sampledPos: pick('rpn.sampled_pos'), sampledNeg: pick('rpn.sampled_neg') });
+      const rl = heads.rpn.computeLoss(rpn.objectness, rpn.bboxDeltas, anchors, targets, {
+        sampledPos: pick('rpn.sampled_pos'),
+        sampledNeg: pick('rpn.sampled_neg'),
+      });
       keep.push(rl.objectness, rl.boxReg);
       expectClose(fx, 'loss.rpn_objectness', rl.objectness);
       expectClose(fx, 'loss.rpn_box_reg', rl.boxReg);
@@ -68,14 +71,26 @@ for (const backend of BACKENDS) {
         expectClose(fx, `roi.sampled_proposals.${i}`, s.proposals[i]);
         expectClose(fx, `roi.labels.${i}`, s.labels[i]);
         expectClose(fx, `roi.matched_idxs.${i}`, s.matchedIdxs[i]);
-        const pos = Array.from(s.labels[i].dataSync()).map((v, j) => (v > 0 ? j : -1)).filter((j) => j >= 0);
+        const pos = Array.from(s.labels[i].dataSync())
+          .map((v, j) => (v > 0 ? j : -1))
+          .filter((j) => j >= 0);
         expectClose(fx, `roi.pos_regression_targets.${i}`, k(tf.gather(s.regressionTargets[i], pos)));
       });
       const tb = heads.roiHeads.boxForward(feats, s.proposals, sizes);
       keep.push(tb.boxFeatures, tb.classLogits, tb.boxRegression);
       expectClose(fx, 'roi.train.class_logits', tb.classLogits);
       expectClose(fx, 'roi.train.box_regression', tb.boxRegression);
-      const posBoxes = [0, 1].map((i) => k(tf.gather(s.proposals[i], Array.from(s.labels[i].dataSync()).map((v, j) => (v > 0 ? j : -1)).filter((j) => j >= 0))) as tf.Tensor2D);
+      const posBoxes = [0, 1].map(
+        (i) =>
+          k(
+            tf.gather(
+              s.proposals[i],
+              Array.from(s.labels[i].dataSync())
+                .map((v, j) => (v > 0 ? j : -1))
+                .filter((j) => j >= 0),
+            ),
+          ) as tf.Tensor2D,
+      );
       const ml = k(heads.roiHeads.maskForward(feats, posBoxes, sizes));
       expectClose(fx, 'roi.train.mask_logits', k(nchw(ml)));
       const mt = [0, 1].map((i) => {
@@ -104,9 +119,18 @@ for (const backend of BACKENDS) {
         expectClose(fx, `detections.${i}.scores`, d.scores);
         expectClose(fx, `detections.${i}.labels`, d.labels);
       });
-      const dm = k(heads.roiHeads.maskForward(feats, dets.map((d) => d.boxes), sizes));
+      const dm = k(
+        heads.roiHeads.maskForward(
+          feats,
+          dets.map((d) => d.boxes),
+          sizes,
+        ),
+      );
       expectClose(fx, 'roi.eval.mask_logits', k(nchw(dm)));
-      const probs = heads.roiHeads.maskInference(dm, dets.map((d) => d.labels));
+      const probs = heads.roiHeads.maskInference(
+        dm,
+        dets.map((d) => d.labels),
+      );
       keep.push(...probs);
       probs.forEach((p, i) => {
         expectClose(fx, `detections.${i}.mask_probs`, p);
@@ -114,7 +138,11 @@ for (const backend of BACKENDS) {
       });
 
       // the composed calls
-      const all = heads.loss(feats, targets, sizes, { sampledPos: pick('rpn.sampled_pos'), sampledNeg: pick('rpn.sampled_neg'), sampledInds });
+      const all = heads.loss(feats, targets, sizes, {
+        sampledPos: pick('rpn.sampled_pos'),
+        sampledNeg: pick('rpn.sampled_neg'),
+        sampledInds,
+      });
       keep.push(...Object.values(all));
       expectClose(fx, 'loss.rpn_objectness', all.rpnObjectness);
       expectClose(fx, 'loss.rpn_box_reg', all.rpnBoxReg);
@@ -144,7 +172,9 @@ describe('maskRcnnHeads checkpoints and errors', () => {
     const sd = readSafetensors(fx.weightsBytes!);
     const old: Record<string, tf.Tensor> = {};
     for (const [key, v] of Object.entries(sd)) {
-      old[key.replace('rpn.head.conv.0.0.', 'rpn.head.conv.').replace(/mask_head\.(\d)\.0\./, (_, i) => `mask_head.mask_fcn${Number(i) + 1}.`)] = v;
+      old[
+        key.replace('rpn.head.conv.0.0.', 'rpn.head.conv.').replace(/mask_head\.(\d)\.0\./, (_, i) => `mask_head.mask_fcn${Number(i) + 1}.`)
+      ] = v;
     }
     const heads = maskRcnnHeads(fx.case.config);
     const r = heads.loadStateDict(old);

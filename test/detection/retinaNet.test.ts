@@ -35,7 +35,11 @@ for (const caseName of ['retinanet_head', 'retinanet_head_gn']) {
         expectClose(fx, 'bbox_regression', out.bboxRegression);
         const anchors = head.anchors(feats, sizes);
         expectClose(fx, 'anchors', anchors);
-        const pad = head.anchors(feats.map((f) => [f.shape[1], f.shape[2]] as [number, number]), sizes, { paddedSize: fx.case.padded_size });
+        const pad = head.anchors(
+          feats.map((f) => [f.shape[1], f.shape[2]] as [number, number]),
+          sizes,
+          { paddedSize: fx.case.padded_size },
+        );
         expectClose(fx, 'anchors', pad);
         const m = head.matchAnchors(anchors, targets);
         m.forEach((t, i) => expectClose(fx, `matched_idxs.${i}`, t));
@@ -47,7 +51,12 @@ for (const caseName of ['retinanet_head', 'retinanet_head_gn']) {
           expectClose(fx, `loss.bbox_regression.${type}`, lt.bboxRegression);
           tf.dispose([lt.classification, lt.bboxRegression]);
         }
-        const dets = head.postprocess(out, anchors, sizes, feats.map((f) => [f.shape[1], f.shape[2]] as [number, number]));
+        const dets = head.postprocess(
+          out,
+          anchors,
+          sizes,
+          feats.map((f) => [f.shape[1], f.shape[2]] as [number, number]),
+        );
         dets.forEach((d, i) => {
           expectClose(fx, `detections.${i}.boxes`, d.boxes);
           expectClose(fx, `detections.${i}.scores`, d.scores);
@@ -57,7 +66,17 @@ for (const caseName of ['retinanet_head', 'retinanet_head_gn']) {
         expect(full.classification.dataSync()[0]).toBeCloseTo(l.classification.dataSync()[0], 5);
         const det2 = head.detect(feats, sizes);
         expect(Array.from(det2[0].labels.dataSync())).toEqual(Array.from(dets[0].labels.dataSync()));
-        tf.dispose([out.clsLogits, out.bboxRegression, anchors, pad, ...m, l.classification, l.bboxRegression, full.classification, full.bboxRegression]);
+        tf.dispose([
+          out.clsLogits,
+          out.bboxRegression,
+          anchors,
+          pad,
+          ...m,
+          l.classification,
+          l.bboxRegression,
+          full.classification,
+          full.bboxRegression,
+        ]);
         for (const d of [...dets, ...det2]) tf.dispose([d.boxes, d.scores, d.labels]);
         expect(tf.memory().numTensors).toBe(before);
         // state dict round trip: torchvision keys and layouts, byte-identical
@@ -100,7 +119,9 @@ describe('retinaNet checkpoints and errors', () => {
     expect(r.missing).toEqual([]);
     expect(r.unexpected).toEqual(['backbone.body.conv1.weight']);
     const a = head.stateDict();
-    expect(Array.from(a['head.classification_head.conv.3.0.weight'].dataSync())).toEqual(Array.from(sd['head.classification_head.conv.3.0.weight'].dataSync()));
+    expect(Array.from(a['head.classification_head.conv.3.0.weight'].dataSync())).toEqual(
+      Array.from(sd['head.classification_head.conv.3.0.weight'].dataSync()),
+    );
     tf.dispose([...Object.values(a), ...Object.values(sd), old['backbone.body.conv1.weight']]);
     head.dispose();
     fx.dispose();

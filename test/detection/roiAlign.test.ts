@@ -23,9 +23,21 @@ for (const backend of BACKENDS) {
     it('every roi_align variant (borders, outside, tiny and zero-width boxes, adaptive sampling, aligned)', () => {
       const x = nchwToNhwc(fx.io.input);
       const before = tf.memory().numTensors;
-      for (const v of fx.case.config.variants as { name: string; outputSize: [number, number]; spatialScale: number; samplingRatio: number; aligned: boolean; boundary?: boolean }[]) {
+      for (const v of fx.case.config.variants as {
+        name: string;
+        outputSize: [number, number];
+        spatialScale: number;
+        samplingRatio: number;
+        aligned: boolean;
+        boundary?: boolean;
+      }[]) {
         const rois = (v.boundary ? fx.io.boundary_rois : fx.io.rois) as tf.Tensor2D;
-        const y = roiAlign(x, rois, { outputSize: v.outputSize, spatialScale: v.spatialScale, samplingRatio: v.samplingRatio, aligned: v.aligned });
+        const y = roiAlign(x, rois, {
+          outputSize: v.outputSize,
+          spatialScale: v.spatialScale,
+          samplingRatio: v.samplingRatio,
+          aligned: v.aligned,
+        });
         const yc = toNchw(y);
         expectClose(fx, `roi_align.${v.name}`, yc);
         tf.dispose([y, yc]);
@@ -37,8 +49,19 @@ for (const backend of BACKENDS) {
     it('per-image box lists give the same result as [K, 5] rois', () => {
       const x = nchwToNhwc(fx.io.input);
       const r = fx.io.rois.arraySync() as number[][];
-      const lists = [0, 1].map((b) => tf.tensor2d(r.filter((row) => row[0] === b).map((row) => row.slice(1)), undefined, 'float32'));
-      const order = [0, 1].flatMap((b) => r.map((row, i) => [row[0], i]).filter(([bb]) => bb === b).map(([, i]) => i));
+      const lists = [0, 1].map((b) =>
+        tf.tensor2d(
+          r.filter((row) => row[0] === b).map((row) => row.slice(1)),
+          undefined,
+          'float32',
+        ),
+      );
+      const order = [0, 1].flatMap((b) =>
+        r
+          .map((row, i) => [row[0], i])
+          .filter(([bb]) => bb === b)
+          .map(([, i]) => i),
+      );
       const a = roiAlign(x, lists, { outputSize: 2, spatialScale: 1 });
       const ref = roiAlign(x, fx.io.rois as tf.Tensor2D, { outputSize: 2, spatialScale: 1 });
       const refOrdered = tf.gather(ref, order);
@@ -67,10 +90,26 @@ for (const backend of BACKENDS) {
 
     it('gradient w.r.t. the features matches finite differences (odd sizes)', () => {
       const x = tf.randomNormal([2, 7, 9, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
-      const rois = tf.tensor2d([[0, 0.3, 1.2, 6.1, 5.7], [1, -0.8, 2.1, 4.4, 8.9], [1, 2.2, 0.4, 9.3, 3.3]]);
+      const rois = tf.tensor2d([
+        [0, 0.3, 1.2, 6.1, 5.7],
+        [1, -0.8, 2.1, 4.4, 8.9],
+        [1, 2.2, 0.4, 9.3, 3.3],
+      ]);
       const w = tf.randomNormal([3, 3, 3, 3], 0, 1, 'float32', 12);
-      for (const opts of [{ outputSize: 3, samplingRatio: 2 }, { outputSize: [3, 2] as [number, number], samplingRatio: -1, aligned: true, spatialScale: 0.8 }]) {
-        const loss = (f: tf.Tensor) => tf.sum(tf.mul(roiAlign(f as tf.Tensor4D, rois, opts).reshape([3, -1]).slice([0, 0], [3, 3 * (opts.outputSize === 3 ? 9 : 6)]).reshape([-1]), w.reshape([-1]).slice(0, 3 * 3 * (opts.outputSize === 3 ? 9 : 6)))) as tf.Scalar;
+      for (const opts of [
+        { outputSize: 3, samplingRatio: 2 },
+        { outputSize: [3, 2] as [number, number], samplingRatio: -1, aligned: true, spatialScale: 0.8 },
+      ]) {
+        const loss = (f: tf.Tensor) =>
+          tf.sum(
+            tf.mul(
+              roiAlign(f as tf.Tensor4D, rois, opts)
+                .reshape([3, -1])
+                .slice([0, 0], [3, 3 * (opts.outputSize === 3 ? 9 : 6)])
+                .reshape([-1]),
+              w.reshape([-1]).slice(0, 3 * 3 * (opts.outputSize === 3 ? 9 : 6)),
+            ),
+          ) as tf.Scalar;
         const g = tf.grad(loss)(x);
         const gv = g.dataSync();
         const xv = Float64Array.from(x.dataSync());

@@ -167,7 +167,7 @@ for (const backend of BACKENDS) {
         const rowSums = tf.tidy(() => tf.sum(m.probs, -1).dataSync());
         for (const s of rowSums) expect(Math.abs(s - 1)).toBeLessThan(1e-5);
         // the shifted-window mask: windows at the bottom-right mix regions; their masked pairs get ~0
-        const blk = model.layers[0].blocks[1];
+        const blk = model.layers.items[0].blocks.items[1];
         const mask = blk.attnMask!.dataSync();
         const p = m.probs.dataSync();
         let maskedMax = 0;
@@ -178,7 +178,7 @@ for (const backend of BACKENDS) {
         // probabilities x values, merged and projected == the attention module's own output
         const err = tf.tidy(() => {
           let y = model.patchEmbed.forward(x) as tf.Tensor4D;
-          y = model.layers[0].blocks[0].forward(y);
+          y = model.layers.items[0].blocks.items[0].forward(y);
           const xin = c.name.startsWith('swinv2') ? y : (blk.norm1.forward(y) as tf.Tensor4D);
           const win = windowPartition(roll2d(xin, -2, -2), 4, 4);
           const expected = blk.attn.forward(win, { mask: blk.attnMask });

@@ -47,11 +47,18 @@ export function fakeHub(files: HubFile[]): Promise<FakeHub> {
         if (hits.some(denied)) return void res.writeHead(401).end('unauthorized');
         if (!files.some((f) => f.repo === repo)) return void res.writeHead(404, { 'X-Error-Code': 'RepoNotFound' }).end('not found');
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(hits.map((f) => ({
-          type: 'file', path: f.path, size: f.bytes.length, oid: sha256(f.bytes).slice(0, 40),
-          lfs: { oid: sha256(f.bytes), size: f.bytes.length, pointerSize: 134 },
-          lastCommit: { id: f.lastCommit, title: 'upload', date: '2024-01-01T00:00:00.000Z' },
-        }))));
+        res.end(
+          JSON.stringify(
+            hits.map((f) => ({
+              type: 'file',
+              path: f.path,
+              size: f.bytes.length,
+              oid: sha256(f.bytes).slice(0, 40),
+              lfs: { oid: sha256(f.bytes), size: f.bytes.length, pointerSize: 134 },
+              lastCommit: { id: f.lastCommit, title: 'upload', date: '2024-01-01T00:00:00.000Z' },
+            })),
+          ),
+        );
       });
       return;
     }
@@ -63,7 +70,11 @@ export function fakeHub(files: HubFile[]): Promise<FakeHub> {
       if (denied(f)) return void res.writeHead(401).end('unauthorized');
       const etag = sha256(f.bytes);
       res.writeHead(302, {
-        Location: `/cdn/${etag}`, 'X-Repo-Commit': f.commit, 'X-Linked-Etag': `"${etag}"`, 'X-Linked-Size': String(f.bytes.length), ETag: `"${etag.slice(0, 40)}"`,
+        Location: `/cdn/${etag}`,
+        'X-Repo-Commit': f.commit,
+        'X-Linked-Etag': `"${etag}"`,
+        'X-Linked-Size': String(f.bytes.length),
+        ETag: `"${etag.slice(0, 40)}"`,
       });
       return void res.end();
     }
@@ -75,7 +86,12 @@ export function fakeHub(files: HubFile[]): Promise<FakeHub> {
       if (range) {
         const a = Number(range[1]);
         const b = Math.min(range[2] !== undefined ? Number(range[2]) : f.bytes.length - 1, f.bytes.length - 1);
-        res.writeHead(206, { 'Content-Range': `bytes ${a}-${b}/${f.bytes.length}`, 'Content-Length': String(b - a + 1), ETag: etag, 'content-type': 'application/octet-stream' });
+        res.writeHead(206, {
+          'Content-Range': `bytes ${a}-${b}/${f.bytes.length}`,
+          'Content-Length': String(b - a + 1),
+          ETag: etag,
+          'content-type': 'application/octet-stream',
+        });
         return void res.end(req.method === 'HEAD' ? undefined : Buffer.from(f.bytes.subarray(a, b + 1)));
       }
       res.writeHead(200, { 'Content-Length': String(f.bytes.length), ETag: etag, 'content-type': 'application/octet-stream' });
@@ -90,10 +106,11 @@ export function fakeHub(files: HubFile[]): Promise<FakeHub> {
       resolveP({
         url: `http://127.0.0.1:${addr.port}`,
         requests,
-        close: () => new Promise<void>((r) => {
-          server.closeAllConnections?.();
-          server.close(() => r());
-        }),
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections?.();
+            server.close(() => r());
+          }),
       });
     }),
   );

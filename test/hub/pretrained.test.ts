@@ -8,6 +8,7 @@ import { VisBackbonesError } from '../../src/errors.js';
 import { createPretrainedModel } from '../../src/hub/createPretrained.js';
 import { downloadPretrained } from '../../src/hub/download.js';
 import { pretrainedSource } from '../../src/hub/pretrainedSource.js';
+import { progressLine } from '../../src/hub/progress.js';
 import '../../src/models/vit/index.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { compare, loadFixture, nchwToNhwc, type Fixture } from '../helpers/fixtures.js';
@@ -17,7 +18,10 @@ const COMMIT = 'a'.repeat(40);
 const LAST = 'b'.repeat(40);
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(() => null, (err: unknown) => err);
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
   expect(e, 'expected a rejection').toBeInstanceOf(VisBackbonesError);
   return e as Error;
 }
@@ -25,17 +29,25 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 describe('pretrainedSource', () => {
   it('hub URLs, CSWin pickles, no weights', () => {
     expect(pretrainedSource('swinv2_tiny_window8_256', { endpoint: 'https://huggingface.co' })).toEqual({
-      url: 'https://huggingface.co/timm/swinv2_tiny_window8_256.ms_in1k/resolve/main/model.safetensors', format: 'safetensors',
-      hfHubId: 'timm/swinv2_tiny_window8_256.ms_in1k', filename: 'model.safetensors', revision: 'main',
+      url: 'https://huggingface.co/timm/swinv2_tiny_window8_256.ms_in1k/resolve/main/model.safetensors',
+      format: 'safetensors',
+      hfHubId: 'timm/swinv2_tiny_window8_256.ms_in1k',
+      filename: 'model.safetensors',
+      revision: 'main',
     });
     const c = { ...getPretrainedCfg('vit_small_patch16_224.augreg_in21k'), hfHubId: 'me/repo@v2' };
     expect(pretrainedSource(c, { endpoint: 'http://h/' })?.url).toBe('http://h/me/repo/resolve/v2/model.safetensors');
-    expect(pretrainedSource('cswin_tiny_224')).toEqual({ url: 'https://github.com/microsoft/CSWin-Transformer/releases/download/v0.1.0/cswin_tiny_224.pth', format: 'pytorch' });
+    expect(pretrainedSource('cswin_tiny_224')).toEqual({
+      url: 'https://github.com/microsoft/CSWin-Transformer/releases/download/v0.1.0/cswin_tiny_224.pth',
+      format: 'pytorch',
+    });
     expect(pretrainedSource('convnextv2_small')).toBeNull();
   });
   it('refuses pickles and tags without weights', async () => {
     expect((await rejection(downloadPretrained('cswin_tiny_224'))).message).toMatch(/PyTorch pickle.*convert it once/);
-    expect((await rejection(createPretrainedModel('convnextv2_small'))).message).toMatch(/'convnextv2_small.untrained' has no pretrained weights/);
+    expect((await rejection(createPretrainedModel('convnextv2_small'))).message).toMatch(
+      /'convnextv2_small.untrained' has no pretrained weights/,
+    );
   });
 });
 
@@ -78,7 +90,14 @@ for (const backend of BACKENDS) {
     it('downloads into the Hugging Face cache layout and loads the served checkpoint', async () => {
       const dir = join(cache, backend);
       const seen: [number, number][] = [];
-      const model = await createPretrainedModel(arch, { ...config(), pretrainedCfg: cfg, endpoint: hub.url, cacheDir: dir, onProgress: (b, t) => seen.push([b, t]), progress: false });
+      const model = await createPretrainedModel(arch, {
+        ...config(),
+        pretrainedCfg: cfg,
+        endpoint: hub.url,
+        cacheDir: dir,
+        onProgress: (b, t) => seen.push([b, t]),
+        progress: false,
+      });
       console.log(`${backend}: logits max abs err ${logitsOk(model).toExponential(2)} (atol ${fx.case.atol})`);
       expect(model.numClasses).toBe(10);
       expect((model as unknown as { pretrainedCfg: TimmPretrainedCfg }).pretrainedCfg.name).toBe(`${arch}.test`);
@@ -97,7 +116,13 @@ for (const backend of BACKENDS) {
     it('loads from the cache with the server unreachable, and offline', async () => {
       const dir = join(cache, backend);
       const noNet = (() => Promise.reject(new Error('network used'))) as typeof fetch;
-      const model = await createPretrainedModel(arch, { ...config(), pretrainedCfg: cfg, endpoint: 'http://127.0.0.1:9', cacheDir: dir, fetch: noNet });
+      const model = await createPretrainedModel(arch, {
+        ...config(),
+        pretrainedCfg: cfg,
+        endpoint: 'http://127.0.0.1:9',
+        cacheDir: dir,
+        fetch: noNet,
+      });
       logitsOk(model);
       model.dispose();
       const again = await createPretrainedModel(arch, { ...config(), pretrainedCfg: cfg, cacheDir: dir, offline: true, fetch: noNet });
@@ -150,11 +175,19 @@ for (const backend of BACKENDS) {
 
     it('a private repository needs the token (HF_TOKEN)', async () => {
       const dir = join(cache, `${backend}-private`);
-      const e = await rejection(createPretrainedModel(arch, { ...config(), pretrainedCfg: privateCfg, endpoint: hub.url, cacheDir: dir, progress: false }));
+      const e = await rejection(
+        createPretrainedModel(arch, { ...config(), pretrainedCfg: privateCfg, endpoint: hub.url, cacheDir: dir, progress: false }),
+      );
       expect(e.message).toMatch(/HTTP 401.*HF_TOKEN/);
       process.env.HF_TOKEN = 'hf_sekrit';
       try {
-        const model = await createPretrainedModel(arch, { ...config(), pretrainedCfg: privateCfg, endpoint: hub.url, cacheDir: dir, progress: false });
+        const model = await createPretrainedModel(arch, {
+          ...config(),
+          pretrainedCfg: privateCfg,
+          endpoint: hub.url,
+          cacheDir: dir,
+          progress: false,
+        });
         logitsOk(model);
         model.dispose();
       } finally {
@@ -164,3 +197,12 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('progress bar', () => {
+  it('shows bytes, rate and ETA', () => {
+    const line = progressLine('model.safetensors', 25e6, 100e6, 5);
+    expect(line).toBe('model.safetensors [=====>                  ]  25% 25.0 MB / 100.0 MB  5.0 MB/s  ETA 15s');
+    expect(progressLine('x', 100e6, 100e6, 10)).toContain('[========================] 100%');
+    expect(progressLine('x', 3e3, 0, 1)).toBe('x 3.0 kB  3.0 kB/s');
+  });
+});

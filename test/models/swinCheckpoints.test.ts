@@ -89,8 +89,8 @@ describe('Swin checkpoints: layouts, buffers, heads, other window sizes', () => 
     const fx = loadFixture('swin_p4w4_64');
     const m = swin({ ...fx.case.config, windowSize: 8 });
     loadTimmWeights(m, fx.weightsBytes!);
-    expect(m.layers[0].blocks[0].attn.opts.windowSize).toEqual([8, 8]);
-    const t = (m.layers[0].blocks[0].attn as unknown as { relativePositionBiasTable: { value: tf.Tensor } }).relativePositionBiasTable.value;
+    expect(m.layers.items[0].blocks.items[0].attn.opts.windowSize).toEqual([8, 8]);
+    const t = (m.layers.items[0].blocks.items[0].attn as unknown as { relativePositionBiasTable: { value: tf.Tensor } }).relativePositionBiasTable.value;
     expect(t.shape).toEqual([225, 1]);
     tf.dispose(m.forwardLogits(tf.zeros([1, 64, 64, 3])));
     m.dispose();

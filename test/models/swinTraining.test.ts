@@ -34,7 +34,7 @@ for (const backend of BACKENDS) {
             if (/^layers\.\d+\.blocks\.\d+\.norm[12]\./.test(k)) expect(tf.tidy(() => tf.max(tf.abs(p.value)).dataSync()[0]), k).toBe(0);
           }
           const y0 = tf.randomNormal([2, 8, 8, 8], 0, 1, 'float32', 5);
-          const y1 = model.layers[0].forward(y0);
+          const y1 = model.layers.items[0].forward(y0);
           expect(Array.from(y1.dataSync())).toEqual(Array.from(y0.dataSync()));
           tf.dispose([y0, y1]);
           step(model, lossFn, opt);

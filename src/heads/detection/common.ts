@@ -33,7 +33,10 @@ export interface PadOptions {
 /** `opts.paddedSize`, or the largest image size rounded up to `sizeDivisible` (default 32). */
 export function resolvePaddedSize(imageSizes: ImageSize[], opts: PadOptions = {}): [number, number] {
   if (opts.paddedSize) {
-    check(opts.paddedSize.length === 2 && opts.paddedSize.every((v) => Number.isInteger(v) && v > 0), () => `paddedSize must be [H, W] positive integers, got ${JSON.stringify(opts.paddedSize)}`);
+    check(
+      opts.paddedSize.length === 2 && opts.paddedSize.every((v) => Number.isInteger(v) && v > 0),
+      () => `paddedSize must be [H, W] positive integers, got ${JSON.stringify(opts.paddedSize)}`,
+    );
     return [opts.paddedSize[0], opts.paddedSize[1]];
   }
   checkImageSizes(imageSizes);
@@ -45,8 +48,16 @@ export function resolvePaddedSize(imageSizes: ImageSize[], opts: PadOptions = {}
 
 /** Check a list of `[height, width]` image sizes. */
 export function checkImageSizes(imageSizes: ImageSize[], batch?: number): void {
-  check(Array.isArray(imageSizes) && imageSizes.length > 0, () => `imageSizes must be a non-empty list of [height, width], got ${JSON.stringify(imageSizes)}`);
-  imageSizes.forEach((s, i) => check(Array.isArray(s) && s.length === 2 && s.every((v) => Number.isFinite(v) && v > 0), () => `imageSizes[${i}] must be [height, width], got ${JSON.stringify(s)}`));
+  check(
+    Array.isArray(imageSizes) && imageSizes.length > 0,
+    () => `imageSizes must be a non-empty list of [height, width], got ${JSON.stringify(imageSizes)}`,
+  );
+  imageSizes.forEach((s, i) =>
+    check(
+      Array.isArray(s) && s.length === 2 && s.every((v) => Number.isFinite(v) && v > 0),
+      () => `imageSizes[${i}] must be [height, width], got ${JSON.stringify(s)}`,
+    ),
+  );
   if (batch !== undefined) check(imageSizes.length === batch, () => `imageSizes lists ${imageSizes.length} images for a batch of ${batch}`);
 }
 
@@ -61,16 +72,25 @@ export function checkLevels(features: tf.Tensor4D[], channels: number, what: str
   check(Array.isArray(features) && features.length > 0, () => `${what}: features must be a non-empty list of NHWC maps`);
   features.forEach((f, l) => {
     check(f instanceof tf.Tensor && f.rank === 4, () => `${what}: level ${l} must be an NHWC tensor of rank 4`);
-    check(f.shape[3] === channels, () => `${what}: level ${l} has ${f.shape[3]} channels, expected ${channels} (NHWC shape [${f.shape.join(', ')}])`);
+    check(
+      f.shape[3] === channels,
+      () => `${what}: level ${l} has ${f.shape[3]} channels, expected ${channels} (NHWC shape [${f.shape.join(', ')}])`,
+    );
     check(f.shape[0] === features[0].shape[0], () => `${what}: level ${l} has batch ${f.shape[0]}, level 0 has ${features[0].shape[0]}`);
   });
 }
 
 /** Check per-image targets. */
 export function checkTargets(targets: DetTarget[], batch: number, what: string): void {
-  check(Array.isArray(targets) && targets.length === batch, () => `${what}: expected ${batch} targets (one per image), got ${Array.isArray(targets) ? targets.length : typeof targets}`);
+  check(
+    Array.isArray(targets) && targets.length === batch,
+    () => `${what}: expected ${batch} targets (one per image), got ${Array.isArray(targets) ? targets.length : typeof targets}`,
+  );
   targets.forEach((t, i) => {
-    check(t && t.boxes instanceof tf.Tensor && t.boxes.rank === 2 && t.boxes.shape[1] === 4, () => `${what}: targets[${i}].boxes must be [n, 4]`);
+    check(
+      t && t.boxes instanceof tf.Tensor && t.boxes.rank === 2 && t.boxes.shape[1] === 4,
+      () => `${what}: targets[${i}].boxes must be [n, 4]`,
+    );
     const n = t.labels instanceof tf.Tensor ? t.labels.size : t.labels?.length;
     check(n === t.boxes.shape[0], () => `${what}: targets[${i}] has ${t.boxes.shape[0]} boxes but ${n} labels`);
   });
@@ -131,13 +151,19 @@ export function densePostprocess(
     return {
       boxes: tf.gather(boxes, ki) as tf.Tensor2D,
       scores: tf.tensor1d(Float32Array.from(keep, (k) => sc[k])),
-      labels: tf.tensor1d(Int32Array.from(keep, (k) => labels[k]), 'int32'),
+      labels: tf.tensor1d(
+        Int32Array.from(keep, (k) => labels[k]),
+        'int32',
+      ),
     };
   });
 }
 
 /** Rename state-dict keys by a list of (pattern, replacement) rules (old checkpoint layouts). */
-export function renameKeys(sd: Record<string, tf.Tensor>, rules: [RegExp, string | ((...m: string[]) => string)][]): Record<string, tf.Tensor> {
+export function renameKeys(
+  sd: Record<string, tf.Tensor>,
+  rules: [RegExp, string | ((...m: string[]) => string)][],
+): Record<string, tf.Tensor> {
   const out: Record<string, tf.Tensor> = {};
   for (const [k, v] of Object.entries(sd)) {
     let nk = k;

@@ -72,8 +72,14 @@ export class FcosHead extends Module {
 
   constructor(config: FcosConfig) {
     super();
-    check(Number.isInteger(config?.numClasses) && config.numClasses > 0, () => `fcos: numClasses must be a positive integer, got ${config?.numClasses}`);
-    check(Number.isInteger(config.inChannels) && config.inChannels > 0 && config.inChannels % 32 === 0, () => `fcos: inChannels must be a positive multiple of 32 (GroupNorm(32)), got ${config.inChannels}`);
+    check(
+      Number.isInteger(config?.numClasses) && config.numClasses > 0,
+      () => `fcos: numClasses must be a positive integer, got ${config?.numClasses}`,
+    );
+    check(
+      Number.isInteger(config.inChannels) && config.inChannels > 0 && config.inChannels % 32 === 0,
+      () => `fcos: inChannels must be a positive multiple of 32 (GroupNorm(32)), got ${config.inChannels}`,
+    );
     const c: Required<FcosConfig> = {
       numConvs: 4,
       anchorSizes: [8, 16, 32, 64, 128],
@@ -101,13 +107,25 @@ export class FcosHead extends Module {
   /** Dense outputs for NHWC levels (finest first). */
   forward(features: tf.Tensor4D[]): FcosOutputs {
     checkLevels(features, this.cfg.inChannels, 'fcos.forward');
-    check(features.length === this.cfg.anchorSizes.length, () => `fcos.forward: ${features.length} levels for ${this.cfg.anchorSizes.length} anchor sizes`);
+    check(
+      features.length === this.cfg.anchorSizes.length,
+      () => `fcos.forward: ${features.length} levels for ${this.cfg.anchorSizes.length} anchor sizes`,
+    );
     return tf.tidy(() => {
       const regFeats = features.map((x) => this.regTower.forward(x));
       return {
-        clsLogits: flattenLevels(features.map((x) => this.clsLogits.forward(this.clsTower.forward(x))), this.cfg.numClasses),
-        bboxRegression: flattenLevels(regFeats.map((x) => tf.relu(this.bboxReg.forward(x)) as tf.Tensor4D), 4),
-        bboxCtrness: flattenLevels(regFeats.map((x) => this.bboxCtrness.forward(x)), 1),
+        clsLogits: flattenLevels(
+          features.map((x) => this.clsLogits.forward(this.clsTower.forward(x))),
+          this.cfg.numClasses,
+        ),
+        bboxRegression: flattenLevels(
+          regFeats.map((x) => tf.relu(this.bboxReg.forward(x)) as tf.Tensor4D),
+          4,
+        ),
+        bboxCtrness: flattenLevels(
+          regFeats.map((x) => this.bboxCtrness.forward(x)),
+          1,
+        ),
       };
     });
   }
@@ -123,7 +141,10 @@ export class FcosHead extends Module {
     const n = anchors.shape[0];
     const first = featureSizes[0][0] * featureSizes[0][1];
     const lastN = featureSizes[featureSizes.length - 1][0] * featureSizes[featureSizes.length - 1][1];
-    check(featureSizes.reduce((s, [h, w]) => s + h * w, 0) === n, () => `fcos: feature sizes ${JSON.stringify(featureSizes)} do not give the ${n} anchors`);
+    check(
+      featureSizes.reduce((s, [h, w]) => s + h * w, 0) === n,
+      () => `fcos: feature sizes ${JSON.stringify(featureSizes)} do not give the ${n} anchors`,
+    );
     const radius = f(this.cfg.centerSamplingRadius);
     return targets.map((t) => {
       const m = new Int32Array(n).fill(-1);
@@ -256,10 +277,17 @@ export class FcosHead extends Module {
     const [b, a, k] = outputs.clsLogits.shape;
     checkImageSizes(imageSizes, b);
     const counts = featureSizes.map(([h, w]) => h * w);
-    check(counts.reduce((s, v) => s + v, 0) === a, () => `fcos.postprocess: feature sizes ${JSON.stringify(featureSizes)} do not give the ${a} anchors`);
+    check(
+      counts.reduce((s, v) => s + v, 0) === a,
+      () => `fcos.postprocess: feature sizes ${JSON.stringify(featureSizes)} do not give the ${a} anchors`,
+    );
     return imageSizes.map((size, i) => {
       const scores = tf.tidy(() =>
-        floatValues(tf.sqrt(tf.mul(tf.sigmoid(outputs.clsLogits.slice([i, 0, 0], [1, a, k])), tf.sigmoid(outputs.bboxCtrness.slice([i, 0, 0], [1, a, 1]))))),
+        floatValues(
+          tf.sqrt(
+            tf.mul(tf.sigmoid(outputs.clsLogits.slice([i, 0, 0], [1, a, k])), tf.sigmoid(outputs.bboxCtrness.slice([i, 0, 0], [1, a, 1]))),
+          ),
+        ),
       );
       return tidyDetections(() => {
         const reg = tf.reshape(outputs.bboxRegression.slice([i, 0, 0], [1, a, 4]), [a, 4]) as tf.Tensor2D;

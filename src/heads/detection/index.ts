@@ -4,3 +4,4 @@ export * from './fcos.js';
 export * from './rpn.js';
 export * from './roiHeads.js';
 export * from './maskRcnn.js';
+export * from './variants.js';

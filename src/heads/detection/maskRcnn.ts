@@ -2,7 +2,17 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
 import { pasteMasksInImage } from '../../layers/detection/masks.js';
 import { LoadStateDictOptions, LoadStateDictResult, Module } from '../../layers/module.js';
-import { checkImageSizes, checkLevels, checkTargets, Detections, DetTarget, featureSizesOf, ImageSize, PadOptions, renameKeys } from './common.js';
+import {
+  checkImageSizes,
+  checkLevels,
+  checkTargets,
+  Detections,
+  DetTarget,
+  featureSizesOf,
+  ImageSize,
+  PadOptions,
+  renameKeys,
+} from './common.js';
 import { RegionProposalNetwork } from './rpn.js';
 import { RoiHeads } from './roiHeads.js';
 
@@ -102,11 +112,24 @@ export class MaskRcnnHeads extends Module {
 
   constructor(config: MaskRcnnConfig) {
     super();
-    check(Number.isInteger(config?.numClasses) && config.numClasses > 1, () => `maskRcnnHeads: numClasses (background included) must be an integer >= 2, got ${config?.numClasses}`);
-    check(Number.isInteger(config.inChannels) && config.inChannels > 0, () => `maskRcnnHeads: inChannels must be a positive integer, got ${config.inChannels}`);
+    check(
+      Number.isInteger(config?.numClasses) && config.numClasses > 1,
+      () => `maskRcnnHeads: numClasses (background included) must be an integer >= 2, got ${config?.numClasses}`,
+    );
+    check(
+      Number.isInteger(config.inChannels) && config.inChannels > 0,
+      () => `maskRcnnHeads: inChannels must be a positive integer, got ${config.inChannels}`,
+    );
     const c = { ...DEFAULTS, ...config, bboxRegWeights: config.bboxRegWeights ?? ([10, 10, 5, 5] as [number, number, number, number]) };
-    check(c.rpnAnchorSizes.length === c.featureNames.length, () => `maskRcnnHeads: ${c.rpnAnchorSizes.length} RPN anchor levels for ${c.featureNames.length} feature names`);
-    check(c.roiFeatmapNames.every((n) => c.featureNames.includes(n)), () => `maskRcnnHeads: roiFeatmapNames ${JSON.stringify(c.roiFeatmapNames)} must be among featureNames ${JSON.stringify(c.featureNames)}`);
+    check(
+      c.rpnAnchorSizes.length === c.featureNames.length,
+      () => `maskRcnnHeads: ${c.rpnAnchorSizes.length} RPN anchor levels for ${c.featureNames.length} feature names`,
+    );
+    check(
+      c.roiFeatmapNames.every((n) => c.featureNames.includes(n)),
+      () =>
+        `maskRcnnHeads: roiFeatmapNames ${JSON.stringify(c.roiFeatmapNames)} must be among featureNames ${JSON.stringify(c.featureNames)}`,
+    );
     this.cfg = c as MaskRcnnHeads['cfg'];
     this.config = { ...c };
     this.rpn = this.addModule(
@@ -166,7 +189,11 @@ export class MaskRcnnHeads extends Module {
     features: tf.Tensor4D[],
     targets: DetTarget[],
     imageSizes: ImageSize[],
-    opts: PadOptions & { sampledPos?: (tf.Tensor1D | number[])[]; sampledNeg?: (tf.Tensor1D | number[])[]; sampledInds?: (tf.Tensor1D | number[])[] } = {},
+    opts: PadOptions & {
+      sampledPos?: (tf.Tensor1D | number[])[];
+      sampledNeg?: (tf.Tensor1D | number[])[];
+      sampledInds?: (tf.Tensor1D | number[])[];
+    } = {},
   ): MaskRcnnLosses {
     checkLevels(features, this.cfg.inChannels, 'maskRcnnHeads.loss');
     checkImageSizes(imageSizes, features[0].shape[0]);
@@ -174,9 +201,14 @@ export class MaskRcnnHeads extends Module {
     return tf.tidy(() => {
       const out = this.rpn.forward(features);
       const anchors = this.rpn.anchors(features, imageSizes, opts);
-      const props = this.rpn.filterProposals(out.objectness, out.bboxDeltas, anchors, imageSizes, featureSizesOf(features), { training: true });
+      const props = this.rpn.filterProposals(out.objectness, out.bboxDeltas, anchors, imageSizes, featureSizesOf(features), {
+        training: true,
+      });
       const rpnL = this.rpn.computeLoss(out.objectness, out.bboxDeltas, anchors, targets, opts);
-      const roiL = this.roiHeads.computeLoss(features, props.boxes, imageSizes, targets, { sampledInds: opts.sampledInds, featureNames: this.cfg.featureNames });
+      const roiL = this.roiHeads.computeLoss(features, props.boxes, imageSizes, targets, {
+        sampledInds: opts.sampledInds,
+        featureNames: this.cfg.featureNames,
+      });
       return { rpnObjectness: rpnL.objectness, rpnBoxReg: rpnL.boxReg, ...roiL };
     });
   }
@@ -190,12 +222,31 @@ export class MaskRcnnHeads extends Module {
     const props = this.rpn.filterProposals(out.objectness, out.bboxDeltas, anchors, imageSizes, featureSizesOf(features));
     const box = this.roiHeads.boxForward(features, props.boxes, imageSizes, this.cfg.featureNames);
     const dets = this.roiHeads.postprocessDetections(box.classLogits, box.boxRegression, props.boxes, imageSizes);
-    const logits = this.roiHeads.maskForward(features, dets.map((d) => d.boxes), imageSizes, this.cfg.featureNames);
-    const probs = this.roiHeads.maskInference(logits, dets.map((d) => d.labels));
+    const logits = this.roiHeads.maskForward(
+      features,
+      dets.map((d) => d.boxes),
+      imageSizes,
+      this.cfg.featureNames,
+    );
+    const probs = this.roiHeads.maskInference(
+      logits,
+      dets.map((d) => d.labels),
+    );
     dets.forEach((d, i) => {
       d.masks = pasteMasksInImage(probs[i], d.boxes, imageSizes[i]);
     });
-    tf.dispose([out.objectness, out.bboxDeltas, anchors, ...props.boxes, ...props.scores, box.boxFeatures, box.classLogits, box.boxRegression, logits, ...probs]);
+    tf.dispose([
+      out.objectness,
+      out.bboxDeltas,
+      anchors,
+      ...props.boxes,
+      ...props.scores,
+      box.boxFeatures,
+      box.classLogits,
+      box.boxRegression,
+      logits,
+      ...probs,
+    ]);
     return dets;
   }
 
@@ -204,7 +255,10 @@ export class MaskRcnnHeads extends Module {
     return super.loadStateDict(
       renameKeys(sd, [
         [/^rpn\.head\.conv\.(weight|bias)$/, 'rpn.head.conv.0.0.$1'],
-        [/^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$/, (_: string, i: string, w: string) => `roi_heads.mask_head.${Number(i) - 1}.0.${w}`],
+        [
+          /^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$/,
+          (_: string, i: string, w: string) => `roi_heads.mask_head.${Number(i) - 1}.0.${w}`,
+        ],
       ]),
       opts,
     );

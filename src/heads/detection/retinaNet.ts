@@ -81,8 +81,14 @@ export class RetinaNetHead extends Module {
 
   constructor(config: RetinaNetConfig) {
     super();
-    check(Number.isInteger(config?.numClasses) && config.numClasses > 0, () => `retinaNet: numClasses must be a positive integer, got ${config?.numClasses}`);
-    check(Number.isInteger(config.inChannels) && config.inChannels > 0, () => `retinaNet: inChannels must be a positive integer, got ${config.inChannels}`);
+    check(
+      Number.isInteger(config?.numClasses) && config.numClasses > 0,
+      () => `retinaNet: numClasses must be a positive integer, got ${config?.numClasses}`,
+    );
+    check(
+      Number.isInteger(config.inChannels) && config.inChannels > 0,
+      () => `retinaNet: inChannels must be a positive integer, got ${config.inChannels}`,
+    );
     const c: Resolved = {
       norm: 'none',
       boxLoss: 'l1',
@@ -97,13 +103,20 @@ export class RetinaNetHead extends Module {
       numGroups: config.numGroups ?? 32,
     } as Resolved;
     check(c.norm === 'none' || c.norm === 'group_norm', () => `retinaNet: norm must be 'none' or 'group_norm', got '${c.norm}'`);
-    check(['l1', 'smooth_l1', 'giou'].includes(c.boxLoss), () => `retinaNet: boxLoss must be 'l1', 'smooth_l1' or 'giou', got '${c.boxLoss}'`);
-    if (c.norm === 'group_norm') check(c.inChannels % c.numGroups === 0, () => `retinaNet: inChannels ${c.inChannels} must be a multiple of numGroups ${c.numGroups}`);
+    check(
+      ['l1', 'smooth_l1', 'giou'].includes(c.boxLoss),
+      () => `retinaNet: boxLoss must be 'l1', 'smooth_l1' or 'giou', got '${c.boxLoss}'`,
+    );
+    if (c.norm === 'group_norm')
+      check(c.inChannels % c.numGroups === 0, () => `retinaNet: inChannels ${c.inChannels} must be a multiple of numGroups ${c.numGroups}`);
     this.cfg = c;
     this.config = { ...c };
     this.anchorGenerator = new AnchorGenerator({ sizes: c.anchorSizes, aspectRatios: c.aspectRatios });
     const apl = this.anchorGenerator.numAnchorsPerLocation();
-    check(apl.every((a) => a === apl[0]), () => `retinaNet: every level needs the same number of anchors per location, got ${JSON.stringify(apl)}`);
+    check(
+      apl.every((a) => a === apl[0]),
+      () => `retinaNet: every level needs the same number of anchors per location, got ${JSON.stringify(apl)}`,
+    );
     this.numAnchors = apl[0];
     this.proposalMatcher = new Matcher({ highThreshold: c.fgIouThresh, lowThreshold: c.bgIouThresh, allowLowQualityMatches: true });
     const ch = c.inChannels;
@@ -121,10 +134,19 @@ export class RetinaNetHead extends Module {
   /** Dense head outputs for NHWC levels (finest first). */
   forward(features: tf.Tensor4D[]): RetinaNetOutputs {
     checkLevels(features, this.cfg.inChannels, 'retinaNet.forward');
-    check(features.length === this.cfg.anchorSizes.length, () => `retinaNet.forward: ${features.length} levels for ${this.cfg.anchorSizes.length} anchor levels`);
+    check(
+      features.length === this.cfg.anchorSizes.length,
+      () => `retinaNet.forward: ${features.length} levels for ${this.cfg.anchorSizes.length} anchor levels`,
+    );
     return tf.tidy(() => ({
-      clsLogits: flattenLevels(features.map((f) => this.clsLogits.forward(this.clsTower.forward(f))), this.cfg.numClasses),
-      bboxRegression: flattenLevels(features.map((f) => this.bboxReg.forward(this.regTower.forward(f))), 4),
+      clsLogits: flattenLevels(
+        features.map((f) => this.clsLogits.forward(this.clsTower.forward(f))),
+        this.cfg.numClasses,
+      ),
+      bboxRegression: flattenLevels(
+        features.map((f) => this.bboxReg.forward(this.regTower.forward(f))),
+        4,
+      ),
     }));
   }
 
@@ -140,7 +162,12 @@ export class RetinaNetHead extends Module {
   }
 
   /** Focal classification loss and box loss, each normalised per image by its foreground count and averaged over images. */
-  computeLoss(outputs: RetinaNetOutputs, anchors: tf.Tensor2D, targets: DetTarget[], opts: { boxLoss?: BoxLossType } = {}): RetinaNetLosses {
+  computeLoss(
+    outputs: RetinaNetOutputs,
+    anchors: tf.Tensor2D,
+    targets: DetTarget[],
+    opts: { boxLoss?: BoxLossType } = {},
+  ): RetinaNetLosses {
     const [b, a, k] = outputs.clsLogits.shape;
     checkTargets(targets, b, 'retinaNet.computeLoss');
     check(anchors.shape[0] === a, () => `retinaNet.computeLoss: ${anchors.shape[0]} anchors for ${a} outputs per image`);
@@ -171,7 +198,10 @@ export class RetinaNetHead extends Module {
           boxLosses.push(tf.mul(tf.sum(regs[i]), 0) as tf.Scalar);
           return;
         }
-        const gt = rows(t.boxes, Array.from(fg, (j) => m[j]));
+        const gt = rows(
+          t.boxes,
+          Array.from(fg, (j) => m[j]),
+        );
         boxLosses.push(tf.div(boxLoss(type, this.boxCoder, rows(anchors, fg), gt, rows(regs[i], fg)), norm) as tf.Scalar);
       });
       return {
@@ -182,7 +212,12 @@ export class RetinaNetHead extends Module {
   }
 
   /** forward + anchors + {@link computeLoss}. */
-  loss(features: tf.Tensor4D[], targets: DetTarget[], imageSizes: ImageSize[], opts: PadOptions & { boxLoss?: BoxLossType } = {}): RetinaNetLosses {
+  loss(
+    features: tf.Tensor4D[],
+    targets: DetTarget[],
+    imageSizes: ImageSize[],
+    opts: PadOptions & { boxLoss?: BoxLossType } = {},
+  ): RetinaNetLosses {
     checkImageSizes(imageSizes, features[0]?.shape[0]);
     return tf.tidy(() => {
       const out = this.forward(features);
@@ -197,7 +232,11 @@ export class RetinaNetHead extends Module {
     const [b, a, k] = outputs.clsLogits.shape;
     checkImageSizes(imageSizes, b);
     const counts = featureSizes.map(([h, w]) => h * w * this.numAnchors);
-    check(counts.reduce((s, v) => s + v, 0) === a, () => `retinaNet.postprocess: feature sizes ${JSON.stringify(featureSizes)} give ${counts.reduce((s, v) => s + v, 0)} anchors, outputs have ${a}`);
+    check(
+      counts.reduce((s, v) => s + v, 0) === a,
+      () =>
+        `retinaNet.postprocess: feature sizes ${JSON.stringify(featureSizes)} give ${counts.reduce((s, v) => s + v, 0)} anchors, outputs have ${a}`,
+    );
     return imageSizes.map((size, i) => {
       const scores = tf.tidy(() => floatValues(tf.sigmoid(outputs.clsLogits.slice([i, 0, 0], [1, a, k]))));
       return tidyDetections(() => {
@@ -220,7 +259,10 @@ export class RetinaNetHead extends Module {
   /** Loads torchvision keys; old (version 1) tower names `conv.{2i}.*` are renamed to `conv.{i}.0.*`. */
   override loadStateDict(sd: Record<string, tf.Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
     const v1 = /^(head\.(?:classification|regression)_head\.conv)\.(\d+)\.(weight|bias)$/;
-    return super.loadStateDict(renameKeys(sd, [[v1, (_: string, p: string, i: string, w: string) => `${p}.${Number(i) / 2}.0.${w}`]]), opts);
+    return super.loadStateDict(
+      renameKeys(sd, [[v1, (_: string, p: string, i: string, w: string) => `${p}.${Number(i) / 2}.0.${w}`]]),
+      opts,
+    );
   }
 }
 

@@ -89,8 +89,19 @@ export class RoiHeads extends Module {
     this.cfg = cfg;
     this.config = { ...cfg };
     this.boxCoder = new BoxCoder({ weights: cfg.bboxRegWeights });
-    this.proposalMatcher = new Matcher({ highThreshold: cfg.boxFgIouThresh, lowThreshold: cfg.boxBgIouThresh, allowLowQualityMatches: false });
-    const pool = (o: number, s: number) => new MultiScaleRoiAlign({ featmapNames: cfg.featmapNames, outputSize: o, samplingRatio: s, canonicalScale: cfg.canonicalScale, canonicalLevel: cfg.canonicalLevel });
+    this.proposalMatcher = new Matcher({
+      highThreshold: cfg.boxFgIouThresh,
+      lowThreshold: cfg.boxBgIouThresh,
+      allowLowQualityMatches: false,
+    });
+    const pool = (o: number, s: number) =>
+      new MultiScaleRoiAlign({
+        featmapNames: cfg.featmapNames,
+        outputSize: o,
+        samplingRatio: s,
+        canonicalScale: cfg.canonicalScale,
+        canonicalLevel: cfg.canonicalLevel,
+      });
     this.boxRoiPool = pool(cfg.boxRoiOutputSize, cfg.boxRoiSamplingRatio);
     this.maskRoiPool = pool(cfg.maskRoiOutputSize, cfg.maskRoiSamplingRatio);
     const c = cfg.inChannels;
@@ -128,7 +139,12 @@ export class RoiHeads extends Module {
     opts: { sampledInds?: (tf.Tensor1D | number[])[] } = {},
   ): { proposals: tf.Tensor2D[]; matchedIdxs: tf.Tensor1D[]; labels: tf.Tensor1D[]; regressionTargets: tf.Tensor2D[] } {
     checkTargets(targets, proposals.length, 'roiHeads.selectTrainingSamples');
-    const out = { proposals: [] as tf.Tensor2D[], matchedIdxs: [] as tf.Tensor1D[], labels: [] as tf.Tensor1D[], regressionTargets: [] as tf.Tensor2D[] };
+    const out = {
+      proposals: [] as tf.Tensor2D[],
+      matchedIdxs: [] as tf.Tensor1D[],
+      labels: [] as tf.Tensor1D[],
+      regressionTargets: [] as tf.Tensor2D[],
+    };
     proposals.forEach((p, i) => {
       const t = targets[i];
       const all = tf.concat([p, t.boxes], 0) as tf.Tensor2D;
@@ -149,7 +165,10 @@ export class RoiHeads extends Module {
       let inds: number[];
       if (opts.sampledInds) {
         inds = Array.from(intValues(opts.sampledInds[i], `roiHeads.selectTrainingSamples: sampledInds[${i}]`));
-        check(inds.every((k) => k >= 0 && k < n), () => `roiHeads.selectTrainingSamples: sampled indices of image ${i} must lie in [0, ${n})`);
+        check(
+          inds.every((k) => k >= 0 && k < n),
+          () => `roiHeads.selectTrainingSamples: sampled indices of image ${i} must lie in [0, ${n})`,
+        );
       } else {
         const { pos, neg } = samplePositiveNegative(labels, this.cfg.boxBatchSizePerImage, this.cfg.boxPositiveFraction);
         inds = [...pos, ...neg].sort((a, b) => a - b);
@@ -169,7 +188,11 @@ export class RoiHeads extends Module {
 
   /** Pooled levels for the RoI poolers: the maps named by `featmapNames` among `features` named `featureNames`. */
   namedFeatures(features: tf.Tensor4D[], featureNames: string[]): Map<string, tf.Tensor4D> {
-    check(features.length === featureNames.length || features.length === this.cfg.featmapNames.length, () => `roiHeads: expected ${featureNames.length} levels (${featureNames.join(', ')}) or the ${this.cfg.featmapNames.length} pooled ones, got ${features.length}`);
+    check(
+      features.length === featureNames.length || features.length === this.cfg.featmapNames.length,
+      () =>
+        `roiHeads: expected ${featureNames.length} levels (${featureNames.join(', ')}) or the ${this.cfg.featmapNames.length} pooled ones, got ${features.length}`,
+    );
     const names = features.length === featureNames.length ? featureNames : this.cfg.featmapNames;
     return new Map(features.map((f, i) => [names[i], f]));
   }
@@ -191,10 +214,18 @@ export class RoiHeads extends Module {
   }
 
   /** Class-specific decoding, clipping, score threshold, small-box removal, class-wise NMS, top detections. */
-  postprocessDetections(classLogits: tf.Tensor2D, boxRegression: tf.Tensor2D, proposals: tf.Tensor2D[], imageSizes: ImageSize[]): Detections[] {
+  postprocessDetections(
+    classLogits: tf.Tensor2D,
+    boxRegression: tf.Tensor2D,
+    proposals: tf.Tensor2D[],
+    imageSizes: ImageSize[],
+  ): Detections[] {
     const k = this.cfg.numClasses;
     const counts = proposals.map((p) => p.shape[0]);
-    check(counts.reduce((s, v) => s + v, 0) === classLogits.shape[0], () => `roiHeads.postprocessDetections: ${classLogits.shape[0]} logits rows for ${counts.join(' + ')} proposals`);
+    check(
+      counts.reduce((s, v) => s + v, 0) === classLogits.shape[0],
+      () => `roiHeads.postprocessDetections: ${classLogits.shape[0]} logits rows for ${counts.join(' + ')} proposals`,
+    );
     let start = 0;
     return proposals.map((p, i) => {
       const n = counts[i];
@@ -221,13 +252,21 @@ export class RoiHeads extends Module {
       return {
         boxes: tf.tensor2d(ob, [keep.length, 4]),
         scores: tf.tensor1d(Float32Array.from(keep, (q) => fs[q])),
-        labels: tf.tensor1d(Int32Array.from(keep, (q) => fl[q]), 'int32'),
+        labels: tf.tensor1d(
+          Int32Array.from(keep, (q) => fl[q]),
+          'int32',
+        ),
       };
     });
   }
 
   /** RoIAlign 14x14 + MaskRCNNHeads + MaskRCNNPredictor: NHWC mask logits `[R, 2M, 2M, K]`. */
-  maskForward(features: tf.Tensor4D[], boxes: tf.Tensor2D[], imageSizes: ImageSize[], featureNames: string[] = [...this.cfg.featmapNames, 'pool']): tf.Tensor4D {
+  maskForward(
+    features: tf.Tensor4D[],
+    boxes: tf.Tensor2D[],
+    imageSizes: ImageSize[],
+    featureNames: string[] = [...this.cfg.featmapNames, 'pool'],
+  ): tf.Tensor4D {
     return tf.tidy(() => {
       let x = this.maskRoiPool.forward(this.namedFeatures(features, featureNames), boxes, imageSizes);
       for (const m of this.maskConvs) x = m.forward(x);
@@ -239,7 +278,10 @@ export class RoiHeads extends Module {
   maskInference(maskLogits: tf.Tensor4D, labels: (tf.Tensor1D | number[])[]): tf.Tensor3D[] {
     const [r, h, w, k] = maskLogits.shape;
     const lab = labels.map((l, i) => intValues(l, `roiHeads.maskInference: labels[${i}]`));
-    check(lab.reduce((s, l) => s + l.length, 0) === r, () => `roiHeads.maskInference: ${r} mask rows for ${lab.map((l) => l.length).join(' + ')} labels`);
+    check(
+      lab.reduce((s, l) => s + l.length, 0) === r,
+      () => `roiHeads.maskInference: ${r} mask rows for ${lab.map((l) => l.length).join(' + ')} labels`,
+    );
     let start = 0;
     return lab.map((l) =>
       tf.tidy(() => {
@@ -263,7 +305,12 @@ export class RoiHeads extends Module {
     opts: { sampledInds?: (tf.Tensor1D | number[])[]; featureNames?: string[] } = {},
   ): { classifier: tf.Scalar; boxReg: tf.Scalar; mask: tf.Scalar } {
     checkTargets(targets, proposals.length, 'roiHeads.computeLoss');
-    targets.forEach((t, i) => check(t.masks instanceof tf.Tensor && t.masks.rank === 3 && t.masks.shape[0] === t.boxes.shape[0], () => `roiHeads.computeLoss: targets[${i}].masks must be [n, H, W] with one mask per box`));
+    targets.forEach((t, i) =>
+      check(
+        t.masks instanceof tf.Tensor && t.masks.rank === 3 && t.masks.shape[0] === t.boxes.shape[0],
+        () => `roiHeads.computeLoss: targets[${i}].masks must be [n, H, W] with one mask per box`,
+      ),
+    );
     const s = this.selectTrainingSamples(proposals, targets, opts);
     const res = tf.tidy(() => {
       const { classLogits, boxRegression } = this.boxForward(features, s.proposals, imageSizes, opts.featureNames);
@@ -291,7 +338,9 @@ export class RoiHeads extends Module {
       s.labels.forEach((l, i) => {
         const lv = l.dataSync();
         const mv = s.matchedIdxs[i].dataSync();
-        const pos = Array.from(lv).map((v, j) => (v > 0 ? j : -1)).filter((j) => j >= 0);
+        const pos = Array.from(lv)
+          .map((v, j) => (v > 0 ? j : -1))
+          .filter((j) => j >= 0);
         const boxes = rows(s.proposals[i], pos);
         maskBoxes.push(boxes);
         const gl = labelValues(targets[i]);
@@ -304,7 +353,10 @@ export class RoiHeads extends Module {
       else {
         const logits = this.maskForward(features, maskBoxes, imageSizes, opts.featureNames);
         const [r, h, w] = logits.shape;
-        const sel = rows(tf.reshape(tf.transpose(logits, [0, 3, 1, 2]), [r * k, h * w]) as tf.Tensor2D, maskLabels.map((c, j) => j * k + c));
+        const sel = rows(
+          tf.reshape(tf.transpose(logits, [0, 3, 1, 2]), [r * k, h * w]) as tf.Tensor2D,
+          maskLabels.map((c, j) => j * k + c),
+        );
         maskLoss = tf.mean(binaryCrossEntropyWithLogits(sel, tf.reshape(tf.concat(maskTargets, 0), [r, h * w])));
       }
       return { classifier: ce as tf.Scalar, boxReg: boxLoss as tf.Scalar, mask: maskLoss as tf.Scalar };
@@ -313,4 +365,3 @@ export class RoiHeads extends Module {
     return res;
   }
 }
-

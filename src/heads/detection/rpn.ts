@@ -61,7 +61,10 @@ export class RegionProposalNetwork extends Module {
     this.config = { ...cfg };
     this.anchorGenerator = new AnchorGenerator({ sizes: cfg.anchorSizes, aspectRatios: cfg.aspectRatios });
     const apl = this.anchorGenerator.numAnchorsPerLocation();
-    check(apl.every((a) => a === apl[0]), () => `rpn: every level needs the same number of anchors per location, got ${JSON.stringify(apl)}`);
+    check(
+      apl.every((a) => a === apl[0]),
+      () => `rpn: every level needs the same number of anchors per location, got ${JSON.stringify(apl)}`,
+    );
     this.numAnchors = apl[0];
     this.proposalMatcher = new Matcher({ highThreshold: cfg.fgIouThresh, lowThreshold: cfg.bgIouThresh, allowLowQualityMatches: true });
     const head = this.addModule('head', new Container());
@@ -73,13 +76,22 @@ export class RegionProposalNetwork extends Module {
   /** Objectness logits and box deltas of every anchor. */
   forward(features: tf.Tensor4D[]): RpnOutputs {
     checkLevels(features, this.cfg.inChannels, 'rpn.forward');
-    check(features.length === this.cfg.anchorSizes.length, () => `rpn.forward: ${features.length} levels for ${this.cfg.anchorSizes.length} anchor levels`);
+    check(
+      features.length === this.cfg.anchorSizes.length,
+      () => `rpn.forward: ${features.length} levels for ${this.cfg.anchorSizes.length} anchor levels`,
+    );
     return tf.tidy(() => {
       const t = features.map((x) => this.tower.forward(x));
-      const obj = flattenLevels(t.map((x) => this.clsLogits.forward(x)), 1);
+      const obj = flattenLevels(
+        t.map((x) => this.clsLogits.forward(x)),
+        1,
+      );
       return {
         objectness: tf.reshape(obj, [obj.shape[0], obj.shape[1]]) as tf.Tensor2D,
-        bboxDeltas: flattenLevels(t.map((x) => this.bboxPred.forward(x)), 4),
+        bboxDeltas: flattenLevels(
+          t.map((x) => this.bboxPred.forward(x)),
+          4,
+        ),
       };
     });
   }
@@ -100,7 +112,10 @@ export class RegionProposalNetwork extends Module {
   ): { boxes: tf.Tensor2D[]; scores: tf.Tensor1D[] } {
     const [b, a] = objectness.shape;
     const counts = featureSizes.map(([h, w]) => h * w * this.numAnchors);
-    check(counts.reduce((s, v) => s + v, 0) === a, () => `rpn.filterProposals: feature sizes ${JSON.stringify(featureSizes)} do not give the ${a} anchors`);
+    check(
+      counts.reduce((s, v) => s + v, 0) === a,
+      () => `rpn.filterProposals: feature sizes ${JSON.stringify(featureSizes)} do not give the ${a} anchors`,
+    );
     check(imageSizes.length === b, () => `rpn.filterProposals: ${imageSizes.length} image sizes for a batch of ${b}`);
     const pre = opts.training ? this.cfg.preNmsTopNTrain : this.cfg.preNmsTopNTest;
     const post = opts.training ? this.cfg.postNmsTopNTrain : this.cfg.postNmsTopNTest;
@@ -122,7 +137,10 @@ export class RegionProposalNetwork extends Module {
       });
       const [h, w] = imageSizes[i];
       const dec = tf.tidy(() => {
-        const d = this.boxCoder.decode(rows(tf.reshape(bboxDeltas.slice([i, 0, 0], [1, a, 4]), [a, 4]) as tf.Tensor2D, sel), rows(anchors, sel));
+        const d = this.boxCoder.decode(
+          rows(tf.reshape(bboxDeltas.slice([i, 0, 0], [1, a, 4]), [a, 4]) as tf.Tensor2D, sel),
+          rows(anchors, sel),
+        );
         return floatValues(d);
       });
       for (let k = 0; k < dec.length; k += 4) {
@@ -153,7 +171,14 @@ export class RegionProposalNetwork extends Module {
     const matched = matchAnchorValues(this.proposalMatcher, anchors, targets);
     const labels = matched.map((m) => tf.tensor1d(Float32Array.from(m, (v) => (v >= 0 ? 1 : v === -1 ? 0 : -1))));
     const matchedGtBoxes = targets.map((t, i) =>
-      t.boxes.shape[0] === 0 ? (tf.zeros([anchors.shape[0], 4]) as tf.Tensor2D) : tf.tidy(() => rows(t.boxes, Array.from(matched[i], (v) => Math.max(v, 0)))),
+      t.boxes.shape[0] === 0
+        ? (tf.zeros([anchors.shape[0], 4]) as tf.Tensor2D)
+        : tf.tidy(() =>
+            rows(
+              t.boxes,
+              Array.from(matched[i], (v) => Math.max(v, 0)),
+            ),
+          ),
     );
     return { labels, matchedGtBoxes };
   }
@@ -185,12 +210,21 @@ export class RegionProposalNetwork extends Module {
         if (opts.sampledPos && opts.sampledNeg) {
           p = Array.from(intValues(opts.sampledPos[i], `rpn.computeLoss: sampledPos[${i}]`));
           n = Array.from(intValues(opts.sampledNeg[i], `rpn.computeLoss: sampledNeg[${i}]`));
-          check(p.every((k) => k >= 0 && k < a) && n.every((k) => k >= 0 && k < a), () => `rpn.computeLoss: sampled anchor indices of image ${i} must lie in [0, ${a})`);
+          check(
+            p.every((k) => k >= 0 && k < a) && n.every((k) => k >= 0 && k < a),
+            () => `rpn.computeLoss: sampled anchor indices of image ${i} must lie in [0, ${a})`,
+          );
         } else ({ pos: p, neg: n } = samplePositiveNegative(labels, this.cfg.batchSizePerImage, this.cfg.positiveFraction));
         for (const k of p) pos.push(i * a + k);
         for (const k of n) neg.push(i * a + k);
         for (const k of p) posAnchor.push(k);
-        if (p.length) posGt.push(rows(targets[i].boxes, p.map((k) => Math.max(m[k], 0))));
+        if (p.length)
+          posGt.push(
+            rows(
+              targets[i].boxes,
+              p.map((k) => Math.max(m[k], 0)),
+            ),
+          );
       });
       const all = [...pos, ...neg];
       const lab = Float32Array.from(all, (_, j) => (j < pos.length ? 1 : 0));

@@ -15,7 +15,11 @@ function randperm(n: number): number[] {
  * labels `== 0`; `min(#pos, floor(batch fraction))` positives and `min(#neg, batch - #pos picked)`
  * negatives drawn at random. Returns both pick lists, ascending.
  */
-export function samplePositiveNegative(labels: ArrayLike<number>, batchSizePerImage: number, positiveFraction: number): { pos: number[]; neg: number[] } {
+export function samplePositiveNegative(
+  labels: ArrayLike<number>,
+  batchSizePerImage: number,
+  positiveFraction: number,
+): { pos: number[]; neg: number[] } {
   const positive: number[] = [];
   const negative: number[] = [];
   for (let i = 0; i < labels.length; i++) {
@@ -24,7 +28,13 @@ export function samplePositiveNegative(labels: ArrayLike<number>, batchSizePerIm
   }
   const numPos = Math.min(positive.length, Math.trunc(batchSizePerImage * positiveFraction));
   const numNeg = Math.min(negative.length, batchSizePerImage - numPos);
-  const pos = randperm(positive.length).slice(0, numPos).map((k) => positive[k]).sort((a, b) => a - b);
-  const neg = randperm(negative.length).slice(0, numNeg).map((k) => negative[k]).sort((a, b) => a - b);
+  const pos = randperm(positive.length)
+    .slice(0, numPos)
+    .map((k) => positive[k])
+    .sort((a, b) => a - b);
+  const neg = randperm(negative.length)
+    .slice(0, numNeg)
+    .map((k) => negative[k])
+    .sort((a, b) => a - b);
   return { pos, neg };
 }

@@ -28,7 +28,8 @@ export class ConvTower extends Module {
   readonly blocks: ConvNormAct[] = [];
   constructor(channels: number, depth: number, norm: (() => GroupNorm) | null) {
     super();
-    for (let i = 0; i < depth; i++) this.blocks.push(this.addModule(String(i), new ConvNormAct(channels, channels, { norm: norm ? norm() : null })));
+    for (let i = 0; i < depth; i++)
+      this.blocks.push(this.addModule(String(i), new ConvNormAct(channels, channels, { norm: norm ? norm() : null })));
   }
   forward(x: tf.Tensor, _opts?: ForwardOptions): tf.Tensor4D {
     return tf.tidy(() => this.blocks.reduce((y, b) => b.forward(y), x) as tf.Tensor4D);

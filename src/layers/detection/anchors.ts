@@ -42,7 +42,14 @@ export class AnchorGenerator {
   readonly aspectRatios: number[][];
   private readonly cells: Float32Array[];
   constructor(opts: AnchorGeneratorOptions) {
-    check(Array.isArray(opts?.sizes) && Array.isArray(opts?.aspectRatios) && opts.sizes.length === opts.aspectRatios.length && opts.sizes.length > 0, () => `anchorGenerator: sizes and aspectRatios must be lists with one entry per level, got ${JSON.stringify(opts?.sizes)} and ${JSON.stringify(opts?.aspectRatios)}`);
+    check(
+      Array.isArray(opts?.sizes) &&
+        Array.isArray(opts?.aspectRatios) &&
+        opts.sizes.length === opts.aspectRatios.length &&
+        opts.sizes.length > 0,
+      () =>
+        `anchorGenerator: sizes and aspectRatios must be lists with one entry per level, got ${JSON.stringify(opts?.sizes)} and ${JSON.stringify(opts?.aspectRatios)}`,
+    );
     this.sizes = opts.sizes.map((s) => [...s]);
     this.aspectRatios = opts.aspectRatios.map((r) => [...r]);
     this.cells = this.sizes.map((s, l) => cellAnchorValues(s, this.aspectRatios[l]));
@@ -60,7 +67,10 @@ export class AnchorGenerator {
 
   /** Anchor coordinates as plain float32 values for the feature sizes of the levels and the padded size. */
   anchorValues(featureSizes: [number, number][], paddedSize: [number, number]): Float32Array {
-    check(featureSizes.length === this.cells.length, () => `anchorGenerator: ${featureSizes.length} feature sizes for ${this.cells.length} levels`);
+    check(
+      featureSizes.length === this.cells.length,
+      () => `anchorGenerator: ${featureSizes.length} feature sizes for ${this.cells.length} levels`,
+    );
     let total = 0;
     featureSizes.forEach(([h, w], l) => (total += h * w * this.cells[l].length));
     const out = new Float32Array(total);

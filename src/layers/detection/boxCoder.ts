@@ -18,7 +18,10 @@ export class BoxCoder {
   readonly weights: [number, number, number, number];
   readonly bboxXformClip: number;
   constructor(opts: BoxCoderOptions) {
-    check(Array.isArray(opts?.weights) && opts.weights.length === 4, () => `boxCoder: weights must be [wx, wy, ww, wh], got ${JSON.stringify(opts?.weights)}`);
+    check(
+      Array.isArray(opts?.weights) && opts.weights.length === 4,
+      () => `boxCoder: weights must be [wx, wy, ww, wh], got ${JSON.stringify(opts?.weights)}`,
+    );
     this.weights = [...opts.weights];
     this.bboxXformClip = opts.bboxXformClip ?? Math.log(1000 / 16);
   }
@@ -27,7 +30,10 @@ export class BoxCoder {
   encode(reference: tf.Tensor2D, proposals: tf.Tensor2D): tf.Tensor2D {
     checkBoxes(reference, 'boxCoder.encode: reference');
     checkBoxes(proposals, 'boxCoder.encode: proposals');
-    check(reference.shape[0] === proposals.shape[0], () => `boxCoder.encode: ${reference.shape[0]} reference boxes vs ${proposals.shape[0]} proposals`);
+    check(
+      reference.shape[0] === proposals.shape[0],
+      () => `boxCoder.encode: ${reference.shape[0]} reference boxes vs ${proposals.shape[0]} proposals`,
+    );
     const [wx, wy, ww, wh] = this.weights;
     return tf.tidy(() => {
       const [px1, py1, px2, py2] = tf.unstack(proposals, 1);
@@ -54,7 +60,10 @@ export class BoxCoder {
    */
   decode(relCodes: tf.Tensor2D, boxes: tf.Tensor2D): tf.Tensor2D {
     checkBoxes(boxes, 'boxCoder.decode: boxes');
-    check(relCodes.rank === 2 && relCodes.shape[1] % 4 === 0 && relCodes.shape[0] === boxes.shape[0], () => `boxCoder.decode: relCodes must have shape [${boxes.shape[0]}, 4k], got [${relCodes.shape.join(', ')}]`);
+    check(
+      relCodes.rank === 2 && relCodes.shape[1] % 4 === 0 && relCodes.shape[0] === boxes.shape[0],
+      () => `boxCoder.decode: relCodes must have shape [${boxes.shape[0]}, 4k], got [${relCodes.shape.join(', ')}]`,
+    );
     const [wx, wy, ww, wh] = this.weights;
     const [n, c] = relCodes.shape;
     const k = c / 4;
@@ -106,7 +115,10 @@ export class BoxLinearCoder {
   encode(reference: tf.Tensor2D, proposals: tf.Tensor2D): tf.Tensor2D {
     checkBoxes(reference, 'boxLinearCoder.encode: reference');
     checkBoxes(proposals, 'boxLinearCoder.encode: proposals');
-    check(reference.shape[0] === proposals.shape[0], () => `boxLinearCoder.encode: ${reference.shape[0]} reference boxes vs ${proposals.shape[0]} proposals`);
+    check(
+      reference.shape[0] === proposals.shape[0],
+      () => `boxLinearCoder.encode: ${reference.shape[0]} reference boxes vs ${proposals.shape[0]} proposals`,
+    );
     return tf.tidy(() => {
       const [rx1, ry1, rx2, ry2] = tf.unstack(reference, 1);
       const [px1, py1, px2, py2] = tf.unstack(proposals, 1);

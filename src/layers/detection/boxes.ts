@@ -61,7 +61,10 @@ export function clipBoxesToImage(boxes: tf.Tensor2D, size: ImageSize): tf.Tensor
   const [h, w] = size;
   return tf.tidy(() => {
     const [x1, y1, x2, y2] = tf.unstack(boxes, 1);
-    return tf.stack([tf.clipByValue(x1, 0, w), tf.clipByValue(y1, 0, h), tf.clipByValue(x2, 0, w), tf.clipByValue(y2, 0, h)], 1) as tf.Tensor2D;
+    return tf.stack(
+      [tf.clipByValue(x1, 0, w), tf.clipByValue(y1, 0, h), tf.clipByValue(x2, 0, w), tf.clipByValue(y2, 0, h)],
+      1,
+    ) as tf.Tensor2D;
   });
 }
 

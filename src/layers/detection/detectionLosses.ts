@@ -32,7 +32,10 @@ export interface FocalLossOptions {
  * `ce (1 - p_t)^gamma alpha_t`.
  */
 export function sigmoidFocalLoss(logits: tf.Tensor, targets: tf.Tensor, opts: FocalLossOptions = {}): tf.Tensor {
-  check(logits.shape.join(',') === targets.shape.join(','), () => `sigmoidFocalLoss: logits [${logits.shape.join(', ')}] and targets [${targets.shape.join(', ')}] differ in shape`);
+  check(
+    logits.shape.join(',') === targets.shape.join(','),
+    () => `sigmoidFocalLoss: logits [${logits.shape.join(', ')}] and targets [${targets.shape.join(', ')}] differ in shape`,
+  );
   const alpha = opts.alpha ?? 0.25;
   const gamma = opts.gamma ?? 2;
   return tf.tidy(() => {
@@ -60,7 +63,11 @@ export interface GiouLossOptions {
  * `generalized_box_iou_loss`). Differentiable in both box sets.
  */
 export function generalizedBoxIouLoss(boxes1: tf.Tensor, boxes2: tf.Tensor, opts: GiouLossOptions = {}): tf.Tensor {
-  check(boxes1.shape.join(',') === boxes2.shape.join(',') && boxes1.shape[boxes1.rank - 1] === 4, () => `generalizedBoxIouLoss: boxes must both be [..., 4] of one shape, got [${boxes1.shape.join(', ')}] and [${boxes2.shape.join(', ')}]`);
+  check(
+    boxes1.shape.join(',') === boxes2.shape.join(',') && boxes1.shape[boxes1.rank - 1] === 4,
+    () =>
+      `generalizedBoxIouLoss: boxes must both be [..., 4] of one shape, got [${boxes1.shape.join(', ')}] and [${boxes2.shape.join(', ')}]`,
+  );
   const eps = opts.eps ?? 1e-7;
   return tf.tidy(() => {
     const ax = boxes1.rank - 1;
@@ -70,8 +77,8 @@ export function generalizedBoxIouLoss(boxes1: tf.Tensor, boxes2: tf.Tensor, opts
     const yk1 = tf.maximum(y1, y1g);
     const xk2 = tf.minimum(x2, x2g);
     const yk2 = tf.minimum(y2, y2g);
-    const mask = tf.logicalAnd(tf.greater(yk2, yk1), tf.greater(xk2, xk1));
-    const inter = tf.where(mask, tf.mul(tf.sub(xk2, xk1), tf.sub(yk2, yk1)), tf.zerosLike(x1));
+    // (xk2 - xk1)(yk2 - yk1) where both are positive, else 0
+    const inter = tf.mul(tf.relu(tf.sub(xk2, xk1)), tf.relu(tf.sub(yk2, yk1)));
     const union = tf.sub(tf.add(tf.mul(tf.sub(x2, x1), tf.sub(y2, y1)), tf.mul(tf.sub(x2g, x1g), tf.sub(y2g, y1g))), inter);
     const iou = tf.div(inter, tf.add(union, eps));
     const xc1 = tf.minimum(x1, x1g);
@@ -89,6 +96,8 @@ export function smoothL1(input: tf.Tensor, target: tf.Tensor, beta = 1): tf.Tens
   return tf.tidy(() => {
     const n = tf.abs(tf.sub(input, target));
     if (beta <= 0) return n;
-    return tf.where(tf.less(n, beta), tf.div(tf.mul(0.5, tf.square(n)), beta), tf.sub(n, 0.5 * beta));
+    // 0.5 n^2 / beta below beta, n - 0.5 beta above (as one differentiable expression)
+    const q = tf.minimum(n, beta);
+    return tf.add(tf.div(tf.mul(0.5, tf.square(q)), beta), tf.sub(n, q));
   });
 }

@@ -10,16 +10,26 @@ import { Module, Parameter } from '../module.js';
 export class GroupNorm extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter;
-  constructor(readonly numGroups: number, readonly numChannels: number, readonly eps = 1e-5) {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+  ) {
     super();
     this.config = { numGroups, numChannels, eps };
-    check(Number.isInteger(numGroups) && numGroups > 0 && numChannels % numGroups === 0, () => `GroupNorm: numChannels ${numChannels} must be a multiple of numGroups ${numGroups}`);
+    check(
+      Number.isInteger(numGroups) && numGroups > 0 && numChannels % numGroups === 0,
+      () => `GroupNorm: numChannels ${numChannels} must be a multiple of numGroups ${numGroups}`,
+    );
     this.weight = this.addParameter('weight', tf.ones([numChannels]));
     this.bias = this.addParameter('bias', tf.zeros([numChannels]));
   }
 
   forward(x: tf.Tensor): tf.Tensor4D {
-    check(x.rank === 4 && x.shape[3] === this.numChannels, () => `GroupNorm expects NHWC with ${this.numChannels} channels, got [${x.shape.join(', ')}]`);
+    check(
+      x.rank === 4 && x.shape[3] === this.numChannels,
+      () => `GroupNorm expects NHWC with ${this.numChannels} channels, got [${x.shape.join(', ')}]`,
+    );
     const [b, h, w, c] = x.shape;
     const g = this.numGroups;
     return tf.tidy(() => {

@@ -24,7 +24,10 @@ export class LevelMapper {
   readonly canonicalLevel: number;
   readonly eps: number;
   constructor(opts: LevelMapperOptions) {
-    check(Number.isInteger(opts.kMin) && Number.isInteger(opts.kMax) && opts.kMin <= opts.kMax, () => `levelMapper: kMin / kMax must be integers with kMin <= kMax, got ${opts.kMin}, ${opts.kMax}`);
+    check(
+      Number.isInteger(opts.kMin) && Number.isInteger(opts.kMax) && opts.kMin <= opts.kMax,
+      () => `levelMapper: kMin / kMax must be integers with kMin <= kMax, got ${opts.kMin}, ${opts.kMax}`,
+    );
     this.kMin = opts.kMin;
     this.kMax = opts.kMax;
     this.canonicalScale = opts.canonicalScale ?? 224;

@@ -13,7 +13,10 @@ const f = Math.fround;
  * into a zero image.
  */
 export function pasteMasksInImage(masks: tf.Tensor3D, boxes: tf.Tensor2D, size: ImageSize, opts: { padding?: number } = {}): tf.Tensor3D {
-  check(masks.rank === 3 && masks.shape[1] === masks.shape[2], () => `pasteMasksInImage: masks must be [N, M, M], got [${masks.shape.join(', ')}]`);
+  check(
+    masks.rank === 3 && masks.shape[1] === masks.shape[2],
+    () => `pasteMasksInImage: masks must be [N, M, M], got [${masks.shape.join(', ')}]`,
+  );
   checkBoxes(boxes, 'pasteMasksInImage: boxes');
   checkImageSize(size, 'pasteMasksInImage: size');
   const [n, m] = masks.shape;
@@ -73,7 +76,12 @@ export function pasteMasksInImage(masks: tf.Tensor3D, boxes: tf.Tensor2D, size: 
  * Mask R-CNN mask targets (torchvision `project_masks_on_boxes`): each proposal's matched gt mask
  * RoI-aligned to `size x size` (scale 1, adaptive sampling, `aligned=False`), soft values `[P, size, size]`.
  */
-export function projectMasksOnBoxes(gtMasks: tf.Tensor3D, boxes: tf.Tensor2D, matchedIdxs: tf.Tensor1D | number[], size: number): tf.Tensor3D {
+export function projectMasksOnBoxes(
+  gtMasks: tf.Tensor3D,
+  boxes: tf.Tensor2D,
+  matchedIdxs: tf.Tensor1D | number[],
+  size: number,
+): tf.Tensor3D {
   check(gtMasks.rank === 3, () => `projectMasksOnBoxes: gtMasks must be [G, H, W], got [${gtMasks.shape.join(', ')}]`);
   checkBoxes(boxes, 'projectMasksOnBoxes: boxes');
   const idx = intValues(matchedIdxs, 'projectMasksOnBoxes: matchedIdxs');

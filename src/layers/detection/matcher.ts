@@ -24,7 +24,10 @@ export class Matcher {
   readonly lowThreshold: number;
   readonly allowLowQualityMatches: boolean;
   constructor(opts: MatcherOptions) {
-    check(opts.lowThreshold <= opts.highThreshold, () => `matcher: lowThreshold ${opts.lowThreshold} must not exceed highThreshold ${opts.highThreshold}`);
+    check(
+      opts.lowThreshold <= opts.highThreshold,
+      () => `matcher: lowThreshold ${opts.lowThreshold} must not exceed highThreshold ${opts.highThreshold}`,
+    );
     this.highThreshold = opts.highThreshold;
     this.lowThreshold = opts.lowThreshold;
     this.allowLowQualityMatches = opts.allowLowQualityMatches ?? false;

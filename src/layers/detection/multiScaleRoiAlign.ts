@@ -27,7 +27,10 @@ export class MultiScaleRoiAlign {
   readonly canonicalScale: number;
   readonly canonicalLevel: number;
   constructor(opts: MultiScaleRoiAlignOptions) {
-    check(Array.isArray(opts?.featmapNames) && opts.featmapNames.length > 0, () => `multiScaleRoiAlign: featmapNames must be a non-empty list, got ${JSON.stringify(opts?.featmapNames)}`);
+    check(
+      Array.isArray(opts?.featmapNames) && opts.featmapNames.length > 0,
+      () => `multiScaleRoiAlign: featmapNames must be a non-empty list, got ${JSON.stringify(opts?.featmapNames)}`,
+    );
     this.featmapNames = [...opts.featmapNames];
     this.outputSize = pairSize(opts.outputSize, 'multiScaleRoiAlign');
     this.samplingRatio = opts.samplingRatio;
@@ -39,8 +42,17 @@ export class MultiScaleRoiAlign {
   filter(features: FeatureDict): tf.Tensor4D[] {
     const entries = features instanceof Map ? [...features.entries()] : Object.entries(features);
     const maps = entries.filter(([k]) => this.featmapNames.includes(k)).map(([, v]) => v);
-    check(maps.length > 0, () => `multiScaleRoiAlign: none of the features ${JSON.stringify(entries.map(([k]) => k))} is in featmapNames ${JSON.stringify(this.featmapNames)}`);
-    maps.forEach((m, i) => check(m.rank === 4 && m.shape[3] === maps[0].shape[3] && m.shape[0] === maps[0].shape[0], () => `multiScaleRoiAlign: level ${i} must be NHWC with the batch and channels of level 0, got [${m.shape.join(', ')}]`));
+    check(
+      maps.length > 0,
+      () =>
+        `multiScaleRoiAlign: none of the features ${JSON.stringify(entries.map(([k]) => k))} is in featmapNames ${JSON.stringify(this.featmapNames)}`,
+    );
+    maps.forEach((m, i) =>
+      check(
+        m.rank === 4 && m.shape[3] === maps[0].shape[3] && m.shape[0] === maps[0].shape[0],
+        () => `multiScaleRoiAlign: level ${i} must be NHWC with the batch and channels of level 0, got [${m.shape.join(', ')}]`,
+      ),
+    );
     return maps;
   }
 
@@ -55,7 +67,11 @@ export class MultiScaleRoiAlign {
     return { scales, mapper: new LevelMapper({ kMin, kMax, canonicalScale: this.canonicalScale, canonicalLevel: this.canonicalLevel }) };
   }
 
-  private levelValues(maps: tf.Tensor4D[], boxes: tf.Tensor2D[], imageSizes: ImageSize[]): { scales: number[]; levels: Int32Array; all: Float32Array } {
+  private levelValues(
+    maps: tf.Tensor4D[],
+    boxes: tf.Tensor2D[],
+    imageSizes: ImageSize[],
+  ): { scales: number[]; levels: Int32Array; all: Float32Array } {
     const { scales, mapper } = this.setup(maps, imageSizes);
     const vals = boxes.map((b, i) => {
       check(b.rank === 2 && b.shape[1] === 4, () => `multiScaleRoiAlign: boxes of image ${i} must be [L, 4], got [${b.shape.join(', ')}]`);
@@ -100,11 +116,26 @@ export class MultiScaleRoiAlign {
       for (let j = 0; j < b.shape[0]; j++, k++) {
         const l = levels[k];
         const [, h, w] = maps[l].shape;
-        planRoi(plan, all.subarray(4 * k, 4 * k + 4), h, w, offsets[l] + img * h * w, k * oh * ow, oh, ow, scales[l], this.samplingRatio, false);
+        planRoi(
+          plan,
+          all.subarray(4 * k, 4 * k + 4),
+          h,
+          w,
+          offsets[l] + img * h * w,
+          k * oh * ow,
+          oh,
+          ow,
+          scales[l],
+          this.samplingRatio,
+          false,
+        );
       }
     });
     return tf.tidy(() => {
-      const flat = tf.concat(maps.map((m) => tf.reshape(m, [-1, c])), 0) as tf.Tensor2D;
+      const flat = tf.concat(
+        maps.map((m) => tf.reshape(m, [-1, c])),
+        0,
+      ) as tf.Tensor2D;
       return applyPlan(flat, plan.build(), k * oh * ow).reshape([k, oh, ow, c]) as tf.Tensor4D;
     });
   }

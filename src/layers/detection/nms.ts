@@ -52,7 +52,10 @@ export function nmsValues(b: ArrayLike<number>, scores: ArrayLike<number>, iouTh
 /** Non-maximum suppression (torchvision `nms`): int32 indices of the kept boxes, decreasing score. */
 export function nms(boxes: tf.Tensor2D, scores: tf.Tensor1D, iouThreshold: number): tf.Tensor1D {
   checkBoxes(boxes, 'nms: boxes');
-  check(scores.rank === 1 && scores.shape[0] === boxes.shape[0], () => `nms: scores must have shape [${boxes.shape[0]}], got [${scores.shape.join(', ')}]`);
+  check(
+    scores.rank === 1 && scores.shape[0] === boxes.shape[0],
+    () => `nms: scores must have shape [${boxes.shape[0]}], got [${scores.shape.join(', ')}]`,
+  );
   check(Number.isFinite(iouThreshold), () => `nms: iouThreshold must be a number, got ${iouThreshold}`);
   return int32Tensor(nmsValues(floatValues(boxes), floatValues(scores), iouThreshold));
 }

@@ -40,7 +40,10 @@ export class PlanBuilder {
 /** Normalise `outputSize` to `[h, w]`. */
 export function pairSize(size: number | [number, number], what: string): [number, number] {
   const s: [number, number] = typeof size === 'number' ? [size, size] : [size[0], size[1]];
-  check(s.every((v) => Number.isInteger(v) && v > 0), () => `${what}: outputSize must be a positive integer or [h, w], got ${JSON.stringify(size)}`);
+  check(
+    s.every((v) => Number.isInteger(v) && v > 0),
+    () => `${what}: outputSize must be a positive integer or [h, w], got ${JSON.stringify(size)}`,
+  );
   return s;
 }
 
@@ -117,16 +120,37 @@ export function planRoi(
 }
 
 /**
- * Apply a sampling plan to flattened features `[rows, C]`, giving `[numSegments, C]`: one gather, one
- * multiply and one segment sum, so it is differentiable in the features and fast on every backend.
+ * Apply a sampling plan to flattened features `[rows, C]`, giving `[numSegments, C]`, differentiable in
+ * the features. Small problems on the cpu backend use one dense `[segments, rows]` matmul (its
+ * segment-sum kernel is quadratic); otherwise every output row gathers a fixed number of entries
+ * (zero-weight padding), multiplies and sums them.
  */
 export function applyPlan(flat: tf.Tensor2D, plan: SamplingPlan, numSegments: number): tf.Tensor2D {
   return tf.tidy(() => {
-    const c = flat.shape[1];
-    if (plan.index.length === 0) return tf.mul(tf.zeros([numSegments, c]), tf.sum(flat)) as tf.Tensor2D;
-    const rows = tf.gather(flat, tf.tensor1d(plan.index, 'int32'));
-    const weighted = tf.mul(rows, tf.tensor2d(plan.weight, [plan.weight.length, 1]));
-    return tf.unsortedSegmentSum(weighted, tf.tensor1d(plan.seg, 'int32'), numSegments) as tf.Tensor2D;
+    const [n, c] = flat.shape;
+    const e = plan.index.length;
+    if (e === 0 || numSegments === 0) return tf.mul(tf.zeros([numSegments, c]), tf.sum(flat)) as tf.Tensor2D;
+    if (tf.getBackend() === 'cpu' && numSegments * n <= 4e7) {
+      const m = new Float32Array(numSegments * n);
+      for (let t = 0; t < e; t++) m[plan.seg[t] * n + plan.index[t]] += plan.weight[t];
+      return tf.matMul(tf.tensor2d(m, [numSegments, n]), flat) as tf.Tensor2D;
+    }
+    const counts = new Int32Array(numSegments);
+    for (let t = 0; t < e; t++) counts[plan.seg[t]]++;
+    let width = 0;
+    for (let s = 0; s < numSegments; s++) width = Math.max(width, counts[s]);
+    const idx = new Int32Array(numSegments * width);
+    const w = new Float32Array(numSegments * width);
+    counts.fill(0);
+    for (let t = 0; t < e; t++) {
+      const s = plan.seg[t];
+      const k = s * width + counts[s]++;
+      idx[k] = plan.index[t];
+      w[k] = plan.weight[t];
+    }
+    const rows = tf.gather(flat, tf.tensor1d(idx, 'int32'));
+    const weighted = tf.mul(rows, tf.tensor2d(w, [w.length, 1]));
+    return tf.sum(tf.reshape(weighted, [numSegments, width, c]), 1) as tf.Tensor2D;
   });
 }
 
@@ -151,7 +175,10 @@ export function roiValues(rois: tf.Tensor2D | tf.Tensor2D[], what: string): Floa
     }
     return all;
   }
-  check(rois.rank === 2 && rois.shape[1] === 5, () => `${what}: rois must be [K, 5] (batch index, x1, y1, x2, y2) or a list of [L, 4], got [${rois.shape.join(', ')}]`);
+  check(
+    rois.rank === 2 && rois.shape[1] === 5,
+    () => `${what}: rois must be [K, 5] (batch index, x1, y1, x2, y2) or a list of [L, 4], got [${rois.shape.join(', ')}]`,
+  );
   return floatValues(rois);
 }
 
@@ -170,7 +197,19 @@ export function roiAlign(features: tf.Tensor4D, rois: tf.Tensor2D | tf.Tensor2D[
   for (let i = 0; i < k; i++) {
     const b = r[5 * i];
     check(Number.isInteger(b) && b >= 0 && b < n, () => `roiAlign: RoI ${i} has batch index ${b}, expected an integer in [0, ${n})`);
-    planRoi(plan, r.subarray(5 * i + 1, 5 * i + 5), h, w, b * h * w, i * oh * ow, oh, ow, opts.spatialScale ?? 1, opts.samplingRatio ?? -1, opts.aligned ?? false);
+    planRoi(
+      plan,
+      r.subarray(5 * i + 1, 5 * i + 5),
+      h,
+      w,
+      b * h * w,
+      i * oh * ow,
+      oh,
+      ow,
+      opts.spatialScale ?? 1,
+      opts.samplingRatio ?? -1,
+      opts.aligned ?? false,
+    );
   }
   return tf.tidy(() => applyPlan(tf.reshape(features, [n * h * w, c]), plan.build(), k * oh * ow).reshape([k, oh, ow, c]) as tf.Tensor4D);
 }

@@ -19,8 +19,7 @@ export function clipLoss(
 ): tf.Scalar {
   check(
     imageFeatures.rank === 2 && textFeatures.rank === 2 && imageFeatures.shape.join() === textFeatures.shape.join(),
-    () =>
-      `clipLoss expects image and text features of one shape [N, D], got [${imageFeatures.shape}] and [${textFeatures.shape}]`,
+    () => `clipLoss expects image and text features of one shape [N, D], got [${imageFeatures.shape}] and [${textFeatures.shape}]`,
   );
   return tf.tidy(() => {
     let perImage: tf.Tensor = tf.mul(tf.matMul(imageFeatures, textFeatures, false, true), logitScale);

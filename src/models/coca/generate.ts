@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
 import { mulberry32 } from '../../utils/random.js';
-import type { CoCa } from './coca.js';
 
-/** Options of {@link CoCa.generate} (open_clip's `CoCa.generate` arguments, camelCase). */
+/** Options of `CoCa.generate` (open_clip's `CoCa.generate` arguments, camelCase). */
 export interface CocaGenerateOptions {
   /** Longest output, SOT included. Default 30. */
   seqLen?: number;
@@ -31,6 +30,17 @@ export interface CocaGenerateOptions {
   seed?: number;
 }
 
+/** What decoding needs of a captioner (CoCa): the image tower's tokens and one decoder pass. */
+export interface CaptionModel {
+  readonly vocabSize: number;
+  /** Longest caption the decoder takes. */
+  readonly contextLength: number;
+  readonly text: { readonly contextLength: number };
+  readonly visual: { forwardTokens(images: tf.Tensor): { pooled: tf.Tensor2D; tokens: tf.Tensor3D } };
+  /** Next-token logits `[B, L, vocab]` of captions given the image tokens. */
+  decode(imageEmbs: tf.Tensor, text: tf.Tensor): tf.Tensor3D;
+}
+
 interface Resolved {
   seqLen: number;
   minSeqLen: number;
@@ -40,7 +50,7 @@ interface Resolved {
 }
 
 /** Last-position logits `[n, vocab]` of prefixes `rows` (each a list of ids) for pooler outputs `embs` `[n, M, D]`. */
-function lastLogits(model: CoCa, embs: tf.Tensor, rows: number[][], ctx: number): Float32Array[] {
+function lastLogits(model: CaptionModel, embs: tf.Tensor, rows: number[][], ctx: number): Float32Array[] {
   const n = Math.min(rows[0].length, ctx);
   const v = model.vocabSize;
   const ids = tf.tensor2d(rows.map((r) => r.slice(r.length - n)).flat(), [rows.length, n], 'int32');
@@ -96,7 +106,7 @@ function sample(logits: Float32Array, type: 'top_k' | 'top_p', opts: CocaGenerat
 }
 
 /** Greedy decoding or sampling, one token per row per step (HF `generate`'s loop that open_clip calls). */
-function stepwise(model: CoCa, embs: tf.Tensor, b: number, o: Resolved, opts: CocaGenerateOptions, ctx: number): number[][] {
+function stepwise(model: CaptionModel, embs: tf.Tensor, b: number, o: Resolved, opts: CocaGenerateOptions, ctx: number): number[][] {
   const type = opts.generationType ?? 'greedy';
   const rand = mulberry32(opts.seed ?? 0);
   const rows = Array.from({ length: b }, () => [o.sot]);
@@ -126,7 +136,7 @@ function logSoftmax(x: Float32Array): Float32Array {
 }
 
 /** Beam search (HF `BeamSearchScorer` with one beam group): hypotheses scored by sum log-prob / length^p. */
-function beamSearch(model: CoCa, embs: tf.Tensor, b: number, o: Resolved, opts: CocaGenerateOptions, ctx: number): number[][] {
+function beamSearch(model: CaptionModel, embs: tf.Tensor, b: number, o: Resolved, opts: CocaGenerateOptions, ctx: number): number[][] {
   const k = opts.numBeams ?? 6;
   check(Number.isInteger(k) && k > 0, () => `numBeams must be a positive integer, got ${k}`);
   const lp = opts.lengthPenalty ?? 1;
@@ -193,8 +203,8 @@ function beamSearch(model: CoCa, embs: tf.Tensor, b: number, o: Resolved, opts: 
   });
 }
 
-/** {@link CoCa.generate}: captions int32 `[B, <= seqLen]`, SOT first, rows after their EOS padded. */
-export function generateCaptions(model: CoCa, image: tf.Tensor, opts: CocaGenerateOptions = {}): tf.Tensor2D {
+/** `CoCa.generate`: captions int32 `[B, <= seqLen]`, SOT first, rows after their EOS padded. */
+export function generateCaptions(model: CaptionModel, image: tf.Tensor, opts: CocaGenerateOptions = {}): tf.Tensor2D {
   const o: Resolved = {
     seqLen: opts.seqLen ?? 30,
     minSeqLen: opts.minSeqLen ?? 5,

@@ -36,3 +36,29 @@ export interface ConvNeXtConfig extends BackboneCommonConfig {
   /** LayerNorm epsilon everywhere (timm default: 1e-6). */
   normEps?: number | null;
 }
+
+/** The defaults of {@link ConvNeXtConfig} (timm's `ConvNeXt` defaults); `outIndices` defaults to every stage. */
+export const CONVNEXT_DEFAULTS: Required<Omit<ConvNeXtConfig, 'outIndices'>> = {
+  depths: [3, 3, 9, 3],
+  dims: [96, 192, 384, 768],
+  kernelSizes: 7,
+  lsInitValue: 1e-6,
+  stemType: 'patch',
+  patchSize: 4,
+  outputStride: 32,
+  headInitScale: 1,
+  headNormFirst: false,
+  headHiddenSize: null,
+  convMlp: false,
+  convBias: true,
+  useGrn: false,
+  actLayer: 'gelu',
+  normLayer: null,
+  normEps: null,
+  inChans: 3,
+  numClasses: 1000,
+  featuresOnly: false,
+  globalPool: 'avg',
+  dropRate: 0,
+  dropPathRate: 0,
+};

@@ -8,8 +8,10 @@ import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { Backbone, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { convnextCheckpointFilter } from './checkpointFilter.js';
-import type { ConvNeXtConfig } from './config.js';
+import { CONVNEXT_DEFAULTS, ConvNeXtConfig } from './config.js';
+import { resolveConfig } from '../resolveConfig.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link ConvNeXtStage}. */
 export interface ConvNeXtStageOptions {
@@ -36,6 +38,8 @@ export interface ConvNeXtStageOptions {
 export class ConvNeXtStage extends Module {
   readonly downsample: ModuleList | null;
   readonly blocks: ModuleList<ConvNeXtBlock>;
+  /** Recompute each block in the backward pass (set by the model's `setGradCheckpointing`). */
+  gradCheckpointing = false;
   constructor(readonly opts: ConvNeXtStageOptions) {
     super();
     this.config = { ...opts };
@@ -56,7 +60,7 @@ export class ConvNeXtStage extends Module {
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
     return tf.tidy(() => {
       let y = this.downsample ? this.downsample.forward(x) : x;
-      for (const b of this.blocks.items) y = b.forward(y, opts);
+      for (const b of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, b, y, (u) => b.forward(u, opts));
       return (y === x ? x.clone() : y) as tf.Tensor4D;
     });
   }
@@ -70,7 +74,7 @@ export class ConvNeXtStage extends Module {
  */
 export class ConvNeXt extends Backbone {
   readonly stem: ModuleList;
-  readonly stages: ConvNeXtStage[] = [];
+  readonly stages: ModuleList<ConvNeXtStage>;
   readonly normPre: LayerNorm | null;
   head: NormClassifierHead | ClassifierHead | null;
   readonly featureInfo: FeatureInfo[];
@@ -82,10 +86,10 @@ export class ConvNeXt extends Backbone {
   private globalPoolType: 'avg' | 'max' | 'avgmax';
   private readonly normEps: number;
 
-  constructor(cfg: ConvNeXtConfig = {}) {
+  constructor(config: ConvNeXtConfig = {}) {
     super();
-    // defaults that differ between ConvNeXt V1 and V2 are stored explicitly, so the config rebuilds this model
-    this.config = { ...cfg, useGrn: cfg.useGrn ?? false, lsInitValue: cfg.lsInitValue === undefined ? 1e-6 : cfg.lsInitValue };
+    const cfg: ConvNeXtConfig = resolveConfig(CONVNEXT_DEFAULTS, config);
+    this.config = cfg as Record<string, unknown>;
     this.family = 'convnextv2';
     const depths = cfg.depths ?? [3, 3, 9, 3];
     this.dims = (cfg.dims ?? [96, 192, 384, 768]).slice();
@@ -115,19 +119,20 @@ export class ConvNeXt extends Backbone {
       new ModuleList<Module>([new Conv2d(this.inChans, this.dims[0], this.patchSize, { stride: this.patchSize, bias: convBias }), new LayerNorm(this.dims[0], this.normEps)]),
     );
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, depths);
-    const stages = this.addModule('stages', new ModuleList<ConvNeXtStage>());
+    this.stages = this.addModule('stages', new ModuleList<ConvNeXtStage>());
     for (let i = 0; i < n; i++) {
       const st = new ConvNeXtStage({
         inChs: i === 0 ? this.dims[0] : this.dims[i - 1], outChs: this.dims[i], depth: depths[i], downsample: i > 0, kernelSize: kernelSizes[i],
         dropPath: dpr[i], lsInitValue: cfg.lsInitValue === undefined ? 1e-6 : cfg.lsInitValue, convMlp: cfg.convMlp ?? false, convBias,
         useGrn: cfg.useGrn ?? false, act: cfg.actLayer ?? 'gelu', normEps: this.normEps,
       });
-      this.stages.push(stages.push(st));
+      this.stages.push(st);
     }
     this.normPre = cfg.headNormFirst ? this.addModule('norm_pre', new LayerNorm(this.numFeatures, this.normEps)) : null;
     this.head = featuresOnly ? null : this.addModule('head', this.makeHead(this.numClasses));
     this.featureInfo = this.dims.map((d, i) => ({ numChs: d, reduction: this.patchSize * 2 ** i, module: `stages.${i}` }));
     this.initFeatures(cfg);
+    cfg.outIndices = [...this.outIndices];
   }
 
   private makeHead(numClasses: number): NormClassifierHead | ClassifierHead {
@@ -146,7 +151,7 @@ export class ConvNeXt extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let y = this.stem.forward(x);
-      for (const s of this.stages) y = s.forward(y, opts);
+      for (const s of this.stages.items) y = s.forward(y, opts);
       return (this.normPre ? this.normPre.forward(y) : y) as tf.Tensor4D;
     });
   }
@@ -162,7 +167,7 @@ export class ConvNeXt extends Backbone {
     return {
       numLevels: this.stages.length,
       stem: (x) => this.stem.forward(x),
-      level: (i, y) => this.stages[i].forward(y, opts),
+      level: (i, y) => this.stages.items[i].forward(y, opts),
       output: (i, y) => (opts.norm && i === last ? pre(y) : (y.clone() as tf.Tensor4D)),
       final: (y) => pre(y),
     };

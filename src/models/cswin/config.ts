@@ -24,3 +24,24 @@ export interface CSWinConfig extends BackboneCommonConfig {
   /** Gradient checkpointing in the official code; accepted and ignored. */
   useChk?: boolean;
 }
+
+/** The defaults of {@link CSWinConfig} (the official `CSWinTransformer` defaults); `outIndices` defaults to every stage. */
+export const CSWIN_DEFAULTS: Required<Omit<CSWinConfig, 'outIndices'>> = {
+  imgSize: 224,
+  patchSize: 4,
+  embedDim: 96,
+  depth: [2, 2, 6, 2],
+  splitSize: [3, 5, 7],
+  numHeads: 12,
+  mlpRatio: 4,
+  qkvBias: true,
+  qkScale: null,
+  dropRate: 0,
+  attnDropRate: 0,
+  useChk: false,
+  inChans: 3,
+  numClasses: 1000,
+  featuresOnly: false,
+  globalPool: 'avg',
+  dropPathRate: 0,
+};

@@ -4,6 +4,7 @@ import { DropPath } from '../../layers/dropPath.js';
 import { Mlp } from '../../layers/mlp.js';
 import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link CSWinBlock}. */
 export interface CSWinBlockOptions {
@@ -70,6 +71,8 @@ export interface CSWinStageOptions extends Omit<CSWinBlockOptions, 'dropPath'> {
 
 /** The blocks of one CSWin stage (the official `stage<i>` `nn.ModuleList`: keys `<j>.*`). NHWC. */
 export class CSWinStage extends ModuleList<CSWinBlock> {
+  /** Recompute each block in the backward pass (set by the model's `setGradCheckpointing`). */
+  gradCheckpointing = false;
   constructor(readonly opts: CSWinStageOptions) {
     super();
     this.config = { ...opts };
@@ -79,7 +82,7 @@ export class CSWinStage extends ModuleList<CSWinBlock> {
   override forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
     return tf.tidy(() => {
       let y = x;
-      for (const b of this.items) y = b.forward(y, opts);
+      for (const b of this.items) y = maybeCheckpoint(this.gradCheckpointing, opts, b, y, (u) => b.forward(u, opts));
       return (y === x ? x.clone() : y) as tf.Tensor4D;
     });
   }

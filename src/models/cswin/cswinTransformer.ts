@@ -8,7 +8,8 @@ import { Linear } from '../../layers/linear.js';
 import { ForwardOptions } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { Backbone, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
-import type { CSWinConfig } from './config.js';
+import { CSWIN_DEFAULTS, CSWinConfig } from './config.js';
+import { resolveConfig } from '../resolveConfig.js';
 import { CSWinStage } from './cswinBlock.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
@@ -37,9 +38,10 @@ export class CSWinTransformer extends Backbone {
   readonly resolutions: [number, number][];
   readonly dims: number[];
 
-  constructor(cfg: CSWinConfig = {}) {
+  constructor(config: CSWinConfig = {}) {
     super();
-    this.config = { ...cfg };
+    const cfg: CSWinConfig = resolveConfig(CSWIN_DEFAULTS, config);
+    this.config = cfg as Record<string, unknown>;
     this.family = 'cswin';
     const depth = cfg.depth ?? [2, 2, 6, 2];
     check(depth.length === 4, () => `depth must list 4 stages, got [${depth.join(', ')}]`);
@@ -101,6 +103,9 @@ export class CSWinTransformer extends Backbone {
     this.head = this.addModule('head', this.makeHead(this.numClasses));
     this.featureInfo = this.dims.map((d, i) => ({ numChs: d, reduction: 4 * 2 ** i, module: `stage${i + 1}` }));
     this.initFeatures(cfg);
+    cfg.outIndices = [...this.outIndices];
+    // the official `use_chk`: checkpoint every block
+    if (cfg.useChk) this.setGradCheckpointing(true);
   }
 
   private makeHead(numClasses: number): Linear | Identity {

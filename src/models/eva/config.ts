@@ -1,4 +1,5 @@
 import type { BackboneCommonConfig } from '../backbone.js';
+import { resolveConfig } from '../resolveConfig.js';
 
 /** Head pooling of {@link Eva} (timm's `global_pool`; attention pooling 'map' is not ported). */
 export type EvaPool = '' | 'avg' | 'avgmax' | 'max' | 'token';
@@ -119,48 +120,53 @@ export interface ResolvedEvaConfig {
   outIndices?: number[];
 }
 
-/** Apply timm's defaults to an {@link EvaConfig}. */
+/** timm's `Eva` defaults: {@link ResolvedEvaConfig} without `outIndices` (which defaults to every block). */
+export const EVA_DEFAULTS: Omit<ResolvedEvaConfig, 'outIndices'> = {
+  imgSize: [224, 224],
+  patchSize: 16,
+  inChans: 3,
+  numClasses: 1000,
+  globalPool: 'avg',
+  embedDim: 768,
+  depth: 12,
+  numHeads: 12,
+  qkvBias: true,
+  qkvFused: true,
+  mlpRatio: 4,
+  swigluMlp: false,
+  scaleMlp: false,
+  scaleAttnInner: false,
+  dropRate: 0,
+  posDropRate: 0,
+  projDropRate: 0,
+  attnDropRate: 0,
+  dropPathRate: 0,
+  initValues: null,
+  classToken: true,
+  numRegTokens: 0,
+  noEmbedClass: false,
+  useAbsPosEmb: true,
+  useRotPosEmb: false,
+  ropeType: 'cat',
+  refFeatShape: null,
+  ropeTemperature: 10000,
+  ropeGridOffset: 0,
+  ropeGridIndexing: 'ij',
+  usePostNorm: false,
+  usePreTransformerNorm: false,
+  usePostTransformerNorm: null,
+  useFcNorm: null,
+  headInitScale: 0.001,
+  featuresOnly: false,
+};
+
+/** Apply timm's defaults ({@link EVA_DEFAULTS}) to an {@link EvaConfig}. */
 export function resolveEvaConfig(cfg: EvaConfig): ResolvedEvaConfig {
-  const img = cfg.imgSize ?? 224;
+  const out = resolveConfig(EVA_DEFAULTS, cfg) as ResolvedEvaConfig;
+  const img = cfg.imgSize ?? EVA_DEFAULTS.imgSize;
   const ref = cfg.refFeatShape ?? null;
-  const out: ResolvedEvaConfig = {
-    imgSize: Array.isArray(img) ? [img[0], img[1]] : [img, img],
-    patchSize: cfg.patchSize ?? 16,
-    inChans: cfg.inChans ?? 3,
-    numClasses: cfg.numClasses ?? 1000,
-    globalPool: (cfg.globalPool ?? 'avg') as EvaPool,
-    embedDim: cfg.embedDim ?? 768,
-    depth: cfg.depth ?? 12,
-    numHeads: cfg.numHeads ?? 12,
-    qkvBias: cfg.qkvBias ?? true,
-    qkvFused: cfg.qkvFused ?? true,
-    mlpRatio: cfg.mlpRatio ?? 4,
-    swigluMlp: cfg.swigluMlp ?? false,
-    scaleMlp: cfg.scaleMlp ?? false,
-    scaleAttnInner: cfg.scaleAttnInner ?? false,
-    dropRate: cfg.dropRate ?? 0,
-    posDropRate: cfg.posDropRate ?? 0,
-    projDropRate: cfg.projDropRate ?? 0,
-    attnDropRate: cfg.attnDropRate ?? 0,
-    dropPathRate: cfg.dropPathRate ?? 0,
-    initValues: cfg.initValues ?? null,
-    classToken: cfg.classToken ?? true,
-    numRegTokens: cfg.numRegTokens ?? 0,
-    noEmbedClass: cfg.noEmbedClass ?? false,
-    useAbsPosEmb: cfg.useAbsPosEmb ?? true,
-    useRotPosEmb: cfg.useRotPosEmb ?? false,
-    ropeType: cfg.ropeType ?? 'cat',
-    refFeatShape: ref === null ? null : Array.isArray(ref) ? [ref[0], ref[1]] : [ref, ref],
-    ropeTemperature: cfg.ropeTemperature ?? 10000,
-    ropeGridOffset: cfg.ropeGridOffset ?? 0,
-    ropeGridIndexing: cfg.ropeGridIndexing ?? 'ij',
-    usePostNorm: cfg.usePostNorm ?? false,
-    usePreTransformerNorm: cfg.usePreTransformerNorm ?? false,
-    usePostTransformerNorm: cfg.usePostTransformerNorm ?? null,
-    useFcNorm: cfg.useFcNorm ?? null,
-    headInitScale: cfg.headInitScale ?? 0.001,
-    featuresOnly: cfg.featuresOnly ?? false,
-  };
+  out.imgSize = Array.isArray(img) ? [img[0], img[1]] : [img, img];
+  out.refFeatShape = ref === null ? null : Array.isArray(ref) ? [ref[0], ref[1]] : [ref, ref];
   if (cfg.outIndices !== undefined) out.outIndices = [...cfg.outIndices];
   return out;
 }

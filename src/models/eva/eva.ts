@@ -15,6 +15,7 @@ import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 import { evaCheckpointFilter } from './checkpointFilter.js';
 import { EvaConfig, EvaPool, resolveEvaConfig, ResolvedEvaConfig } from './config.js';
 import { EVA_NORM_EPS, EvaBlock } from './evaBlock.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 const POOLS: EvaPool[] = ['', 'avg', 'avgmax', 'max', 'token'];
 
@@ -31,7 +32,7 @@ export class Eva extends Backbone {
   readonly regToken: Parameter | null;
   readonly posEmbed: Parameter | null;
   readonly normPre: LayerNorm | null;
-  readonly blocks: EvaBlock[] = [];
+  readonly blocks: ModuleList<EvaBlock>;
   readonly norm: LayerNorm | null;
   readonly fcNorm: LayerNorm | null;
   head: Linear | Identity;
@@ -130,7 +131,7 @@ export class Eva extends Backbone {
     }
     this.normPre = cfg.usePreTransformerNorm ? this.addModule('norm_pre', new LayerNorm(dim, EVA_NORM_EPS)) : null;
     const dpr = dropPathRates(cfg.dropPathRate, [depth])[0];
-    const blocks = this.addModule('blocks', new ModuleList<EvaBlock>());
+    this.blocks = this.addModule('blocks', new ModuleList<EvaBlock>());
     for (let i = 0; i < depth; i++) {
       const blk = new EvaBlock({
         dim,
@@ -151,14 +152,15 @@ export class Eva extends Backbone {
       tf.tidy(() => {
         for (const w of [blk.attn.proj.weight, blk.mlp.fc2.weight]) w.variable.assign(tf.div(w.variable, Math.sqrt(2 * (i + 1))));
       });
-      this.blocks.push(blocks.push(blk));
+      this.blocks.push(blk);
     }
     this.norm = usePostNorm ? this.addModule('norm', new LayerNorm(dim, EVA_NORM_EPS)) : null;
     this.fcNorm = useFcNorm ? this.addModule('fc_norm', new LayerNorm(dim, EVA_NORM_EPS)) : null;
     this.numFeatures = dim;
     this.head = this.addModule('head', this.makeHead(this.numClasses));
-    this.featureInfo = this.blocks.map((_, i) => ({ numChs: dim, reduction: patch, module: `blocks.${i}` }));
+    this.featureInfo = this.blocks.items.map((_, i) => ({ numChs: dim, reduction: patch, module: `blocks.${i}` }));
     this.initFeatures(cfg);
+    this.config.outIndices = [...this.outIndices];
   }
 
   /** The settings of this model's rotary table (timm's `RotaryEmbeddingCat(head_dim, in_pixels=False, ...)`). */
@@ -220,7 +222,7 @@ export class Eva extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let y: tf.Tensor = this.embed(x, opts);
-      for (const blk of this.blocks) y = blk.forward(y, { ...opts, rope: this.rope });
+      for (const blk of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u) => blk.forward(u, { ...opts, rope: this.rope }));
       return (this.norm ? this.norm.forward(y) : y) as tf.Tensor3D;
     });
   }
@@ -251,7 +253,7 @@ export class Eva extends Backbone {
     return {
       numLevels: this.blocks.length,
       stem: (t) => this.embed(t, opts),
-      level: (i, y) => this.blocks[i].forward(y, { ...opts, rope: this.rope }),
+      level: (i, y) => maybeCheckpoint(this.gradCheckpointing, opts, this.blocks.items[i], y, (u) => this.blocks.items[i].forward(u, { ...opts, rope: this.rope })),
       output: (_i, y) =>
         tf.tidy(() => {
           const t = opts.norm && this.norm ? this.norm.forward(y) : y;

@@ -5,6 +5,7 @@ import { Mlp } from '../../layers/mlp.js';
 import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { PoolingAttention, PoolingMode } from '../../layers/poolingAttention.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link MultiScaleBlock}. */
 export interface MultiScaleBlockOptions {
@@ -129,7 +130,9 @@ export interface MultiScaleVitStageOptions extends Omit<MultiScaleBlockOptions, 
  * `expandAttn`, else the last one does, in its MLP). Keys `blocks.<j>.*` (timm's `MultiScaleVitStage`).
  */
 export class MultiScaleVitStage extends Module {
-  readonly blocks: MultiScaleBlock[] = [];
+  readonly blocks: ModuleList<MultiScaleBlock>;
+  /** Recompute each block in the backward pass (set by the model's `setGradCheckpointing`). */
+  gradCheckpointing = false;
   /** Output token grid. */
   readonly outSize: [number, number];
   constructor(readonly opts: MultiScaleVitStageOptions) {
@@ -137,14 +140,14 @@ export class MultiScaleVitStage extends Module {
     this.config = { ...opts };
     const { depth, dim, dimOut } = opts;
     const outDims = opts.expandAttn ? new Array(depth).fill(dimOut) : [...new Array(depth - 1).fill(dim), dimOut];
-    const list = this.addModule('blocks', new ModuleList<MultiScaleBlock>());
+    this.blocks = this.addModule('blocks', new ModuleList<MultiScaleBlock>());
     let d = dim;
     let size = opts.featSize;
     for (let i = 0; i < depth; i++) {
       const { depth: _depth, dropPath, ...rest } = opts;
       void _depth;
       const blk = new MultiScaleBlock({ ...rest, dim: d, dimOut: outDims[i], featSize: size, strideQ: i === 0 ? opts.strideQ : [1, 1], dropPath: dropPath[i] ?? 0 });
-      this.blocks.push(list.push(blk));
+      this.blocks.push(blk);
       d = outDims[i];
       size = blk.outSize;
     }
@@ -154,7 +157,7 @@ export class MultiScaleVitStage extends Module {
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
     return tf.tidy(() => {
       let y = x as tf.Tensor3D;
-      for (const b of this.blocks) y = b.forward(y, opts);
+      for (const b of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, b, y, (u) => b.forward(u, opts));
       return y === x ? (y.clone() as tf.Tensor3D) : y;
     });
   }

@@ -8,6 +8,7 @@ import { ForwardOptions, Module, ModuleList, Parameter } from '../../layers/modu
 import { LayerNorm } from '../../layers/norm.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { MultiScaleVitCfg, ResolvedMultiScaleVitCfg, resolveMultiScaleVitCfg } from './config.js';
+import { resolveConfig } from '../resolveConfig.js';
 import { MultiScaleVitStage } from './multiScaleBlock.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
 
@@ -20,6 +21,19 @@ export interface MultiScaleVitConfig extends BackboneCommonConfig {
   /** 'avg' (mean over spatial tokens), 'token' (class token) or '' (none); default 'token' with a class token, else 'avg'. */
   globalPool?: 'avg' | 'token' | '';
 }
+
+/**
+ * The defaults of {@link MultiScaleVitConfig} (timm's `MultiScaleVit`); `cfg` resolves to every field of
+ * {@link ResolvedMultiScaleVitCfg}, `globalPool` to 'token' with a class token else 'avg', `outIndices` to every stage.
+ */
+export const MVITV2_DEFAULTS: Required<Omit<MultiScaleVitConfig, 'outIndices' | 'cfg' | 'globalPool'>> = {
+  imgSize: 224,
+  inChans: 3,
+  numClasses: 1000,
+  featuresOnly: false,
+  dropRate: 0,
+  dropPathRate: 0,
+};
 
 /** MViTv2's stem: one overlapping convolution (7x7, stride 4, padding 3). Keys `proj.*`. */
 export class MvitPatchEmbed extends Module {
@@ -53,7 +67,7 @@ export class MultiScaleVit extends Backbone {
   readonly patchEmbed: MvitPatchEmbed;
   readonly clsToken: Parameter | null;
   readonly posEmbed: Parameter | null;
-  readonly stages: MultiScaleVitStage[] = [];
+  readonly stages: ModuleList<MultiScaleVitStage>;
   readonly norm: LayerNorm;
   head: ClassifierHead;
   readonly featureInfo: FeatureInfo[];
@@ -68,9 +82,14 @@ export class MultiScaleVit extends Backbone {
 
   constructor(config: MultiScaleVitConfig = {}) {
     super();
-    this.config = { ...config };
-    this.family = 'mvitv2';
     const cfg = resolveMultiScaleVitCfg(config.cfg ?? {});
+    const resolved: MultiScaleVitConfig = resolveConfig(MVITV2_DEFAULTS, config);
+    resolved.cfg = cfg;
+    // timm: the head pools the class token when there is one
+    resolved.globalPool = config.globalPool ?? (cfg.useClsToken ? 'token' : 'avg');
+    config = resolved;
+    this.config = resolved as Record<string, unknown>;
+    this.family = 'mvitv2';
     this.cfg = cfg;
     check(!cfg.poolFirst, () => 'cfg.poolFirst = true (timm MultiScaleAttentionPoolFirst) is not supported; no MViTv2 variant uses it');
     check(cfg.normLayer === 'layernorm', () => `cfg.normLayer '${cfg.normLayer}' is not supported: expected 'layernorm'`);
@@ -102,7 +121,7 @@ export class MultiScaleVit extends Backbone {
     this.posEmbed = cfg.useAbsPos ? this.addParameter('pos_embed', truncNormal([1, grid[0] * grid[1] + this.numPrefixTokens, cfg.embedDim[0]], 0.02)) : null;
 
     const dpr = dropPathRates(config.dropPathRate ?? 0, cfg.depths);
-    const list = this.addModule('stages', new ModuleList<MultiScaleVitStage>());
+    this.stages = this.addModule('stages', new ModuleList<MultiScaleVitStage>());
     let dim = cfg.embedDim[0];
     let size = grid;
     let reduction = ps;
@@ -140,7 +159,7 @@ export class MultiScaleVit extends Backbone {
         normEps: cfg.normEps,
         dropPath: dpr[i],
       });
-      this.stages.push(list.push(stage));
+      this.stages.push(stage);
       reduction *= sq[0];
       this.featureInfo.push({ numChs: dimOut, reduction, module: `stages.${i}` });
       dim = dimOut;
@@ -150,6 +169,7 @@ export class MultiScaleVit extends Backbone {
     this.norm = this.addModule('norm', new LayerNorm(dim, cfg.normEps));
     this.head = this.addModule('head', new ClassifierHead({ inChans: dim, numClasses: this.numClasses, poolType: '', dropRate: config.dropRate ?? 0 }));
     this.initFeatures(config);
+    config.outIndices = [...this.outIndices];
   }
 
   checkInput(x: tf.Tensor): void {
@@ -185,7 +205,7 @@ export class MultiScaleVit extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let t = this.embed(x);
-      for (const s of this.stages) t = s.forward(t, opts);
+      for (const s of this.stages.items) t = s.forward(t, opts);
       return this.norm.forward(t) as tf.Tensor3D;
     });
   }
@@ -205,8 +225,8 @@ export class MultiScaleVit extends Backbone {
     return {
       numLevels: this.stages.length,
       stem: (x) => this.embed(x),
-      level: (i, t) => this.stages[i].forward(t, opts),
-      output: (i, t) => this.toMap((opts.norm && i === last ? this.norm.forward(t) : t) as tf.Tensor3D, this.stages[i].outSize),
+      level: (i, t) => this.stages.items[i].forward(t, opts),
+      output: (i, t) => this.toMap((opts.norm && i === last ? this.norm.forward(t) : t) as tf.Tensor3D, this.stages.items[i].outSize),
       final: (t) => this.norm.forward(t),
     };
   }

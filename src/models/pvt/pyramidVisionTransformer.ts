@@ -12,33 +12,36 @@ import { Backbone, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps }
 import type { GroupMatcher } from '../groupMatcher.js';
 import type { PvtConfig } from './config.js';
 import { PvtBlock } from './pvtBlock.js';
+import { resolveConfig } from '../resolveConfig.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** The config with every default of the reference class applied. */
 export type ResolvedPvtConfig = Required<Omit<PvtConfig, 'globalPool' | 'outIndices'>> & Pick<PvtConfig, 'outIndices'>;
 
+/** The defaults of {@link PvtConfig} (the official `PyramidVisionTransformer`'s); `outIndices` defaults to every stage. */
+export const PVT_DEFAULTS: ResolvedPvtConfig = {
+  imgSize: 224,
+  patchSize: 16,
+  inChans: 3,
+  numClasses: 1000,
+  embedDims: [64, 128, 256, 512],
+  numHeads: [1, 2, 4, 8],
+  mlpRatios: [4, 4, 4, 4],
+  qkvBias: false,
+  qkScale: null,
+  depths: [3, 4, 6, 3],
+  srRatios: [8, 4, 2, 1],
+  numStages: 4,
+  dropRate: 0,
+  attnDropRate: 0,
+  dropPathRate: 0,
+  normEps: 1e-5,
+  featuresOnly: false,
+};
+
 /** {@link PvtConfig} with the reference class defaults filled in. */
 export function resolvePvtConfig(cfg: PvtConfig): ResolvedPvtConfig {
-  const out: ResolvedPvtConfig = {
-    imgSize: cfg.imgSize ?? 224,
-    patchSize: cfg.patchSize ?? 16,
-    inChans: cfg.inChans ?? 3,
-    numClasses: cfg.numClasses ?? 1000,
-    embedDims: cfg.embedDims ?? [64, 128, 256, 512],
-    numHeads: cfg.numHeads ?? [1, 2, 4, 8],
-    mlpRatios: cfg.mlpRatios ?? [4, 4, 4, 4],
-    qkvBias: cfg.qkvBias ?? false,
-    qkScale: cfg.qkScale ?? null,
-    depths: cfg.depths ?? [3, 4, 6, 3],
-    srRatios: cfg.srRatios ?? [8, 4, 2, 1],
-    numStages: cfg.numStages ?? 4,
-    dropRate: cfg.dropRate ?? 0,
-    attnDropRate: cfg.attnDropRate ?? 0,
-    dropPathRate: cfg.dropPathRate ?? 0,
-    normEps: cfg.normEps ?? 1e-5,
-    featuresOnly: cfg.featuresOnly ?? false,
-  };
-  if (cfg.outIndices !== undefined) out.outIndices = cfg.outIndices;
-  return out;
+  return resolveConfig(PVT_DEFAULTS, cfg);
 }
 
 /**
@@ -162,6 +165,7 @@ export class PyramidVisionTransformer extends Backbone {
     this.head = this.addModule('head', this.makeHead(this.numClasses));
     this.featureInfo = cfg.embedDims.map((d, i) => ({ numChs: d, reduction: p * 2 ** i, module: `block${i + 1}` }));
     this.initFeatures(cfg);
+    this.config.outIndices = [...this.outIndices];
   }
 
   private makeHead(numClasses: number): Linear | Identity {
@@ -244,7 +248,7 @@ export class PyramidVisionTransformer extends Backbone {
         : e;
       t = tf.add(t, this.stagePosEmbed(i, gh, gw).reshape(last ? [1, 1, 1 + gh * gw, c] : [1, gh, gw, c]));
       t = dropout(t, this.cfg.dropRate, training);
-      for (const blk of this.blocks[i]) t = blk.forward(t, opts);
+      for (const blk of this.blocks[i]) t = maybeCheckpoint(this.gradCheckpointing, opts, blk, t, (u) => blk.forward(u, opts));
       return last ? t.reshape([b, 1 + gh * gw, c]) : t;
     });
     return { y, grid };

@@ -5,6 +5,7 @@ import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { OverlapPatchEmbed } from '../../layers/overlapPatchEmbed.js';
 import { SpatialReductionAttention } from '../../layers/spatialReductionAttention.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link PvtV2Block}. */
 export interface PvtV2BlockOptions {
@@ -76,22 +77,24 @@ export interface PvtV2StageOptions extends Omit<PvtV2BlockOptions, 'dim' | 'drop
  */
 export class PvtV2Stage extends Module {
   readonly downsample: OverlapPatchEmbed | null;
-  readonly blocks: PvtV2Block[] = [];
+  readonly blocks: ModuleList<PvtV2Block>;
+  /** Recompute each block in the backward pass (set by the model's `setGradCheckpointing`). */
+  gradCheckpointing = false;
   readonly norm: LayerNorm;
   constructor(readonly opts: PvtV2StageOptions) {
     super();
     this.config = { ...opts };
     const { dim, dimOut, depth, downsample, dropPath, ...blockOpts } = opts;
     this.downsample = downsample ? this.addModule('downsample', new OverlapPatchEmbed({ patchSize: 3, stride: 2, inChans: dim, embedDim: dimOut })) : null;
-    const list = this.addModule('blocks', new ModuleList<PvtV2Block>());
-    for (let j = 0; j < depth; j++) this.blocks.push(list.push(new PvtV2Block({ ...blockOpts, dim: dimOut, dropPath: dropPath[j] ?? 0 })));
+    this.blocks = this.addModule('blocks', new ModuleList<PvtV2Block>());
+    for (let j = 0; j < depth; j++) this.blocks.push(new PvtV2Block({ ...blockOpts, dim: dimOut, dropPath: dropPath[j] ?? 0 }));
     this.norm = this.addModule('norm', new LayerNorm(dimOut, opts.normEps ?? 1e-6));
   }
 
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
     return tf.tidy(() => {
       let y = (this.downsample ? this.downsample.forward(x) : x) as tf.Tensor4D;
-      for (const b of this.blocks) y = b.forward(y, opts);
+      for (const b of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, b, y, (u) => b.forward(u, opts));
       return this.norm.forward(y) as tf.Tensor4D;
     });
   }

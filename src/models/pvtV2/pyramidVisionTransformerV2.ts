@@ -8,6 +8,7 @@ import { OverlapPatchEmbed } from '../../layers/overlapPatchEmbed.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { PvtV2Stage } from './pvtV2Stage.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
+import { resolveConfig } from '../resolveConfig.js';
 
 /** Config of {@link pvtV2}: timm's `PyramidVisionTransformerV2` arguments in camelCase. */
 export interface PvtV2Config extends BackboneCommonConfig {
@@ -15,7 +16,7 @@ export interface PvtV2Config extends BackboneCommonConfig {
    * Optional input size: when given, the stage grids are validated at construction. PVT v2 takes any
    * input whose stage grids are multiples of the `srRatios` (checked per call).
    */
-  imgSize?: number | [number, number];
+  imgSize?: number | [number, number] | null;
   /** Blocks per stage (default `[3, 4, 6, 3]`). */
   depths?: number[];
   /** Width per stage (default `[64, 128, 256, 512]`). */
@@ -35,6 +36,27 @@ export interface PvtV2Config extends BackboneCommonConfig {
   globalPool?: 'avg' | '';
 }
 
+/** The defaults of {@link PvtV2Config} (timm's `PyramidVisionTransformerV2` defaults); `outIndices` defaults to every stage. */
+export const PVTV2_DEFAULTS: Required<Omit<PvtV2Config, 'outIndices'>> = {
+  imgSize: null,
+  depths: [3, 4, 6, 3],
+  embedDims: [64, 128, 256, 512],
+  numHeads: [1, 2, 4, 8],
+  srRatios: [8, 4, 2, 1],
+  mlpRatios: [8, 8, 4, 4],
+  qkvBias: true,
+  linear: false,
+  projDropRate: 0,
+  attnDropRate: 0,
+  normEps: 1e-6,
+  globalPool: 'avg',
+  inChans: 3,
+  numClasses: 1000,
+  featuresOnly: false,
+  dropRate: 0,
+  dropPathRate: 0,
+};
+
 /**
  * Pyramid Vision Transformer v2 (Wang et al. 2022, "PVT v2: Improved Baselines with Pyramid Vision
  * Transformer"): an overlapping 7x7 stride-4 patch embedding, then four stages at strides 4-32 of
@@ -45,7 +67,7 @@ export interface PvtV2Config extends BackboneCommonConfig {
  */
 export class PyramidVisionTransformerV2 extends Backbone {
   readonly patchEmbed: OverlapPatchEmbed;
-  readonly stages: PvtV2Stage[] = [];
+  readonly stages: ModuleList<PvtV2Stage>;
   head: Linear | Identity;
   readonly featureInfo: FeatureInfo[];
   readonly numFeatures: number;
@@ -58,25 +80,26 @@ export class PyramidVisionTransformerV2 extends Backbone {
 
   constructor(config: PvtV2Config = {}) {
     super();
-    this.config = { ...config };
+    const cfg: PvtV2Config = resolveConfig(PVTV2_DEFAULTS, config);
+    this.config = cfg as Record<string, unknown>;
     this.family = 'pvtv2';
     this.headPrefixes = ['head.'];
-    const depths = config.depths ?? [3, 4, 6, 3];
+    const depths = cfg.depths ?? [3, 4, 6, 3];
     const n = depths.length;
     const perStage = (name: string, v: number | number[]): number[] => {
       const out = Array.isArray(v) ? v.slice() : new Array(n).fill(v);
       check(out.length === n, () => `${name} has ${out.length} entries but depths has ${n} stages`);
       return out;
     };
-    this.embedDims = perStage('embedDims', config.embedDims ?? [64, 128, 256, 512]);
-    const numHeads = perStage('numHeads', config.numHeads ?? [1, 2, 4, 8]);
-    this.srRatios = perStage('srRatios', config.srRatios ?? [8, 4, 2, 1]);
-    const mlpRatios = perStage('mlpRatios', config.mlpRatios ?? [8, 8, 4, 4]);
-    this.linear = config.linear ?? false;
-    this.inChans = config.inChans ?? 3;
-    const featuresOnly = config.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : config.numClasses ?? 1000;
-    this.globalPoolType = config.globalPool ?? 'avg';
+    this.embedDims = perStage('embedDims', cfg.embedDims ?? [64, 128, 256, 512]);
+    const numHeads = perStage('numHeads', cfg.numHeads ?? [1, 2, 4, 8]);
+    this.srRatios = perStage('srRatios', cfg.srRatios ?? [8, 4, 2, 1]);
+    const mlpRatios = perStage('mlpRatios', cfg.mlpRatios ?? [8, 8, 4, 4]);
+    this.linear = cfg.linear ?? false;
+    this.inChans = cfg.inChans ?? 3;
+    const featuresOnly = cfg.featuresOnly ?? false;
+    this.numClasses = featuresOnly ? 0 : cfg.numClasses ?? 1000;
+    this.globalPoolType = cfg.globalPool ?? 'avg';
     check(this.globalPoolType === 'avg' || this.globalPoolType === '', () => `globalPool '${this.globalPoolType}' is not supported by PVT v2: expected 'avg' or ''`);
     for (let i = 0; i < n; i++) {
       check(Number.isInteger(depths[i]) && depths[i] > 0, () => `depths[${i}] must be a positive integer, got ${depths[i]}`);
@@ -86,14 +109,14 @@ export class PyramidVisionTransformerV2 extends Backbone {
       );
       check(Number.isInteger(this.srRatios[i]) && this.srRatios[i] >= 1, () => `srRatios[${i}] must be a positive integer, got ${this.srRatios[i]}`);
     }
-    if (config.imgSize !== undefined) {
-      const s = config.imgSize;
+    if (cfg.imgSize != null) {
+      const s = cfg.imgSize;
       this.checkGeometry(Array.isArray(s) ? s[0] : s, Array.isArray(s) ? s[1] : s);
     }
 
     this.patchEmbed = this.addModule('patch_embed', new OverlapPatchEmbed({ patchSize: 7, stride: 4, inChans: this.inChans, embedDim: this.embedDims[0] }));
-    const dpr = dropPathRates(config.dropPathRate ?? 0, depths);
-    const list = this.addModule('stages', new ModuleList<PvtV2Stage>());
+    const dpr = dropPathRates(cfg.dropPathRate ?? 0, depths);
+    this.stages = this.addModule('stages', new ModuleList<PvtV2Stage>());
     for (let i = 0; i < n; i++) {
       const st = new PvtV2Stage({
         dim: i === 0 ? this.embedDims[0] : this.embedDims[i - 1],
@@ -104,18 +127,19 @@ export class PyramidVisionTransformerV2 extends Backbone {
         srRatio: this.srRatios[i],
         linear: this.linear,
         mlpRatio: mlpRatios[i],
-        qkvBias: config.qkvBias ?? true,
-        projDrop: config.projDropRate ?? 0,
-        attnDrop: config.attnDropRate ?? 0,
+        qkvBias: cfg.qkvBias ?? true,
+        projDrop: cfg.projDropRate ?? 0,
+        attnDrop: cfg.attnDropRate ?? 0,
         dropPath: dpr[i],
-        normEps: config.normEps ?? 1e-6,
+        normEps: cfg.normEps ?? 1e-6,
       });
-      this.stages.push(list.push(st));
+      this.stages.push(st);
     }
     this.numFeatures = this.embedDims[n - 1];
     this.head = this.addModule('head', this.makeHead(this.numClasses));
     this.featureInfo = this.embedDims.map((d, i) => ({ numChs: d, reduction: 4 * 2 ** i, module: `stages.${i}` }));
-    this.initFeatures(config);
+    this.initFeatures(cfg);
+    cfg.outIndices = [...this.outIndices];
   }
 
   private makeHead(numClasses: number): Linear | Identity {
@@ -155,7 +179,7 @@ export class PyramidVisionTransformerV2 extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let y = this.patchEmbed.forward(x);
-      for (const s of this.stages) y = s.forward(y, opts);
+      for (const s of this.stages.items) y = s.forward(y, opts);
       return y;
     });
   }
@@ -174,7 +198,7 @@ export class PyramidVisionTransformerV2 extends Backbone {
     return {
       numLevels: this.stages.length,
       stem: (x) => this.patchEmbed.forward(x),
-      level: (i, y) => this.stages[i].forward(y, opts),
+      level: (i, y) => this.stages.items[i].forward(y, opts),
       output: (_i, y) => y.clone() as tf.Tensor4D,
       final: (y) => y,
     };

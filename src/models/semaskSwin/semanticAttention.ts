@@ -72,13 +72,13 @@ export interface SemanticLayerOptions {
  */
 export class SemanticLayer extends Module {
   readonly norm1: LayerNorm;
-  readonly classInjection: SemanticAttention[] = [];
+  readonly classInjection: ModuleList<SemanticAttention>;
   constructor(readonly opts: SemanticLayerOptions) {
     super();
     this.config = { ...opts };
     this.norm1 = this.addModule('norm1', new LayerNorm(opts.dim, 1e-5));
-    const list = this.addModule('class_injection', new ModuleList<SemanticAttention>());
-    for (let m = 0; m < opts.numSemBlocks; m++) this.classInjection.push(list.push(new SemanticAttention(opts.dim, opts.numCls)));
+    this.classInjection = this.addModule('class_injection', new ModuleList<SemanticAttention>());
+    for (let m = 0; m < opts.numSemBlocks; m++) this.classInjection.push(new SemanticAttention(opts.dim, opts.numCls));
   }
 
   /** `x` NHWC `[B, H, W, C]` -> tokens `[B, H, W, C]` and semantic prior logits `[B, H, W, numCls]`. */
@@ -91,7 +91,7 @@ export class SemanticLayer extends Module {
       const win = this.opts.global ? null : windowPartitionPadded(y, ws);
       let t: tf.Tensor3D = win ? (win.windows.reshape([-1, ws * ws, c]) as tf.Tensor3D) : (y.reshape([b, h * w, c]) as tf.Tensor3D);
       let seg: tf.Tensor3D | null = null;
-      for (const blk of this.classInjection) ({ seg, x: t } = blk.forward(t, opts));
+      for (const blk of this.classInjection.items) ({ seg, x: t } = blk.forward(t, opts));
       if (!win) return [t.reshape([b, h, w, c]), seg!.reshape([b, h, w, k])];
       return [windowUnpartitionPadded(t, ws, [h, w], win.padded), windowUnpartitionPadded(seg!, ws, [h, w], win.padded)];
     });

@@ -3,6 +3,7 @@ import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { PatchMerging } from '../../layers/patchMerging.js';
 import { SemaskSwinBlock, SemaskSwinBlockOptions } from './semaskSwinBlock.js';
 import { SemanticLayer } from './semanticAttention.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link SemaskStage}. */
 export interface SemaskStageOptions extends Omit<SemaskSwinBlockOptions, 'shiftSize' | 'dropPath'> {
@@ -25,17 +26,19 @@ export interface SemaskStageOptions extends Omit<SemaskSwinBlockOptions, 'shiftS
  * `blocks.<j>.*`, `semantic_layer.*`, `downsample.{norm, reduction}`.
  */
 export class SemaskStage extends Module {
-  readonly blocks: SemaskSwinBlock[] = [];
+  readonly blocks: ModuleList<SemaskSwinBlock>;
+  /** Recompute each block in the backward pass (set by the model's `setGradCheckpointing`). */
+  gradCheckpointing = false;
   readonly semanticLayer: SemanticLayer | null;
   readonly downsample: PatchMerging | null;
   constructor(readonly opts: SemaskStageOptions) {
     super();
     this.config = { ...opts };
     const { depth, dropPath, numCls, semWindowSize, numSemBlocks, semGlobal, downsample, ...blockOpts } = opts;
-    const list = this.addModule('blocks', new ModuleList<SemaskSwinBlock>());
+    this.blocks = this.addModule('blocks', new ModuleList<SemaskSwinBlock>());
     for (let j = 0; j < depth; j++) {
       const shiftSize = j % 2 === 0 ? 0 : Math.floor(opts.windowSize / 2);
-      this.blocks.push(list.push(new SemaskSwinBlock({ ...blockOpts, shiftSize, dropPath: dropPath[j] ?? 0 })));
+      this.blocks.push(new SemaskSwinBlock({ ...blockOpts, shiftSize, dropPath: dropPath[j] ?? 0 }));
     }
     this.semanticLayer =
       numSemBlocks > 0
@@ -53,7 +56,7 @@ export class SemaskStage extends Module {
   forward(x: tf.Tensor, opts: ForwardOptions = {}): { x: tf.Tensor4D; seg: tf.Tensor4D | null } {
     const out = tf.tidy(() => {
       let t = x as tf.Tensor4D;
-      for (const b of this.blocks) t = b.forward(t, opts);
+      for (const b of this.blocks.items) t = maybeCheckpoint(this.gradCheckpointing, opts, b, t, (u) => b.forward(u, opts));
       if (!this.semanticLayer) return [t === x ? (t.clone() as tf.Tensor4D) : t];
       const r = this.semanticLayer.forward(t, opts);
       return [r.x, r.seg];

@@ -8,6 +8,7 @@ import { LayerNorm } from '../../layers/norm.js';
 import { PatchEmbed } from '../../layers/patchEmbed.js';
 import { Backbone, featureTakeIndices, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
+import { resolveConfig } from '../resolveConfig.js';
 import type { SemaskSwinConfig } from './config.js';
 import { SemaskStage } from './semaskStage.js';
 
@@ -28,34 +29,35 @@ export function defaultSemGlobalStages(embedDim: number, numCls: number, numStag
 /** The config with every default of the reference class applied. */
 export type ResolvedSemaskSwinConfig = Required<Omit<SemaskSwinConfig, 'dropRate'>> & { dropRate: number };
 
+/** The reference defaults of {@link SemaskSwinConfig}; `semGlobalStages` follows the official semantic-layer rule. */
+export const SEMASK_SWIN_DEFAULTS: Omit<ResolvedSemaskSwinConfig, 'semGlobalStages'> = {
+  pretrainImgSize: 224,
+  patchSize: 4,
+  numCls: 150,
+  semWindowSize: 7,
+  numSemBlocks: [1, 1, 1, 1],
+  inChans: 3,
+  embedDim: 96,
+  depths: [2, 2, 6, 2],
+  numHeads: [3, 6, 12, 24],
+  windowSize: 7,
+  mlpRatio: 4,
+  qkvBias: true,
+  qkScale: null,
+  dropRate: 0,
+  attnDropRate: 0,
+  dropPathRate: 0.2,
+  ape: false,
+  patchNorm: true,
+  outIndices: [0, 1, 2, 3],
+  featuresOnly: false,
+};
+
 /** {@link SemaskSwinConfig} with the reference defaults (and the official semantic-layer rule) filled in. */
 export function resolveSemaskSwinConfig(cfg: SemaskSwinConfig): ResolvedSemaskSwinConfig {
-  const embedDim = cfg.embedDim ?? 96;
-  const numCls = cfg.numCls ?? 150;
-  const depths = cfg.depths ?? [2, 2, 6, 2];
-  return {
-    pretrainImgSize: cfg.pretrainImgSize ?? 224,
-    patchSize: cfg.patchSize ?? 4,
-    numCls,
-    semWindowSize: cfg.semWindowSize ?? 7,
-    numSemBlocks: cfg.numSemBlocks ?? [1, 1, 1, 1],
-    inChans: cfg.inChans ?? 3,
-    embedDim,
-    depths,
-    numHeads: cfg.numHeads ?? [3, 6, 12, 24],
-    windowSize: cfg.windowSize ?? 7,
-    mlpRatio: cfg.mlpRatio ?? 4,
-    qkvBias: cfg.qkvBias ?? true,
-    qkScale: cfg.qkScale ?? null,
-    dropRate: cfg.dropRate ?? 0,
-    attnDropRate: cfg.attnDropRate ?? 0,
-    dropPathRate: cfg.dropPathRate ?? 0.2,
-    ape: cfg.ape ?? false,
-    patchNorm: cfg.patchNorm ?? true,
-    outIndices: cfg.outIndices ?? [0, 1, 2, 3],
-    semGlobalStages: cfg.semGlobalStages ?? defaultSemGlobalStages(embedDim, numCls, depths.length),
-    featuresOnly: cfg.featuresOnly ?? false,
-  };
+  const out = resolveConfig(SEMASK_SWIN_DEFAULTS, cfg) as ResolvedSemaskSwinConfig;
+  out.semGlobalStages = cfg.semGlobalStages ?? defaultSemGlobalStages(out.embedDim, out.numCls, out.depths.length);
+  return out;
 }
 
 /**
@@ -71,7 +73,7 @@ export function resolveSemaskSwinConfig(cfg: SemaskSwinConfig): ResolvedSemaskSw
 export class SemaskSwinTransformer extends Backbone {
   readonly patchEmbed: PatchEmbed;
   readonly absolutePosEmbed: Parameter | null;
-  readonly layers: SemaskStage[] = [];
+  readonly layers: ModuleList<SemaskStage>;
   /** `norm{i}` of each stage in the config's `outIndices`. */
   readonly norms = new Map<number, LayerNorm>();
   readonly featureInfo: FeatureInfo[];
@@ -134,7 +136,7 @@ export class SemaskSwinTransformer extends Backbone {
       );
     } else this.absolutePosEmbed = null;
     const dpr = dropPathRates(cfg.dropPathRate, cfg.depths);
-    const list = this.addModule('layers', new ModuleList<SemaskStage>());
+    this.layers = this.addModule('layers', new ModuleList<SemaskStage>());
     for (let i = 0; i < n; i++) {
       const st = new SemaskStage({
         dim: this.dims[i],
@@ -153,7 +155,7 @@ export class SemaskSwinTransformer extends Backbone {
         semGlobal: cfg.semGlobalStages.includes(i),
         downsample: i < n - 1,
       });
-      this.layers.push(list.push(st));
+      this.layers.push(st);
     }
     for (const i of outs) this.norms.set(i, this.addModule(`norm${i}`, new LayerNorm(this.dims[i], 1e-5)));
     this.numFeatures = this.dims[n - 1];
@@ -210,7 +212,7 @@ export class SemaskSwinTransformer extends Backbone {
     const outs = this.outIndices;
     for (const i of outs) {
       check(
-        this.layers[i].semanticLayer,
+        this.layers.items[i].semanticLayer,
         () => `stage ${i} has no semantic layer (numSemBlocks[${i}] = 0), so it has no semantic map: use featuresOnly for its features`,
       );
     }
@@ -220,8 +222,8 @@ export class SemaskSwinTransformer extends Backbone {
       const semanticMaps: tf.Tensor4D[] = [];
       let y = this.stem(x, training);
       for (let i = 0; i <= last; i++) {
-        if (i > 0) y = this.layers[i - 1].merge(y);
-        const r = this.layers[i].forward(y, opts);
+        if (i > 0) y = this.layers.items[i - 1].merge(y);
+        const r = this.layers.items[i].forward(y, opts);
         y = r.x;
         if (outs.includes(i)) {
           features.push(this.normOf(i, y));
@@ -235,7 +237,7 @@ export class SemaskSwinTransformer extends Backbone {
 
   /** Whether every `outIndices` stage has a semantic layer (so {@link forwardSemantic} can run). */
   get hasSemanticLayers(): boolean {
-    return this.outIndices.every((i) => this.layers[i].semanticLayer !== null);
+    return this.outIndices.every((i) => this.layers.items[i].semanticLayer !== null);
   }
 
   private normOf(i: number, y: tf.Tensor4D): tf.Tensor4D {
@@ -281,8 +283,8 @@ export class SemaskSwinTransformer extends Backbone {
       numLevels: this.layers.length,
       stem: (x) => this.stem(x, opts.training ?? false),
       level: (i, y) => {
-        const inp = i > 0 ? this.layers[i - 1].merge(y as tf.Tensor4D) : y;
-        const r = this.layers[i].forward(inp, opts);
+        const inp = i > 0 ? this.layers.items[i - 1].merge(y as tf.Tensor4D) : y;
+        const r = this.layers.items[i].forward(inp, opts);
         r.seg?.dispose();
         if (inp !== y) inp.dispose();
         return r.x;

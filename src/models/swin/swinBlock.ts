@@ -7,6 +7,7 @@ import { LayerNorm } from '../../layers/norm.js';
 import { PatchMerging } from '../../layers/patchMerging.js';
 import { WindowAttention } from '../../layers/windowAttention.js';
 import { roll2d, shiftedWindowMask, windowPartition, windowReverse } from '../../layers/windows.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link SwinBlock}. */
 export interface SwinBlockOptions {
@@ -146,14 +147,16 @@ export interface SwinStageOptions {
  */
 export class SwinStage extends Module {
   readonly downsample: PatchMerging | null;
-  readonly blocks: SwinBlock[] = [];
+  readonly blocks: ModuleList<SwinBlock>;
+  /** Recompute each block in the backward pass (set by the model's `setGradCheckpointing`). */
+  gradCheckpointing = false;
   constructor(readonly opts: SwinStageOptions) {
     super();
     this.config = { ...opts };
     this.downsample = opts.downsample
       ? this.addModule('downsample', new PatchMerging({ dim: opts.dim, outDim: opts.outDim, normPosition: opts.version === 'v1' ? 'pre' : 'post', normEps: opts.normEps }))
       : null;
-    const blocks = this.addModule('blocks', new ModuleList<SwinBlock>());
+    this.blocks = this.addModule('blocks', new ModuleList<SwinBlock>());
     for (let j = 0; j < opts.depth; j++) {
       const b = new SwinBlock({
         dim: opts.outDim,
@@ -170,7 +173,7 @@ export class SwinStage extends Module {
         pretrainedWindowSize: opts.pretrainedWindowSize,
         normEps: opts.normEps,
       });
-      this.blocks.push(blocks.push(b));
+      this.blocks.push(b);
     }
   }
   /**
@@ -179,7 +182,7 @@ export class SwinStage extends Module {
    * at construction, as timm does; a checkpoint overwrites it.
    */
   initResPostNorm(): void {
-    for (const b of this.blocks) {
+    for (const b of this.blocks.items) {
       for (const p of [b.norm1.weight, b.norm1.bias, b.norm2.weight, b.norm2.bias]) {
         if (p) tf.tidy(() => p.variable.assign(tf.zerosLike(p.variable)));
       }
@@ -188,7 +191,7 @@ export class SwinStage extends Module {
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
     return tf.tidy(() => {
       let y = (this.downsample ? this.downsample.forward(x) : x) as tf.Tensor4D;
-      for (const b of this.blocks) y = b.forward(y, opts);
+      for (const b of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, b, y, (u) => b.forward(u, opts));
       return y === x ? (x.clone() as tf.Tensor4D) : y;
     });
   }

@@ -11,6 +11,7 @@ import { WindowAttention } from '../../layers/windowAttention.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { SwinStage } from './swinBlock.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
+import { resolveConfig } from '../resolveConfig.js';
 
 /** Configuration of {@link swin} (timm's `SwinTransformer` arguments, camelCase). */
 export interface SwinConfig extends BackboneCommonConfig {
@@ -37,6 +38,27 @@ export interface SwinV2Config extends SwinConfig {
   pretrainedWindowSizes?: number[];
 }
 
+/** The defaults of {@link SwinConfig} (timm's `SwinTransformer` defaults); `outIndices` defaults to every stage. */
+export const SWIN_DEFAULTS: Required<Omit<SwinConfig, 'outIndices'>> = {
+  imgSize: 224,
+  patchSize: 4,
+  embedDim: 96,
+  depths: [2, 2, 6, 2],
+  numHeads: [3, 6, 12, 24],
+  windowSize: 7,
+  mlpRatio: 4,
+  qkvBias: true,
+  patchNorm: true,
+  projDropRate: 0,
+  attnDropRate: 0,
+  inChans: 3,
+  numClasses: 1000,
+  featuresOnly: false,
+  globalPool: 'avg',
+  dropRate: 0,
+  dropPathRate: 0,
+};
+
 /** Which Swin: 'v1' (Swin) or 'v2' (SwinV2). */
 export type SwinVersion = 'v1' | 'v2';
 
@@ -47,7 +69,7 @@ export type SwinVersion = 'v1' | 'v2';
  */
 export class SwinTransformer extends Backbone {
   readonly patchEmbed: PatchEmbed;
-  readonly layers: SwinStage[] = [];
+  readonly layers: ModuleList<SwinStage>;
   readonly norm: LayerNorm;
   head: ClassifierHead;
   readonly featureInfo: FeatureInfo[];
@@ -59,9 +81,12 @@ export class SwinTransformer extends Backbone {
   readonly windowSizes: number[];
   private globalPoolType: PoolType;
 
-  constructor(cfg: SwinV2Config, readonly version: SwinVersion) {
+  constructor(config: SwinV2Config, readonly version: SwinVersion) {
     super();
-    this.config = { ...cfg };
+    const cfg: SwinV2Config = resolveConfig(SWIN_DEFAULTS, config);
+    // SwinV2's pretraining windows default to none (0) per stage
+    if (version === 'v2') cfg.pretrainedWindowSizes = config.pretrainedWindowSizes ?? cfg.depths!.map(() => 0);
+    this.config = cfg as Record<string, unknown>;
     this.family = version === 'v1' ? 'swin' : 'swinv2';
     const depths = cfg.depths ?? [2, 2, 6, 2];
     const numHeads = cfg.numHeads ?? [3, 6, 12, 24];
@@ -103,7 +128,7 @@ export class SwinTransformer extends Backbone {
 
     this.patchEmbed = this.addModule('patch_embed', new PatchEmbed({ patchSize: patch, inChans: this.inChans, embedDim: this.dims[0], norm: cfg.patchNorm ?? true }));
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, depths);
-    const layers = this.addModule('layers', new ModuleList<SwinStage>());
+    this.layers = this.addModule('layers', new ModuleList<SwinStage>());
     for (let i = 0; i < nStages; i++) {
       const st = new SwinStage({
         dim: i === 0 ? this.dims[0] : this.dims[i - 1],
@@ -121,7 +146,7 @@ export class SwinTransformer extends Backbone {
         version,
         pretrainedWindowSize: pws[i],
       });
-      this.layers.push(layers.push(st));
+      this.layers.push(st);
       // timm's SwinTransformerV2.__init__ ends with `_init_respostnorm()` on every stage.
       if (version === 'v2') st.initResPostNorm();
     }
@@ -129,6 +154,7 @@ export class SwinTransformer extends Backbone {
     this.head = this.addModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses: this.numClasses, poolType: this.globalPoolType, dropRate: cfg.dropRate ?? 0 }));
     this.featureInfo = this.dims.map((d, i) => ({ numChs: d, reduction: patch * 2 ** i, module: `layers.${i}` }));
     this.initFeatures(cfg);
+    cfg.outIndices = [...this.outIndices];
   }
 
   checkInput(x: tf.Tensor): void {
@@ -143,7 +169,7 @@ export class SwinTransformer extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let y = this.patchEmbed.forward(x);
-      for (const l of this.layers) y = l.forward(y, opts);
+      for (const l of this.layers.items) y = l.forward(y, opts);
       return this.norm.forward(y) as tf.Tensor4D;
     });
   }
@@ -157,7 +183,7 @@ export class SwinTransformer extends Backbone {
     return {
       numLevels: this.layers.length,
       stem: (x) => this.patchEmbed.forward(x),
-      level: (i, y) => this.layers[i].forward(y, opts),
+      level: (i, y) => this.layers.items[i].forward(y, opts),
       output: (i, y) => (opts.norm && i === last ? this.norm.forward(y) : y.clone()) as tf.Tensor4D,
       final: (y) => this.norm.forward(y),
     };

@@ -33,18 +33,18 @@ export interface WindowAttentionMaps {
  */
 export function windowAttentionMaps(model: SwinTransformer, x: tf.Tensor, stage: number, block: number): WindowAttentionMaps {
   check(stage >= 0 && stage < model.layers.length, () => `stage ${stage}: expected 0..${model.layers.length - 1}`);
-  const st = model.layers[stage];
+  const st = model.layers.items[stage];
   check(block >= 0 && block < st.blocks.length, () => `block ${block}: stage ${stage} has ${st.blocks.length} blocks`);
   model.checkInput(x);
-  const blk = st.blocks[block];
+  const blk = st.blocks.items[block];
   const attn = blk.attn;
   const heads = attn.opts.numHeads;
   let grid: [number, number] = [0, 0];
   const probs = tf.tidy(() => {
     let y = model.patchEmbed.forward(x) as tf.Tensor4D;
-    for (let i = 0; i < stage; i++) y = model.layers[i].forward(y);
+    for (let i = 0; i < stage; i++) y = model.layers.items[i].forward(y);
     if (st.downsample) y = st.downsample.forward(y) as tf.Tensor4D;
-    for (let j = 0; j < block; j++) y = st.blocks[j].forward(y);
+    for (let j = 0; j < block; j++) y = st.blocks.items[j].forward(y);
     grid = [y.shape[1], y.shape[2]];
     const xin = blk.opts.version === 'v1' ? (blk.norm1.forward(y) as tf.Tensor4D) : y;
     const [sh, sw] = blk.shift;

@@ -4,6 +4,7 @@ import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { PatchMerging } from '../../layers/patchMerging.js';
 import { SwinBlock3D } from './swinBlock3d.js';
 import { clampWindow, computeMask2d, computeMask3d, MaskValues, padEnd3d, Triple } from './windows3d.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link BasicLayer3D}. */
 export interface BasicLayer3DOptions {
@@ -44,6 +45,8 @@ export function patchMerging3d(pm: PatchMerging, x: tf.Tensor): tf.Tensor5D {
  */
 export class BasicLayer3D extends Module {
   readonly blocks: ModuleList<SwinBlock3D>;
+  /** Recompute each block in the backward pass (set by the model's `setGradCheckpointing`). */
+  gradCheckpointing = false;
   readonly downsample: PatchMerging | null;
   readonly shiftSize: Triple;
   private readonly masks = new Map<string, MaskValues>();
@@ -96,7 +99,9 @@ export class BasicLayer3D extends Module {
       const mask = shift.some((s) => s > 0) ? this.cachedMask(key, () => computeMask3d(padded, window, shift)) : null;
       let y = x as tf.Tensor5D;
       this.blocks.items.forEach((blk, j) => {
-        y = blk.forward(y, { training: opts.training, window, shift: j % 2 === 0 ? [0, 0, 0] : shift, mask });
+        const o = { training: opts.training, window, shift: (j % 2 === 0 ? [0, 0, 0] : shift) as typeof shift };
+        // the mask lives only as long as this call: the recompute gets it as an input
+        y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u, [m]) => blk.forward(u, { ...o, mask: m ?? null }), mask ? [mask] : []);
       });
       const down = this.downsample ? patchMerging3d(this.downsample, y) : y.clone();
       return { out: y, down };
@@ -118,7 +123,9 @@ export class BasicLayer3D extends Module {
     return tf.tidy(() => {
       const mask = this.cachedMask(`img_${h}x${w}_${ws}_${shift}`, () => computeMask2d(h, w, ws, shift));
       let y = x as tf.Tensor4D;
-      for (const blk of this.blocks.items) y = blk.forwardImage(y, { training: opts.training, window: ws, mask });
+      for (const blk of this.blocks.items) {
+        y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u, [m]) => blk.forwardImage(u, { training: opts.training, window: ws, mask: m }), [mask]);
+      }
       if (this.downsample)
         check(h % 2 === 0 && w % 2 === 0, () => `the image stream merges patches without padding: the token grid ${h}x${w} must be even`);
       const down = this.downsample ? this.downsample.forward(y) : (y.clone() as tf.Tensor4D);

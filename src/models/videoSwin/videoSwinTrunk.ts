@@ -82,6 +82,14 @@ export abstract class VideoSwinTrunk extends Module {
     this.norm = this.addModule('norm', new LayerNorm(this.numFeatures, eps));
   }
 
+  /**
+   * timm's `set_grad_checkpointing`: a training forward keeps only each block's input and recomputes the
+   * block in the backward pass (less memory, the same gradients).
+   */
+  setGradCheckpointing(enable = true): void {
+    for (const l of this.layers.items) l.gradCheckpointing = enable;
+  }
+
   /** Check an NTHWC clip. */
   checkInput(x: tf.Tensor): void {
     check(x.rank === 5, () => `expected an NTHWC clip batch [B, T, H, W, ${this.inChans}], got shape [${x.shape.join(', ')}]`);

@@ -12,6 +12,8 @@ import { prependTokens, resampleAbsPosEmbed, resamplePatchEmbed } from '../../la
 import { TransformerBlock } from '../../layers/transformerBlock.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
+import { resolveConfig } from '../resolveConfig.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Head pooling of {@link VisionTransformer} (timm's `global_pool`; 'map' / 'prr' attention pooling are not ported). */
 export type VitPool = '' | 'avg' | 'avgmax' | 'max' | 'token';
@@ -61,6 +63,40 @@ export interface VitConfig extends BackboneCommonConfig {
   normEps?: number;
 }
 
+/** The defaults of {@link VitConfig} (timm's `VisionTransformer` defaults); `outIndices` defaults to every level. */
+export const VIT_DEFAULTS: Required<Omit<VitConfig, 'outIndices'>> = {
+  imgSize: 224,
+  patchSize: 16,
+  globalPool: 'token',
+  embedDim: 768,
+  depth: 12,
+  numHeads: 12,
+  mlpRatio: 4,
+  qkvBias: true,
+  qkNorm: false,
+  scaleAttnNorm: false,
+  projBias: true,
+  initValues: null,
+  classToken: true,
+  posEmbed: 'learn',
+  noEmbedClass: false,
+  regTokens: 0,
+  preNorm: false,
+  finalNorm: true,
+  fcNorm: null,
+  poolIncludePrefix: false,
+  dynamicImgSize: false,
+  posDropRate: 0,
+  projDropRate: 0,
+  attnDropRate: 0,
+  normEps: 1e-6,
+  inChans: 3,
+  numClasses: 1000,
+  featuresOnly: false,
+  dropRate: 0,
+  dropPathRate: 0,
+};
+
 /**
  * Vision Transformer (Dosovitskiy et al. 2021) with timm's layout: patch embedding, class / register
  * tokens, learned absolute position embedding, pre-norm transformer blocks, final norm (or `fc_norm`
@@ -73,7 +109,7 @@ export class VisionTransformer extends Backbone {
   readonly regToken: Parameter | null;
   readonly posEmbed: Parameter | null;
   readonly normPre: LayerNorm | null;
-  readonly blocks: TransformerBlock[] = [];
+  readonly blocks: ModuleList<TransformerBlock>;
   readonly norm: LayerNorm | null;
   readonly fcNorm: LayerNorm | null;
   head: Linear | Identity;
@@ -90,9 +126,10 @@ export class VisionTransformer extends Backbone {
   readonly dynamicImgSize: boolean;
   globalPoolType: VitPool;
 
-  constructor(cfg: VitConfig = {}) {
+  constructor(config: VitConfig = {}) {
     super();
-    this.config = { ...cfg };
+    const cfg: VitConfig = resolveConfig(VIT_DEFAULTS, config);
+    this.config = cfg as Record<string, unknown>;
     this.family = 'vit';
     const img = cfg.imgSize ?? 224;
     this.imgSize = Array.isArray(img) ? [img[0], img[1]] : [img, img];
@@ -135,7 +172,7 @@ export class VisionTransformer extends Backbone {
     this.posEmbed = (cfg.posEmbed ?? 'learn') === 'none' ? null : this.addParameter('pos_embed', truncNormal([1, embedLen, dim], 0.02));
     this.normPre = cfg.preNorm ? this.addModule('norm_pre', new LayerNorm(dim, eps)) : null;
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, [depth])[0];
-    const blocks = this.addModule('blocks', new ModuleList<TransformerBlock>());
+    this.blocks = this.addModule('blocks', new ModuleList<TransformerBlock>());
     for (let i = 0; i < depth; i++) {
       const blk = new TransformerBlock({
         dim,
@@ -151,14 +188,15 @@ export class VisionTransformer extends Backbone {
         dropPath: dpr[i],
         normEps: eps,
       });
-      this.blocks.push(blocks.push(blk));
+      this.blocks.push(blk);
     }
     this.norm = finalNorm && !useFcNorm ? this.addModule('norm', new LayerNorm(dim, eps)) : null;
     this.fcNorm = finalNorm && useFcNorm ? this.addModule('fc_norm', new LayerNorm(dim, eps)) : null;
     this.numFeatures = dim;
     this.head = this.addModule('head', this.numClasses > 0 ? new Linear(dim, this.numClasses) : new Identity());
-    this.featureInfo = this.blocks.map((_, i) => ({ numChs: dim, reduction: patch, module: `blocks.${i}` }));
+    this.featureInfo = this.blocks.items.map((_, i) => ({ numChs: dim, reduction: patch, module: `blocks.${i}` }));
     this.initFeatures(cfg);
+    cfg.outIndices = [...this.outIndices];
   }
 
   checkInput(x: tf.Tensor): void {
@@ -199,7 +237,7 @@ export class VisionTransformer extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let y: tf.Tensor = this.embed(x, opts);
-      for (const blk of this.blocks) y = blk.forward(y, opts);
+      for (const blk of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u) => blk.forward(u, opts));
       return (this.norm ? this.norm.forward(y) : y) as tf.Tensor3D;
     });
   }
@@ -231,7 +269,7 @@ export class VisionTransformer extends Backbone {
     return {
       numLevels: this.blocks.length,
       stem: (t) => this.embed(t, opts),
-      level: (i, y) => this.blocks[i].forward(y, opts),
+      level: (i, y) => maybeCheckpoint(this.gradCheckpointing, opts, this.blocks.items[i], y, (u) => this.blocks.items[i].forward(u, opts)),
       output: (_i, y) => {
         const t = opts.norm && this.norm ? this.norm.forward(y) : y;
         return t.slice([0, this.numPrefixTokens, 0], [-1, -1, -1]).reshape([b, gh, gw, this.embedDim]);

@@ -12,6 +12,8 @@ import { RelPosAttention } from '../../layers/relPosAttention.js';
 import { Backbone, BackboneCommonConfig, FeatureInfo, ForwardIntermediatesOptions, IntermediateSteps } from '../backbone.js';
 import { ViTDetBlock } from './vitDetBlock.js';
 import { GroupMatcher, MATCH_PREV_GROUP } from '../groupMatcher.js';
+import { resolveConfig } from '../resolveConfig.js';
+import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Configuration of {@link vitDet} (timm's `VisionTransformerSAM` arguments, camelCase). */
 export interface VitDetConfig extends BackboneCommonConfig {
@@ -59,6 +61,37 @@ export interface VitDetConfig extends BackboneCommonConfig {
   neckNormEps?: number;
 }
 
+/** The defaults of {@link VitDetConfig} (timm's `VisionTransformerSAM` defaults); `outIndices` defaults to every level. */
+export const VITDET_DEFAULTS: Required<Omit<VitDetConfig, 'outIndices'>> = {
+  imgSize: 1024,
+  patchSize: 16,
+  embedDim: 768,
+  depth: 12,
+  numHeads: 12,
+  mlpRatio: 4,
+  qkvBias: true,
+  qkNorm: false,
+  initValues: null,
+  preNorm: false,
+  posDropRate: 0,
+  projDropRate: 0,
+  attnDropRate: 0,
+  useAbsPos: true,
+  useRelPos: false,
+  windowSize: 14,
+  globalAttnIndexes: [],
+  neckChans: 256,
+  globalPool: 'avg',
+  windowPadding: true,
+  normEps: 1e-5,
+  neckNormEps: 1e-6,
+  inChans: 3,
+  numClasses: 1000,
+  featuresOnly: false,
+  dropRate: 0,
+  dropPathRate: 0,
+};
+
 /**
  * ViTDet's plain backbone as in SAM's image encoder (Li et al. 2022; Kirillov et al. 2023) with timm's
  * layout: patch embedding to an NHWC token grid, optional absolute NHWC position embedding (resampled to
@@ -70,7 +103,7 @@ export class VisionTransformerSAM extends Backbone {
   readonly patchEmbed: PatchEmbed;
   readonly posEmbed: Parameter | null;
   readonly normPre: LayerNorm | null;
-  readonly blocks: ViTDetBlock[] = [];
+  readonly blocks: ModuleList<ViTDetBlock>;
   readonly neck: Module;
   head: ClassifierHead;
   readonly featureInfo: FeatureInfo[];
@@ -85,9 +118,10 @@ export class VisionTransformerSAM extends Backbone {
   readonly globalAttnIndexes: number[];
   private globalPoolType: PoolType;
 
-  constructor(cfg: VitDetConfig = {}) {
+  constructor(config: VitDetConfig = {}) {
     super();
-    this.config = { ...cfg };
+    const cfg: VitDetConfig = resolveConfig(VITDET_DEFAULTS, config);
+    this.config = cfg as Record<string, unknown>;
     this.family = 'vitdet';
     const img = cfg.imgSize ?? 1024;
     const patch = cfg.patchSize ?? 16;
@@ -123,7 +157,7 @@ export class VisionTransformerSAM extends Backbone {
     const eps = cfg.normEps ?? 1e-5;
     this.normPre = cfg.preNorm ? this.addModule('norm_pre', new LayerNorm(dim, eps)) : null;
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, [depth])[0];
-    const blocks = this.addModule('blocks', new ModuleList<ViTDetBlock>());
+    this.blocks = this.addModule('blocks', new ModuleList<ViTDetBlock>());
     for (let i = 0; i < depth; i++) {
       const blk = new ViTDetBlock({
         dim,
@@ -140,7 +174,7 @@ export class VisionTransformerSAM extends Backbone {
         inputSize: this.gridSize,
         normEps: eps,
       });
-      this.blocks.push(blocks.push(blk));
+      this.blocks.push(blk);
     }
     const neckChans = cfg.neckChans === undefined ? 256 : cfg.neckChans;
     const neckEps = cfg.neckNormEps ?? 1e-6;
@@ -161,8 +195,9 @@ export class VisionTransformerSAM extends Backbone {
       this.numFeatures = dim;
     }
     this.head = this.addModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses: this.numClasses, poolType: this.globalPoolType, dropRate: cfg.dropRate ?? 0 }));
-    this.featureInfo = this.blocks.map((_, i) => ({ numChs: dim, reduction: patch, module: `blocks.${i}` }));
+    this.featureInfo = this.blocks.items.map((_, i) => ({ numChs: dim, reduction: patch, module: `blocks.${i}` }));
     this.initFeatures(cfg);
+    cfg.outIndices = [...this.outIndices];
   }
 
   /** With `windowPadding: false`, the token grid must be a multiple of the window. */
@@ -203,7 +238,7 @@ export class VisionTransformerSAM extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let y: tf.Tensor = this.embed(x, opts);
-      for (const blk of this.blocks) y = blk.forward(y, opts);
+      for (const blk of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u) => blk.forward(u, opts));
       return this.forwardNeck(y);
     });
   }
@@ -217,7 +252,7 @@ export class VisionTransformerSAM extends Backbone {
     return {
       numLevels: this.blocks.length,
       stem: (x) => this.embed(x, opts),
-      level: (i, y) => this.blocks[i].forward(y, opts),
+      level: (i, y) => maybeCheckpoint(this.gradCheckpointing, opts, this.blocks.items[i], y, (u) => this.blocks.items[i].forward(u, opts)),
       output: (_i, y) => (opts.norm ? this.forwardNeck(y) : (y.clone() as tf.Tensor4D)),
       final: (y) => this.forwardNeck(y),
     };

@@ -1,0 +1,131 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import '../../src/index.js';
+import type { Module } from '../../src/layers/module.js';
+import { getFamily, listFamilies } from '../../src/models/registry.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { bevtSwin } from '../../src/models/videoSwin/bevtSwin.js';
+import { videoSwin } from '../../src/models/videoSwin/swinTransformer3d.js';
+import { BACKENDS, useBackend } from '../helpers/backends.js';
+import { mulberry32 } from '../../src/utils/random.js';
+
+interface StepResult {
+  grads: Record<string, Float32Array>;
+  peakBytes: number;
+  leaked: number;
+}
+
+function randomInput(shape: number[], seed: number): tf.Tensor {
+  const rand = mulberry32(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Float32Array.from({ length: n }, () => rand() * 2 - 1), shape);
+}
+
+/** One loss + gradient pass over every trainable variable of `model`; the peak bytes it held. */
+async function step(model: Module, x: tf.Tensor, run: (x: tf.Tensor) => tf.Tensor): Promise<StepResult> {
+  const vars = model.namedParameters().filter(([, p]) => p.trainable);
+  const before = tf.memory().numTensors;
+  let res: { value: tf.Scalar; grads: tf.NamedTensorMap } | null = null;
+  const info = await tf.profile(() => {
+    res = tf.variableGrads(() => tf.tidy(() => tf.mean(tf.square(run(x)))) as tf.Scalar, vars.map(([, p]) => p.variable));
+  });
+  const { value, grads } = res!;
+  const out: Record<string, Float32Array> = {};
+  // variables the features do not reach (the head) get no gradient in either run
+  for (const [k, p] of vars) if (grads[p.variable.name]) out[k] = grads[p.variable.name].dataSync() as Float32Array;
+  value.dispose();
+  tf.dispose(grads);
+  return { grads: out, peakBytes: info.peakBytes, leaked: tf.memory().numTensors - before };
+}
+
+function maxDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
+  let m = 0;
+  for (const k of Object.keys(a)) for (let i = 0; i < a[k].length; i++) m = Math.max(m, Math.abs(a[k][i] - b[k][i]));
+  return m;
+}
+
+async function compare(label: string, model: Module & { setGradCheckpointing(on?: boolean): void }, x: tf.Tensor, run: (x: tf.Tensor) => tf.Tensor) {
+  const plain = await step(model, x, run);
+  model.setGradCheckpointing(true);
+  const chk = await step(model, x, run);
+  model.setGradCheckpointing(false);
+  const diff = maxDiff(plain.grads, chk.grads);
+  console.log(`${label}: peak ${plain.peakBytes} -> ${chk.peakBytes} bytes (${((1 - chk.peakBytes / plain.peakBytes) * 100).toFixed(1)}% less), max |grad diff| ${diff}`);
+  expect(Object.keys(chk.grads)).toEqual(Object.keys(plain.grads));
+  expect(diff).toBe(0);
+  expect(chk.leaked).toBe(0);
+  expect(plain.leaked).toBe(0);
+  expect(chk.peakBytes).toBeLessThan(plain.peakBytes);
+}
+
+for (const backend of BACKENDS) {
+  describe(`gradient checkpointing (${backend})`, () => {
+    beforeAll(() => useBackend(backend));
+
+    for (const family of listFamilies()) {
+      it(`${family.name}: the same gradients with less memory, nothing leaks`, async () => {
+        // SeMask's semantic layers apply a fixed dropout (0.1) outside the blocks: without them both runs are deterministic
+        const model = family.tiny(64, family.name === 'semask_swin' ? { dropPathRate: 0, numSemBlocks: [0, 0, 0, 0] } : { dropPathRate: 0 });
+        const x = randomInput([2, 64, 64, model.inChans], 1);
+        await compare(`${backend} ${family.name}`, model, x, (t) => model.forwardFeatures(t, { training: true }));
+        x.dispose();
+        model.dispose();
+      });
+    }
+
+    it("the trainer's gradCheckpointing option: the same training steps as without it", () => {
+      const family = getFamily(listFamilies()[0].name);
+      const x = randomInput([2, 64, 64, 3], 3);
+      const init = family.tiny(64, { dropPathRate: 0 });
+      const sd = init.stateDict();
+      const run = (gradCheckpointing: boolean): number[] => {
+        const model = family.tiny(64, { dropPathRate: 0 });
+        model.loadStateDict(sd);
+        const trainer = new Trainer<tf.Tensor>({
+          model,
+          lr: 1e-3,
+          constantLr: true,
+          gradCheckpointing,
+          loss: (b) => tf.mean(tf.square(model.forwardFeatures(b, { training: true }))) as tf.Scalar,
+        });
+        const losses = [0, 1, 2].map(() => trainer.trainStep(x, { step: 0, epoch: 0, totalSteps: 3, batchSize: 2 }).loss);
+        trainer.dispose();
+        model.dispose();
+        return losses;
+      };
+      const plain = run(false);
+      expect(run(true)).toEqual(plain);
+      x.dispose();
+      tf.dispose(Object.values(sd));
+      init.dispose();
+    });
+
+    it('video swin: the same gradients with less memory, nothing leaks', async () => {
+      const model = videoSwin({ embedDim: 8, depths: [2, 2], numHeads: [1, 2], windowSize: [2, 4, 4], patchNorm: true, dropPathRate: 0 });
+      const x = randomInput([1, 4, 32, 32, 3], 2);
+      await compare(`${backend} video_swin`, model, x, (t) => model.forwardFeatures(t, { training: true }));
+      x.dispose();
+      model.dispose();
+    });
+
+    it('BEVT, video and image streams: the same gradients with less memory, nothing leaks', async () => {
+      const model = bevtSwin({ embedDim: 8, depths: [1, 1, 2, 1], numHeads: [1, 1, 2, 2], windowSize: [2, 2, 2], patchNorm: true, dropPathRate: 0 });
+      const v = randomInput([1, 4, 32, 32, 3], 4);
+      await compare(`${backend} bevt video`, model, v, (t) => model.forward(t, { training: true }));
+      const img = randomInput([1, 64, 64, 3], 5);
+      await compare(`${backend} bevt image`, model, img, (t) => model.forwardImage(t, { training: true }));
+      v.dispose();
+      img.dispose();
+      model.dispose();
+    });
+
+    it("CSWin's useChk turns checkpointing on", () => {
+      const family = getFamily('cswin');
+      const m = family.create({ ...family.tinyConfig(64), useChk: true });
+      const flags = m.namedModules().filter(([, c]) => 'gradCheckpointing' in c);
+      expect(flags.length).toBeGreaterThan(0);
+      for (const [, c] of flags) expect((c as unknown as { gradCheckpointing: boolean }).gradCheckpointing).toBe(true);
+      m.dispose();
+    });
+  });
+}
