@@ -13,14 +13,20 @@ const external = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', /^node:/]
  */
 const nodeStubs = {
   name: 'node-builtin-stubs',
-  setup(build: { onResolve: Function; onLoad: Function }) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- esbuild's PluginBuild, not a dependency of the config
+  setup(build: { onResolve: (...a: any[]) => void; onLoad: (...a: any[]) => void }) {
     build.onResolve({ filter: /^node:/ }, (args: { path: string }) => ({ path: args.path.slice(5), namespace: 'node-stub' }));
     // the hub client is used by the Node download path only (its own build imports fs, os, stream)
     build.onResolve({ filter: /^@huggingface\/hub$/ }, () => ({ path: 'hub', namespace: 'node-only' }));
-    build.onLoad({ filter: /.*/, namespace: 'node-only' }, () => ({ contents: "throw new Error('@huggingface/hub downloads run in Node only');\n", loader: 'js' }));
+    build.onLoad({ filter: /.*/, namespace: 'node-only' }, () => ({
+      contents: "throw new Error('@huggingface/hub downloads run in Node only');\n",
+      loader: 'js',
+    }));
     build.onLoad({ filter: /.*/, namespace: 'node-stub' }, (args: { path: string }) => {
       const id = args.path;
-      const names = builtinModules.includes(id) ? Object.keys(require(id)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default') : [];
+      const names = builtinModules.includes(id)
+        ? Object.keys(require(id)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default')
+        : [];
       const fail = `() => { throw new Error('node:${id} is not available in a browser'); }`;
       const lines = names.map((n) => `export const ${n} = ${fail};`);
       return { contents: `${lines.join('\n')}\nexport default { ${names.join(', ')} };\n`, loader: 'js' };

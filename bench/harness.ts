@@ -55,11 +55,15 @@ export function time(fn: () => void, reps = 3, warmup = 1): number {
 export function measureMatmul(n = 1024): number {
   const a = tf.randomNormal([n, n]);
   const b = tf.randomNormal([n, n]);
-  const s = time(() => {
-    const c = tf.matMul(a, b);
-    c.dataSync();
-    c.dispose();
-  }, 5, 2);
+  const s = time(
+    () => {
+      const c = tf.matMul(a, b);
+      c.dataSync();
+      c.dispose();
+    },
+    5,
+    2,
+  );
   tf.dispose([a, b]);
   return (2 * n ** 3) / s / 1e9;
 }
@@ -111,7 +115,12 @@ export function profileOnce(fn: () => void): ProfiledKernel[] {
     if (own) timer.time = original;
     else delete (timer as { time?: unknown }).time;
   }
-  return eng.state.activeProfile.kernels.map((k, i) => ({ name: k.name, ms: times[i] ?? 0, inputShapes: k.inputShapes, outputShapes: k.outputShapes }));
+  return eng.state.activeProfile.kernels.map((k, i) => ({
+    name: k.name,
+    ms: times[i] ?? 0,
+    inputShapes: k.inputShapes,
+    outputShapes: k.outputShapes,
+  }));
 }
 
 /**
@@ -141,9 +150,13 @@ export function printProfile(fn: () => void, top = 25, reps = 3): void {
     total += k.ms;
   }
   profileCount++;
-  console.log(`--- profile #${profileCount}: ${kernels.length} kernel calls, ${total.toFixed(1)} ms in kernels (fastest of ${reps} runs per call), ${wall.toFixed(1)} ms wall (first run)`);
+  console.log(
+    `--- profile #${profileCount}: ${kernels.length} kernel calls, ${total.toFixed(1)} ms in kernels (fastest of ${reps} runs per call), ${wall.toFixed(1)} ms wall (first run)`,
+  );
   for (const [key, r] of [...rows.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
-    console.log(`${r.ms.toFixed(1).padStart(9)} ms ${((100 * r.ms) / Math.max(total, 1e-9)).toFixed(1).padStart(5)}% ${String(r.n).padStart(5)}x  ${key}`);
+    console.log(
+      `${r.ms.toFixed(1).padStart(9)} ms ${((100 * r.ms) / Math.max(total, 1e-9)).toFixed(1).padStart(5)}% ${String(r.n).padStart(5)}x  ${key}`,
+    );
   }
 }
 
@@ -160,11 +173,15 @@ export async function benchForward(ctx: BenchContext, modelName: string, size: n
   probe.dispose();
   for (const b of ctx.batches) {
     const x = tf.randomNormal([b, size, size, 3]);
-    const s = ctx.time(() => {
-      const y = model.forwardLogits(x);
-      y.dataSync();
-      y.dispose();
-    }, b > 4 ? 3 : 5, 2);
+    const s = ctx.time(
+      () => {
+        const y = model.forwardLogits(x);
+        y.dataSync();
+        y.dispose();
+      },
+      b > 4 ? 3 : 5,
+      2,
+    );
     ctx.report({ name: `${modelName} fwd`, batch: b, imgsPerSec: b / s, gflopPerImg: flops / 1e9 });
     x.dispose();
   }

@@ -32,7 +32,9 @@ async function main(): Promise<void> {
   const kernelSets = backend === 'wasm' ? (flag(args, 'kernels') ?? 'fast').split(',') : ['stock'];
   setProfiling(args.includes('--profile'));
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'suites');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .sort();
   const suites: Array<{ file: string; suite: BenchSuite }> = [];
   for (const f of files) {
     const suite = (await import(pathToFileURL(join(dir, f)).href)).default as BenchSuite;
@@ -46,7 +48,10 @@ async function main(): Promise<void> {
       else unregisterFastKernels();
       await tf.setBackend(backend);
       await tf.ready();
-      const config = backend === 'wasm' ? `wasm, ${threads} thread${threads > 1 ? 's' : ''}, ${kernels === 'fast' ? 'our kernels' : 'tfjs-wasm kernels'}` : backend;
+      const config =
+        backend === 'wasm'
+          ? `wasm, ${threads} thread${threads > 1 ? 's' : ''}, ${kernels === 'fast' ? 'our kernels' : 'tfjs-wasm kernels'}`
+          : backend;
       // the machines are shared and noisy: each suite's rows are compared with the matmul rate measured
       // right before and right after that suite (their mean), not with one figure from the start
       const mm = measureMatmul();

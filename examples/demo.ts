@@ -45,8 +45,18 @@ async function main(): Promise<number> {
     values = parseArgs({
       args: process.argv.slice(2),
       options: {
-        model: str, 'pretrain-steps': str, 'finetune-steps': str, 'labels-per-class': str, batch: str, seed: str, seeds: str, out: str, backend: str,
-        quick: { type: 'boolean' }, help: { type: 'boolean' }, 'no-fast-kernels': { type: 'boolean' },
+        model: str,
+        'pretrain-steps': str,
+        'finetune-steps': str,
+        'labels-per-class': str,
+        batch: str,
+        seed: str,
+        seeds: str,
+        out: str,
+        backend: str,
+        quick: { type: 'boolean' },
+        help: { type: 'boolean' },
+        'no-fast-kernels': { type: 'boolean' },
       },
     }).values;
   } catch (e) {

@@ -65,5 +65,20 @@ const result = await build({
 });
 const bytes = Object.values(result.metafile.outputs).reduce((s, o) => s + o.bytes, 0);
 const inputs = Object.keys(result.metafile.inputs);
-const pkgs = [...new Set(inputs.filter((p) => p.includes('node_modules/')).map((p) => p.split('node_modules/').pop().split('/').slice(0, p.includes('node_modules/@') ? 2 : 1).join('/')))].sort();
-console.log(`wrote ${relative(process.cwd(), outfile)}: ${(bytes / 1e6).toFixed(2)} MB, ${inputs.length} inputs; packages: ${pkgs.join(', ')}`);
+const pkgs = [
+  ...new Set(
+    inputs
+      .filter((p) => p.includes('node_modules/'))
+      .map((p) =>
+        p
+          .split('node_modules/')
+          .pop()
+          .split('/')
+          .slice(0, p.includes('node_modules/@') ? 2 : 1)
+          .join('/'),
+      ),
+  ),
+].sort();
+console.log(
+  `wrote ${relative(process.cwd(), outfile)}: ${(bytes / 1e6).toFixed(2)} MB, ${inputs.length} inputs; packages: ${pkgs.join(', ')}`,
+);

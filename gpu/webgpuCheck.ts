@@ -55,7 +55,13 @@ const flag = (name: string): string | undefined => {
   const a = argv.find((s) => s === `--${name}` || s.startsWith(`--${name}=`));
   return a === undefined ? undefined : a.includes('=') ? a.slice(a.indexOf('=') + 1) : '';
 };
-const list = (v: string | undefined): string[] | undefined => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+const list = (v: string | undefined): string[] | undefined =>
+  v
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
 
 const OUT = resolve(argv.find((a) => !a.startsWith('--')) ?? process.env.VB_GPU_OUT ?? 'gpu-out');
 const TIME_LIMIT_S = Number(flag('time-limit') ?? process.env.VB_TIME_LIMIT ?? 270);
@@ -64,7 +70,8 @@ const SKIP_BENCH = flag('skip-bench') !== undefined;
 const PROBE = flag('probe') !== undefined; // only set up WebGPU and print the adapter
 const CASES = list(flag('cases'));
 const BENCH_PARTS = list(flag('bench')) ?? ['matmul', 'profile', 'fwd', 'train'];
-if (flag('profile') !== undefined && !BENCH_PARTS.includes('profile')) BENCH_PARTS.splice(BENCH_PARTS.includes('matmul') ? 1 : 0, 0, 'profile');
+if (flag('profile') !== undefined && !BENCH_PARTS.includes('profile'))
+  BENCH_PARTS.splice(BENCH_PARTS.includes('matmul') ? 1 : 0, 0, 'profile');
 const PROFILE_MODELS = list(flag('profile-models')) ?? ['swinv2_tiny_window8_256', 'convnextv2_atto'];
 /** `--tf-flags=NAME=value,...`: tfjs environment flags set before the webgpu backend initialises. */
 const TF_FLAGS = list(flag('tf-flags') ?? process.env.VB_TF_FLAGS) ?? [];
@@ -158,7 +165,8 @@ function save(): void {
   writeFileSync(JSON_OUT, JSON.stringify(results, null, 1));
 }
 
-const errText = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}${e.stack ? '\n' + e.stack.split('\n').slice(1, 6).join('\n') : ''}` : String(e));
+const errText = (e: unknown): string =>
+  e instanceof Error ? `${e.name}: ${e.message}${e.stack ? '\n' + e.stack.split('\n').slice(1, 6).join('\n') : ''}` : String(e);
 
 // ---------------------------------------------------------------------------------------------
 // WebGPU in Node
@@ -174,7 +182,8 @@ type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknow
 /** The GPU adapter's description: info fields, features, the limits tfjs asks for. */
 function describeAdapter(adapter: GPUAdapter): Record<string, unknown> {
   const info = (adapter as unknown as { info?: GPUAdapterInfo }).info;
-  const pick = (o: object | undefined, keys: string[]) => Object.fromEntries(keys.map((k) => [k, (o as Record<string, unknown> | undefined)?.[k]]));
+  const pick = (o: object | undefined, keys: string[]) =>
+    Object.fromEntries(keys.map((k) => [k, (o as Record<string, unknown> | undefined)?.[k]]));
   return {
     ...pick(info, ['vendor', 'architecture', 'device', 'description', 'subgroupMinSize', 'subgroupMaxSize', 'isFallbackAdapter']),
     features: [...adapter.features].sort(),
@@ -202,7 +211,9 @@ function applyTfFlags(): void {
     const name = eq < 0 ? item : item.slice(0, eq);
     const text = eq < 0 ? 'true' : item.slice(eq + 1);
     if (!(name in env.flagRegistry)) {
-      const known = Object.keys(env.flagRegistry).filter((k) => k.startsWith('WEBGPU')).join(', ');
+      const known = Object.keys(env.flagRegistry)
+        .filter((k) => k.startsWith('WEBGPU'))
+        .join(', ');
       throw new Error(`--tf-flags: unknown tfjs flag ${name} (webgpu flags: ${known})`);
     }
     const current = env.get(name);
@@ -287,7 +298,11 @@ async function setupWebGPU(): Promise<boolean> {
   void device.lost?.then((info) => log(`GPU DEVICE LOST: ${info.reason} ${info.message}`));
   results.backend = tf.getBackend();
   const registry = (tf.env() as unknown as { flagRegistry: Record<string, unknown> }).flagRegistry ?? {};
-  results.tfjsFlags = Object.fromEntries(Object.keys(registry).filter((k) => k.startsWith('WEBGPU')).map((k) => [k, tf.env().get(k)]));
+  results.tfjsFlags = Object.fromEntries(
+    Object.keys(registry)
+      .filter((k) => k.startsWith('WEBGPU'))
+      .map((k) => [k, tf.env().get(k)]),
+  );
   log(`tfjs backend: ${tf.getBackend()} (tfjs ${tf.version.tfjs}); flags ${JSON.stringify(results.tfjsFlags)}`);
   save();
   return true;
@@ -324,7 +339,12 @@ async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) =
   const x = nchwToNhwc(fx.io.input);
   try {
     const loaded = loadTimmWeights(model, fx.weightsBytes!);
-    checkThat(res, 'all tensors loaded', loaded.loaded.length === fx.case.weights.num_tensors, `${loaded.loaded.length} of ${fx.case.weights.num_tensors}`);
+    checkThat(
+      res,
+      'all tensors loaded',
+      loaded.loaded.length === fx.case.weights.num_tensors,
+      `${loaded.loaded.length} of ${fx.case.weights.num_tensors}`,
+    );
     checkThat(res, 'none skipped', loaded.skipped.length === 0, loaded.skipped.join(','));
     loadTimmWeights(fo, fx.weightsBytes!);
 
@@ -375,12 +395,20 @@ async function backboneCase(res: CaseResult, fx: Fixture, build: (config: any) =
   {
     const m = build({ ...fx.case.config, featuresOnly: true, outIndices: [1, -1] });
     const full = build(fx.case.config);
-    const headKeys = full.namedParameters().map(([k]) => k).filter((k) => m.headPrefixes.some((p) => k.startsWith(p)));
+    const headKeys = full
+      .namedParameters()
+      .map(([k]) => k)
+      .filter((k) => m.headPrefixes.some((p) => k.startsWith(p)));
     full.dispose();
     const x2 = nchwToNhwc(fx.io.input);
     try {
       const r = loadTimmWeights(m, fx.weightsBytes!);
-      checkThat(res, 'featuresOnly skips exactly the head', m.numClasses === 0 && [...r.skipped].sort().join(',') === [...headKeys].sort().join(','), r.skipped.join(','));
+      checkThat(
+        res,
+        'featuresOnly skips exactly the head',
+        m.numClasses === 0 && [...r.skipped].sort().join(',') === [...headKeys].sort().join(','),
+        r.skipped.join(','),
+      );
       const outs = m.forward(x2) as tf.Tensor4D[];
       checkThat(res, 'featuresOnly [1, -1] returns 2 levels', outs.length === 2);
       const last = nFeat - 1;
@@ -420,7 +448,8 @@ async function pretrainCase(res: CaseResult, fx: Fixture): Promise<void> {
   res.atol = atol;
   res.rtol = rtol;
   const c = (name: string, a: tf.Tensor, e: tf.Tensor) => cmp(res, name, a, e, atol, rtol);
-  const leak = (before: number, made: number) => checkThat(res, 'no leaked tensors', tf.memory().numTensors === before + made, `${tf.memory().numTensors - before - made} more`);
+  const leak = (before: number, made: number) =>
+    checkThat(res, 'no leaked tensors', tf.memory().numTensors === before + made, `${tf.memory().numTensors - before - made} more`);
   switch (fx.name) {
     case 'hog_64': {
       const x = nchwToNhwc(fx.io.input);
@@ -461,7 +490,11 @@ async function pretrainCase(res: CaseResult, fx: Fixture): Promise<void> {
       await c('mixmim_loss', keep(loss.reshape([1])), fx.io.loss);
       await c('mixmim_loss_unnormalized_target', keep(lossRaw.reshape([1])), fx.io.loss_unnormalized_target);
       await c('mask', keep(grid.reshape([1, -1, 1])), fx.io.mask);
-      for (const [name, f] of [['mask_s1', 8], ['mask_s2', 4], ['mask_s3', 2]] as const) {
+      for (const [name, f] of [
+        ['mask_s1', 8],
+        ['mask_s2', 4],
+        ['mask_s3', 2],
+      ] as const) {
         const up = keep(repeatMask(grid, f));
         await c(name, keep(up.reshape([1, -1, 1])), fx.io[name]);
       }
@@ -514,7 +547,11 @@ async function pretrainCase(res: CaseResult, fx: Fixture): Promise<void> {
       // structural (the generator is random): geometry, exact masked count, constant 8x8 blocks
       const d = fx.case.derived;
       const g = simmimMaskGeometry(fx.case.config);
-      checkThat(res, 'geometry', [g.randSize, g.scale, g.tokenCount, g.maskCount].join() === [d.rand_size, d.scale, d.token_count, d.mask_count].join());
+      checkThat(
+        res,
+        'geometry',
+        [g.randSize, g.scale, g.tokenCount, g.maskCount].join() === [d.rand_size, d.scale, d.token_count, d.mask_count].join(),
+      );
       const before = tf.memory().numTensors;
       let ok = true;
       const bad: string[] = [];
@@ -551,10 +588,21 @@ const BACKBONE_CASES: Array<{ name: string; build: (config: any) => Backbone }> 
   .map((d) => ({ name: d, arch: JSON.parse(readFileSync(join(REPO, 'test', 'fixtures', d, 'case.json'), 'utf8')).arch as string }))
   .filter((c) => FAMILY_NAMES.has(c.arch))
   .map((c) => ({ name: c.name, build: (config: any) => getFamily(c.arch).create(config) }));
-const PRETRAIN_CASES = ['hog_64', 'simmim_mask_swin192', 'simmim_loss_64', 'mixmim_loss_64', 'fcmae_loss_64', 'milan_loss_17x32', 'eva_loss_4x4'];
+const PRETRAIN_CASES = [
+  'hog_64',
+  'simmim_mask_swin192',
+  'simmim_loss_64',
+  'mixmim_loss_64',
+  'fcmae_loss_64',
+  'milan_loss_17x32',
+  'eva_loss_4x4',
+];
 
 async function runFixtures(): Promise<void> {
-  const all = [...BACKBONE_CASES.map((c) => ({ ...c, kind: 'backbone' as const })), ...PRETRAIN_CASES.map((name) => ({ name, kind: 'pretrain' as const }))];
+  const all = [
+    ...BACKBONE_CASES.map((c) => ({ ...c, kind: 'backbone' as const })),
+    ...PRETRAIN_CASES.map((name) => ({ name, kind: 'pretrain' as const })),
+  ];
   for (const c of all) {
     if (CASES && !CASES.includes(c.name)) continue;
     const res: CaseResult = { case: c.name, kind: c.kind, outputs: {}, checks: {}, gpuErrors: [], seconds: 0, pass: false };
@@ -582,11 +630,18 @@ async function runFixtures(): Promise<void> {
     res.seconds = Number(((performance.now() - t0) / 1000).toFixed(2));
     const outs = Object.values(res.outputs);
     const structural = c.name === 'simmim_mask_swin192'; // compared by structure only, no value outputs
-    res.pass = !res.error && (structural || outs.length > 0) && outs.every((o) => o.pass) && Object.values(res.checks).every((k) => k.pass) && res.gpuErrors.length === 0;
+    res.pass =
+      !res.error &&
+      (structural || outs.length > 0) &&
+      outs.every((o) => o.pass) &&
+      Object.values(res.checks).every((k) => k.pass) &&
+      res.gpuErrors.length === 0;
     const errs = Object.entries(res.outputs)
       .map(([k, o]) => `${k}=${o.maxAbsErr.toExponential(2)}${o.pass ? '' : '(FAIL)'}`)
       .join(' ');
-    const badChecks = Object.entries(res.checks).filter(([, k]) => !k.pass).map(([n, k]) => `${n}${k.detail ? ` [${k.detail}]` : ''}`);
+    const badChecks = Object.entries(res.checks)
+      .filter(([, k]) => !k.pass)
+      .map(([n, k]) => `${n}${k.detail ? ` [${k.detail}]` : ''}`);
     log(
       `fixture ${c.name}: ${res.pass ? 'PASS' : 'FAIL'} in ${res.seconds}s (atol ${res.atol}, rtol ${res.rtol}) max abs err: ${errs}` +
         (badChecks.length ? ` | failed checks: ${badChecks.join('; ')}` : '') +
@@ -602,7 +657,9 @@ async function runFixtures(): Promise<void> {
     }
     save();
   }
-  log(`fixtures: ${results.fixtureSummary.passed} passed, ${results.fixtureSummary.failed} failed${results.fixtureSummary.failed ? ` (${results.fixtureSummary.failedCases.join(', ')})` : ''}`);
+  log(
+    `fixtures: ${results.fixtureSummary.passed} passed, ${results.fixtureSummary.failed} failed${results.fixtureSummary.failed ? ` (${results.fixtureSummary.failedCases.join(', ')})` : ''}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,7 +702,10 @@ async function runTrainSmoke(): Promise<void> {
     try {
       model = fam.build(64, { numClasses: 10 });
       const vars = model.trainableVariables();
-      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model!.forwardLogits(x, { training: true })) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, model!.forwardLogits(x, { training: true })) as tf.Scalar,
+        vars,
+      );
       r.loss = (await value.data())[0];
       r.variables = vars.length;
       const names = Object.keys(grads);
@@ -710,7 +770,12 @@ function addBench(r: BenchResult): void {
  * Time `fn` (which awaits its own result): the first call (shader compilation) and one more warm-up,
  * then up to `maxReps` calls while the time limit allows and at most ~`budget` s. Median seconds.
  */
-async function timeAsync(fn: () => Promise<void>, budget: number, minReps = 3, maxReps = 10): Promise<{ first: number; median: number; reps: number } | null> {
+async function timeAsync(
+  fn: () => Promise<void>,
+  budget: number,
+  minReps = 3,
+  maxReps = 10,
+): Promise<{ first: number; median: number; reps: number } | null> {
   let t = performance.now();
   await fn();
   const first = (performance.now() - t) / 1000;
@@ -737,26 +802,49 @@ async function benchMatmul(n: number): Promise<void> {
   try {
     const flop = 2 * n ** 3;
     // one product, synchronised by reading the result back
-    const single = await timeAsync(async () => {
-      const c = tf.matMul(a, b);
-      await c.data();
-      c.dispose();
-    }, 2, 3, 10);
-    if (single) addBench({ name: `${name} (each read back)`, secondsPerCall: single.median, gflops: flop / single.median / 1e9, firstCallSeconds: single.first, reps: single.reps });
+    const single = await timeAsync(
+      async () => {
+        const c = tf.matMul(a, b);
+        await c.data();
+        c.dispose();
+      },
+      2,
+      3,
+      10,
+    );
+    if (single)
+      addBench({
+        name: `${name} (each read back)`,
+        secondsPerCall: single.median,
+        gflops: flop / single.median / 1e9,
+        firstCallSeconds: single.first,
+        reps: single.reps,
+      });
     // k products queued back to back, synchronised once on one element of the last
     const k = n >= 4096 ? 8 : 32;
-    const queued = await timeAsync(async () => {
-      let c: tf.Tensor | null = null;
-      for (let i = 0; i < k; i++) {
-        const next = tf.matMul(a, b);
-        c?.dispose();
-        c = next;
-      }
-      const corner = tf.slice(c!, [0, 0], [1, 1]);
-      await corner.data();
-      tf.dispose([c!, corner]);
-    }, 3, 3, 6);
-    if (queued) addBench({ name: `${name} (${k} queued, one sync)`, secondsPerCall: queued.median / k, gflops: (k * flop) / queued.median / 1e9, reps: queued.reps });
+    const queued = await timeAsync(
+      async () => {
+        let c: tf.Tensor | null = null;
+        for (let i = 0; i < k; i++) {
+          const next = tf.matMul(a, b);
+          c?.dispose();
+          c = next;
+        }
+        const corner = tf.slice(c!, [0, 0], [1, 1]);
+        await corner.data();
+        tf.dispose([c!, corner]);
+      },
+      3,
+      3,
+      6,
+    );
+    if (queued)
+      addBench({
+        name: `${name} (${k} queued, one sync)`,
+        secondsPerCall: queued.median / k,
+        gflops: (k * flop) / queued.median / 1e9,
+        reps: queued.reps,
+      });
   } catch (e) {
     addBench({ name, error: errText(e) });
   } finally {
@@ -782,16 +870,31 @@ async function benchForward(name: string, size: number): Promise<void> {
       }
       const x = tf.randomNormal([b, size, size, 3]);
       try {
-        const r = await timeAsync(async () => {
-          const y = model!.forwardLogits(x);
-          await y.data();
-          y.dispose();
-        }, 4, 3, 10);
+        const r = await timeAsync(
+          async () => {
+            const y = model!.forwardLogits(x);
+            await y.data();
+            y.dispose();
+          },
+          4,
+          3,
+          10,
+        );
         const errs = takeGpuErrors();
         if (r && r.reps > 0) {
           const ips = b / r.median;
           fwdSecondsPerImg[name] = Math.min(fwdSecondsPerImg[name] ?? Infinity, r.median / b);
-          addBench({ name: rname, batch: b, secondsPerCall: r.median, imgsPerSec: ips, gflopPerImg, gflops: gflopPerImg ? ips * gflopPerImg : undefined, firstCallSeconds: r.first, reps: r.reps, note: errs.length ? `${errs.length} GPU errors` : undefined });
+          addBench({
+            name: rname,
+            batch: b,
+            secondsPerCall: r.median,
+            imgsPerSec: ips,
+            gflopPerImg,
+            gflops: gflopPerImg ? ips * gflopPerImg : undefined,
+            firstCallSeconds: r.first,
+            reps: r.reps,
+            note: errs.length ? `${errs.length} GPU errors` : undefined,
+          });
         } else addBench({ name: rname, batch: b, firstCallSeconds: r?.first, skipped: 'time limit after the first call' });
       } catch (e) {
         addBench({ name: rname, batch: b, error: errText(e) });
@@ -812,7 +915,11 @@ async function benchTrainStep(name: string, size: number, batch = 8): Promise<vo
   // a step costs about 3 forward passes; it needs ~4 steps (first, warm-up, 2 timed)
   const estStep = fwdSecondsPerImg[name] !== undefined ? 3 * batch * fwdSecondsPerImg[name] : 0;
   if (remaining() < 30 || remaining() < 4.5 * estStep + 10) {
-    return addBench({ name: rname, batch, skipped: `time limit (${remaining().toFixed(0)} s left${estStep ? `, ~${estStep.toFixed(1)} s/step estimated from the forward bench` : ''})` });
+    return addBench({
+      name: rname,
+      batch,
+      skipped: `time limit (${remaining().toFixed(0)} s left${estStep ? `, ~${estStep.toFixed(1)} s/step estimated from the forward bench` : ''})`,
+    });
   }
   let model: Backbone | null = null;
   const opt = tf.train.sgd(1e-4);
@@ -821,11 +928,24 @@ async function benchTrainStep(name: string, size: number, batch = 8): Promise<vo
     model = createModel(name) as Backbone;
     const numClasses = model.numClasses;
     xs.push(tf.randomNormal([batch, size, size, 3]));
-    xs.push(tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, j) => (j * 37) % numClasses), 'int32'), numClasses)));
+    xs.push(
+      tf.tidy(() =>
+        tf.oneHot(
+          tf.tensor1d(
+            Array.from({ length: batch }, (_, j) => (j * 37) % numClasses),
+            'int32',
+          ),
+          numClasses,
+        ),
+      ),
+    );
     const vars = model.trainableVariables();
     const losses: number[] = [];
     const step = async () => {
-      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(xs[1], model!.forwardLogits(xs[0], { training: true })) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(xs[1], model!.forwardLogits(xs[0], { training: true })) as tf.Scalar,
+        vars,
+      );
       opt.applyGradients(grads);
       const v = (await value.data())[0];
       tf.dispose([value, ...Object.values(grads)]);
@@ -919,7 +1039,14 @@ function topRows(rows: Map<string, ProfileRow>, byTime: boolean, n = 15): Profil
  */
 async function benchProfile(name: string, size: number, batch = 1): Promise<void> {
   const backend = tf.backend() as unknown as { supportTimestampQuery?: boolean };
-  const r: ProfileResult = { model: name, batch, timestampQuery: backend.supportTimestampQuery === true, byKernel: [], byProgram: [], noDispatch: [] };
+  const r: ProfileResult = {
+    model: name,
+    batch,
+    timestampQuery: backend.supportTimestampQuery === true,
+    byKernel: [],
+    byProgram: [],
+    noDispatch: [],
+  };
   results.profile.push(r);
   if (remaining() < 20) {
     r.skipped = `time limit (${remaining().toFixed(0)} s left)`;
@@ -1009,12 +1136,16 @@ async function benchProfile(name: string, size: number, batch = 1): Promise<void
     `profile ${name} batch ${batch}: plain forward ${f(r.wallMs)} ms wall (${f(r.enqueueMs)} ms until forwardLogits returned); ${r.kernels ?? '?'} tf kernels, ${r.dispatches ?? '?'} GPU dispatches ` +
       `(${r.kernelsWithoutDispatch ?? '?'} kernels dispatch nothing), ` +
       (r.wallMs && r.dispatches ? `${((r.wallMs * 1e3) / r.dispatches).toFixed(0)} us wall per dispatch; ` : '') +
-      (r.timestampQuery ? `GPU time ${f(r.gpuMs, 2)} ms` + (r.wallMs && r.gpuMs !== undefined ? ` = ${((100 * r.gpuMs) / r.wallMs).toFixed(1)}% of the plain wall time` : '') : 'no timestamp-query: no GPU times') +
+      (r.timestampQuery
+        ? `GPU time ${f(r.gpuMs, 2)} ms` +
+          (r.wallMs && r.gpuMs !== undefined ? ` = ${((100 * r.gpuMs) / r.wallMs).toFixed(1)}% of the plain wall time` : '')
+        : 'no timestamp-query: no GPU times') +
       `; profiled forward ${f(r.profileWallMs)} ms; tf.time kernelMs ${f(r.timeKernelMs, 2)} wallMs ${f(r.timeWallMs)}` +
       (leaked ? `; ${leaked} tensors left` : '') +
       (r.error ? ` | ERROR: ${r.error}` : ''),
   );
-  const rowText = (w: ProfileRow) => `${w.name} x${w.count}${w.dispatches !== undefined ? ` (${w.dispatches} disp)` : ''}${r.timestampQuery ? ` ${w.gpuMs.toFixed(3)} ms` : ''}`;
+  const rowText = (w: ProfileRow) =>
+    `${w.name} x${w.count}${w.dispatches !== undefined ? ` (${w.dispatches} disp)` : ''}${r.timestampQuery ? ` ${w.gpuMs.toFixed(3)} ms` : ''}`;
   if (r.byKernel.length) log(`   top kernels${r.gpuMs ? ' by GPU time' : ' by count'}: ${r.byKernel.map(rowText).join('; ')}`);
   if (r.byProgram.length) log(`   top programs${r.gpuMs ? ' by GPU time' : ' by count'}: ${r.byProgram.map(rowText).join('; ')}`);
   if (r.noDispatch.length) log(`   kernels without a dispatch: ${r.noDispatch.map((w) => `${w.name} x${w.count}`).join('; ')}`);

@@ -35,7 +35,13 @@ export * from './backends/convBackprop.js';
 export { enableWasmThreads, useWasm, wasmThreads } from './backends/wasmThreads.js';
 export type { UseWasmOptions } from './backends/wasmThreads.js';
 export { WasmOutOfMemoryError, WASM_HEAP_MAX_BYTES } from './backends/wasmMemoryGuard.js';
-export { registerFastKernels, unregisterFastKernels, fastKernelRegistered, fastKernelsReady, FAST_KERNEL_NAMES } from './backends/fastKernels.js';
+export {
+  registerFastKernels,
+  unregisterFastKernels,
+  fastKernelRegistered,
+  fastKernelsReady,
+  FAST_KERNEL_NAMES,
+} from './backends/fastKernels.js';
 export type { FastKernelName, FastKernelOptions } from './backends/fastKernels.js';
 export * from './utils/flops.js';
 export * from './utils/pinv.js';

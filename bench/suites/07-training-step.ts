@@ -35,7 +35,15 @@ const suite: BenchSuite = {
       const ys: tf.Tensor[] = [];
       for (let i = 0; i < batch; i += micro) {
         xs.push(tf.randomNormal([micro, size, size, 3]));
-        ys.push(tf.oneHot(tf.tensor1d(Array.from({ length: micro }, (_, j) => ((i + j) * 37) % numClasses), 'int32'), numClasses));
+        ys.push(
+          tf.oneHot(
+            tf.tensor1d(
+              Array.from({ length: micro }, (_, j) => ((i + j) * 37) % numClasses),
+              'int32',
+            ),
+            numClasses,
+          ),
+        );
       }
       const vars = model.trainableVariables();
       const opt = tf.train.sgd(1e-4);

@@ -11,26 +11,52 @@ const suite: BenchSuite = {
     const row = (name: string, sec: number, flops = 0) =>
       ctx.report({ name, batch: 1, note: `${(sec * 1e3).toFixed(2)} ms${flops ? `, ${(flops / sec / 1e9).toFixed(2)} GFLOP/s` : ''}` });
     const time = (f: () => tf.Tensor | tf.Tensor[]) =>
-      ctx.time(() => {
-        const r = f();
-        tf.dispose(r);
-      }, 7, 2);
+      ctx.time(
+        () => {
+          const r = f();
+          tf.dispose(r);
+        },
+        7,
+        2,
+      );
 
     // window attention of SwinV2-T stage 1 at 256 px: 64 windows x 3 heads, 64 tokens, head dim 32
     const q = tf.randomNormal([192, 64, 32]);
     const k = tf.randomNormal([192, 64, 32]);
     const a = tf.randomNormal([192, 64, 64]);
-    row('attention q k^T [192,64,32]', time(() => tf.matMul(q, k, false, true)), 2 * 192 * 64 * 64 * 32);
-    row('attention attn v [192,64,64]x[192,64,32]', time(() => tf.matMul(a, q)), 2 * 192 * 64 * 64 * 32);
+    row(
+      'attention q k^T [192,64,32]',
+      time(() => tf.matMul(q, k, false, true)),
+      2 * 192 * 64 * 64 * 32,
+    );
+    row(
+      'attention attn v [192,64,64]x[192,64,32]',
+      time(() => tf.matMul(a, q)),
+      2 * 192 * 64 * 64 * 32,
+    );
     // the gradient products of a Linear 384 -> 96 over 4096 tokens
     const xt = tf.randomNormal([4096, 384]);
     const dy = tf.randomNormal([4096, 96]);
     const w = tf.randomNormal([384, 96]);
-    row('linear dW = x^T dy [4096,384]^T [4096,96]', time(() => tf.matMul(xt, dy, true, false)), 2 * 4096 * 384 * 96);
-    row('linear dX = dy W^T [4096,96] [384,96]^T', time(() => tf.matMul(dy, w, false, true)), 2 * 4096 * 384 * 96);
+    row(
+      'linear dW = x^T dy [4096,384]^T [4096,96]',
+      time(() => tf.matMul(xt, dy, true, false)),
+      2 * 4096 * 384 * 96,
+    );
+    row(
+      'linear dX = dy W^T [4096,96] [384,96]^T',
+      time(() => tf.matMul(dy, w, false, true)),
+      2 * 4096 * 384 * 96,
+    );
     // elementwise / row ops on the MLP hidden activation [4096, 384]
-    row('erf [4096,384]', time(() => tf.erf(xt)));
-    row('softmax [192,64,64]', time(() => tf.softmax(a)));
+    row(
+      'erf [4096,384]',
+      time(() => tf.erf(xt)),
+    );
+    row(
+      'softmax [192,64,64]',
+      time(() => tf.softmax(a)),
+    );
     tf.dispose([q, k, a, xt, dy, w]);
 
     // dense 3x3 conv filter gradient (ViTDet neck / overlapping patch embeds), 56x56, 64 -> 64
@@ -38,7 +64,11 @@ const suite: BenchSuite = {
     const g = tf.randomNormal([1, 56, 56, 64]);
     const attrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 64, 64] } as unknown as tf.NamedAttrMap;
     if (tf.getKernel('Conv2DBackpropFilter', tf.getBackend())) {
-      row('conv 3x3 56x56x64->64 dW', time(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, attrs) as tf.Tensor), 2 * 56 * 56 * 64 * 64 * 9);
+      row(
+        'conv 3x3 56x56x64->64 dW',
+        time(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, attrs) as tf.Tensor),
+        2 * 56 * 56 * 64 * 64 * 9,
+      );
     }
     tf.dispose([x, g]);
   },

@@ -34,7 +34,10 @@ const FIXTURE = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '
 function upscale(im: RgbImage, px: number): RgbImage {
   const s = Math.max(1, Math.round(px / im.width));
   const out: RgbImage = { width: im.width * s, height: im.height * s, data: new Float32Array(im.width * s * im.height * s * 3) };
-  for (let y = 0; y < out.height; y++) for (let x = 0; x < out.width; x++) for (let k = 0; k < 3; k++) out.data[(y * out.width + x) * 3 + k] = im.data[(Math.floor(y / s) * im.width + Math.floor(x / s)) * 3 + k];
+  for (let y = 0; y < out.height; y++)
+    for (let x = 0; x < out.width; x++)
+      for (let k = 0; k < 3; k++)
+        out.data[(y * out.width + x) * 3 + k] = im.data[(Math.floor(y / s) * im.width + Math.floor(x / s)) * 3 + k];
   return out;
 }
 
@@ -63,7 +66,12 @@ export async function run(opts: NotebookOptions) {
     });
     tables.push(table);
     // the same bias from a module built for this window with the same weights
-    const other = new CosineWindowAttention({ dim: attn.opts.dim, numHeads: heads, windowSize: [w, w], pretrainedWindowSize: [pretrained, pretrained] });
+    const other = new CosineWindowAttention({
+      dim: attn.opts.dim,
+      numHeads: heads,
+      windowSize: [w, w],
+      pretrainedWindowSize: [pretrained, pretrained],
+    });
     other.loadStateDict(sd);
     const bias = other.relativePositionBias(); // [heads, N, N]
     const b = bias.dataSync();
@@ -93,7 +101,17 @@ export async function run(opts: NotebookOptions) {
   windows.forEach((w, i) => {
     const t = tables[i];
     const side = 2 * w - 1;
-    top.push(upscale(colormap(Array.from({ length: side * side }, (_, r) => t[r * heads]), side, side, { min: lo, max: hi }), 96));
+    top.push(
+      upscale(
+        colormap(
+          Array.from({ length: side * side }, (_, r) => t[r * heads]),
+          side,
+          side,
+          { min: lo, max: hi },
+        ),
+        96,
+      ),
+    );
     // bias that the centre query adds to each key of the window (head 0)
     const c = Math.floor(w / 2);
     const centre = Array.from({ length: w * w }, (_, q) => t[((c - Math.floor(q / w) + w - 1) * side + (c - (q % w) + w - 1)) * heads]);
@@ -105,11 +123,12 @@ export async function run(opts: NotebookOptions) {
     const n = pretrained * pretrained;
     const b = own.dataSync();
     let d = 0;
-    for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) {
-      const dy = Math.floor(p / pretrained) - Math.floor(q / pretrained) + pretrained - 1;
-      const dx = (p % pretrained) - (q % pretrained) + pretrained - 1;
-      d = Math.max(d, Math.abs(b[p * n + q] - tables[0][(dy * (2 * pretrained - 1) + dx) * heads]));
-    }
+    for (let p = 0; p < n; p++)
+      for (let q = 0; q < n; q++) {
+        const dy = Math.floor(p / pretrained) - Math.floor(q / pretrained) + pretrained - 1;
+        const dx = (p % pretrained) - (q % pretrained) + pretrained - 1;
+        d = Math.max(d, Math.abs(b[p * n + q] - tables[0][(dy * (2 * pretrained - 1) + dx) * heads]));
+      }
     return d;
   });
   own.dispose();

@@ -38,8 +38,10 @@ function hogByLoops(im: Float32Array, H: number, W: number): Float32Array {
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
         // cross-correlation with [[1,0,-1],[2,0,-2],[1,0,-1]] and its transpose
-        const gx = at(y - 1, x - 1, c) - at(y - 1, x + 1, c) + 2 * (at(y, x - 1, c) - at(y, x + 1, c)) + at(y + 1, x - 1, c) - at(y + 1, x + 1, c);
-        const gy = at(y - 1, x - 1, c) + 2 * at(y - 1, x, c) + at(y - 1, x + 1, c) - at(y + 1, x - 1, c) - 2 * at(y + 1, x, c) - at(y + 1, x + 1, c);
+        const gx =
+          at(y - 1, x - 1, c) - at(y - 1, x + 1, c) + 2 * (at(y, x - 1, c) - at(y, x + 1, c)) + at(y + 1, x - 1, c) - at(y + 1, x + 1, c);
+        const gy =
+          at(y - 1, x - 1, c) + 2 * at(y - 1, x, c) + at(y - 1, x + 1, c) - at(y + 1, x - 1, c) - 2 * at(y + 1, x, c) - at(y + 1, x + 1, c);
         const phase = (Math.atan2(gx, gy) / Math.PI) * NBINS;
         const bin = ((Math.floor(phase) % NBINS) + NBINS) % NBINS;
         const cell = Math.floor(y / POOL) * w + Math.floor(x / POOL);
@@ -110,11 +112,17 @@ export async function run(opts: NotebookOptions) {
     const mine = values.subarray(i * h * h * 3 * NBINS, (i + 1) * h * h * 3 * NBINS);
     const loops = hogByLoops(im, size, size);
     for (let k = 0; k < loops.length; k++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(loops[k] - mine[k]));
-    rows.push([{ width: size, height: size, data: Float32Array.from(im) }, glyphs(magValues.subarray(i * h * h * 3 * NBINS, (i + 1) * h * h * 3 * NBINS), h, h, POOL)]);
+    rows.push([
+      { width: size, height: size, data: Float32Array.from(im) },
+      glyphs(magValues.subarray(i * h * h * 3 * NBINS, (i + 1) * h * h * 3 * NBINS), h, h, POOL),
+    ]);
   });
   const shape = hog.shape;
   tf.dispose([raw, hog, magnitudes]);
-  const fig = savePng(opts.out, 'hog_targets.png', [rows.map((r) => r[0]), rows.map((r) => r[1])], { scale: 2, background: [0.5, 0.5, 0.5] });
+  const fig = savePng(opts.out, 'hog_targets.png', [rows.map((r) => r[0]), rows.map((r) => r[1])], {
+    scale: 2,
+    background: [0.5, 0.5, 0.5],
+  });
   return { figures: [fig], shape, loopsMaxAbsDiff: maxAbsDiff };
 }
 

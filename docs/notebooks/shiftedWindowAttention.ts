@@ -31,7 +31,13 @@ import { NotebookOptions, drawLine, runIfMain, savePng } from './lib.js';
 const FIXTURE = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'test', 'fixtures', 'swinv2_p4w4_64');
 
 /** Paint one attention row (window `w`, query `q`, averaged over heads) onto a copy of `image`. */
-function attentionOverlay(image: RgbImage, m: WindowAttentionMaps, probs: Float32Array, w: number, q: number): { im: RgbImage; row: number[] } {
+function attentionOverlay(
+  image: RgbImage,
+  m: WindowAttentionMaps,
+  probs: Float32Array,
+  w: number,
+  q: number,
+): { im: RgbImage; row: number[] } {
   const [gh, gw] = m.grid;
   const [wh, ww] = m.window;
   const [sh, sw] = m.shift;
@@ -39,7 +45,10 @@ function attentionOverlay(image: RgbImage, m: WindowAttentionMaps, probs: Float3
   const row = new Array<number>(n).fill(0);
   for (let h = 0; h < m.heads; h++) for (let t = 0; t < n; t++) row[t] += probs[((w * m.heads + h) * n + q) * n + t] / m.heads;
   const perRow = gw / ww;
-  const pos = (t: number): [number, number] => [(Math.floor(w / perRow) * wh + Math.floor(t / ww) + sh) % gh, ((w % perRow) * ww + (t % ww) + sw) % gw];
+  const pos = (t: number): [number, number] => [
+    (Math.floor(w / perRow) * wh + Math.floor(t / ww) + sh) % gh,
+    ((w % perRow) * ww + (t % ww) + sw) % gw,
+  ];
   const heat = colormap(row, n, 1, { min: 0, max: Math.max(...row) });
   const cell = image.width / gw;
   const im: RgbImage = { width: image.width, height: image.height, data: image.data.map((v) => v * 0.35) };
@@ -47,7 +56,8 @@ function attentionOverlay(image: RgbImage, m: WindowAttentionMaps, probs: Float3
     const [gy, gx] = pos(t);
     for (let y = gy * cell; y < (gy + 1) * cell; y++) {
       for (let x = gx * cell; x < (gx + 1) * cell; x++) {
-        for (let k = 0; k < 3; k++) im.data[(y * im.width + x) * 3 + k] = 0.25 * image.data[(y * im.width + x) * 3 + k] + 0.75 * heat.data[t * 3 + k];
+        for (let k = 0; k < 3; k++)
+          im.data[(y * im.width + x) * 3 + k] = 0.25 * image.data[(y * im.width + x) * 3 + k] + 0.75 * heat.data[t * 3 + k];
       }
     }
   }
@@ -102,8 +112,22 @@ export async function run(opts: NotebookOptions) {
   for (let y = 0; y < gh; y++) for (let x = 0; x < gw; x++) regionImg[((y + shift) % gh) * gw + ((x + shift) % gw)] = regions[y * gw + x];
   const regionMap = colormap(regionImg, gw, gh, { min: 0, max: 8 });
   const upRegions: RgbImage = { width: size, height: size, data: new Float32Array(size * size * 3) };
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let k = 0; k < 3; k++) upRegions.data[(y * size + x) * 3 + k] = regionMap.data[(Math.floor(y / cell) * gw + Math.floor(x / cell)) * 3 + k];
-  const fig1 = savePng(opts.out, 'window_partitions.png', [[outlineWindows(image, win, 0, cell, [1, 1, 1]), outlineWindows(image, win, shift, cell, [1, 0.3, 0.3]), outlineWindows(upRegions, win, shift, cell, [1, 1, 1])]], { scale: 3 });
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++)
+      for (let k = 0; k < 3; k++)
+        upRegions.data[(y * size + x) * 3 + k] = regionMap.data[(Math.floor(y / cell) * gw + Math.floor(x / cell)) * 3 + k];
+  const fig1 = savePng(
+    opts.out,
+    'window_partitions.png',
+    [
+      [
+        outlineWindows(image, win, 0, cell, [1, 1, 1]),
+        outlineWindows(image, win, shift, cell, [1, 0.3, 0.3]),
+        outlineWindows(upRegions, win, shift, cell, [1, 1, 1]),
+      ],
+    ],
+    { scale: 3 },
+  );
 
   // figure 2: attention rows of chosen queries, regular block (top) and shifted block (bottom)
   const n = win * win;
@@ -126,8 +150,8 @@ export async function run(opts: NotebookOptions) {
   const cornerRegion = regions[(gh - 1) * gw + (gw - 1)];
   let crossRegionWeight = 0;
   for (let t = 0; t < n; t++) {
-    const y = (gh - win) + Math.floor(t / win);
-    const x = (gw - win) + (t % win);
+    const y = gh - win + Math.floor(t / win);
+    const x = gw - win + (t % win);
     if (regions[y * gw + x] !== cornerRegion) crossRegionWeight += cornerRow[t];
   }
   tf.dispose([regular.probs, shifted.probs, images]);

@@ -41,7 +41,11 @@ function reconstructionRows(model: SimMIM, x: tf.Tensor4D, mask: tf.Tensor3D): {
     const visible = tf.mul(x, tf.sub(1, m));
     return [visible, tf.add(visible, tf.mul(rec, m)), model.loss(x, { mask })];
   });
-  const out = { masked: tensorToImages(masked, SHAPES_MEAN, SHAPES_STD), pasted: tensorToImages(pasted, SHAPES_MEAN, SHAPES_STD), loss: loss.dataSync()[0] };
+  const out = {
+    masked: tensorToImages(masked, SHAPES_MEAN, SHAPES_STD),
+    pasted: tensorToImages(pasted, SHAPES_MEAN, SHAPES_STD),
+    loss: loss.dataSync()[0],
+  };
   tf.dispose([masked, pasted, loss]);
   return out;
 }
@@ -78,7 +82,16 @@ export async function run(opts: SimMIMNotebookOptions) {
 
   // 2. a tiny SwinV2, SimMIM-pretrained for a few dozen steps
   manualSeed(0);
-  const backbone = swinV2({ imgSize: inputSize, patchSize: modelPatchSize, windowSize: 4, embedDim: 16, depths: [1, 1], numHeads: [1, 2], mlpRatio: 2, numClasses: 0 });
+  const backbone = swinV2({
+    imgSize: inputSize,
+    patchSize: modelPatchSize,
+    windowSize: 4,
+    embedDim: 16,
+    depths: [1, 1],
+    numHeads: [1, 2],
+    mlpRatio: 2,
+    numClasses: 0,
+  });
   const model = simmim(backbone, { maskPatchSize: 8, maskRatio: 0.6 });
   const train = syntheticShapes({ imageSize: inputSize, seed: 31 }).batch(Array.from({ length: 512 }, (_, i) => i));
   const held = syntheticShapes({ imageSize: inputSize, seed: 32 }).batch([0, 1, 2, 3, 4, 5]);
@@ -93,7 +106,10 @@ export async function run(opts: SimMIMNotebookOptions) {
     loss: (x, ctx) => model.loss(x, { mask: model.generateMask(x.shape[0], inputSize, ctx.rng), training: true }),
   });
   const steps = opts.steps ?? 60;
-  trainer.fit({ size: 512, batch: (idx) => tf.tidy(() => tf.gather(train.images, tf.tensor1d(idx, 'int32')) as tf.Tensor4D) }, { epochs: 100, batchSize: opts.batchSize ?? 32, maxSteps: steps });
+  trainer.fit(
+    { size: 512, batch: (idx) => tf.tidy(() => tf.gather(train.images, tf.tensor1d(idx, 'int32')) as tf.Tensor4D) },
+    { epochs: 100, batchSize: opts.batchSize ?? 32, maxSteps: steps },
+  );
   trainer.dispose();
   const after = reconstructionRows(model, held.images, heldMask);
   const inputs = tensorToImages(held.images, SHAPES_MEAN, SHAPES_STD);

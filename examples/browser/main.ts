@@ -25,7 +25,17 @@ interface PageResult {
   top?: number[];
   check?: { maxAbsErr: number; worstExcess: number; atol: number; rtol: number };
   features?: { shape: number[]; rgbMin: number; rgbMax: number }[];
-  attention?: { stage: number; block: number; window: number[]; shift: number[]; grid: number[]; windowIndex: number; query: number; rowSums: number[]; row: number[] };
+  attention?: {
+    stage: number;
+    block: number;
+    window: number[];
+    shift: number[];
+    grid: number[];
+    windowIndex: number;
+    query: number;
+    rowSums: number[];
+    row: number[];
+  };
   error?: string;
   millis?: number;
 }
@@ -98,7 +108,14 @@ async function fileToTensor(file: File, h: number, w: number, mean: number[], st
   return tf.tensor4d(buf, [1, h, w, 3]);
 }
 
-async function run(model: tf.LayersModel, backbone: Backbone, info: { mean: number[]; std: number[]; inputShape: number[] }, x: tf.Tensor4D, raw: boolean, expected?: { logits: tf.Tensor }): Promise<void> {
+async function run(
+  model: tf.LayersModel,
+  backbone: Backbone,
+  info: { mean: number[]; std: number[]; inputShape: number[] },
+  x: tf.Tensor4D,
+  raw: boolean,
+  expected?: { logits: tf.Tensor },
+): Promise<void> {
   const t0 = performance.now();
   const [h, w] = info.inputShape;
   const scale = Math.max(1, Math.floor(192 / Math.max(h, w)));
@@ -122,7 +139,9 @@ async function run(model: tf.LayersModel, backbone: Backbone, info: { mean: numb
       worstExcess = Math.max(worstExcess, Number.isNaN(d) ? Infinity : d - (atol + rtol * Math.abs(e[i])));
     }
     result.check = { maxAbsErr, worstExcess, atol, rtol };
-    log(`reference logits: max abs err ${maxAbsErr.toExponential(3)} (atol ${atol}, rtol ${rtol}) ${worstExcess <= 0 ? 'within tolerance' : 'OUT OF TOLERANCE'}`);
+    log(
+      `reference logits: max abs err ${maxAbsErr.toExponential(3)} (atol ${atol}, rtol ${rtol}) ${worstExcess <= 0 ? 'within tolerance' : 'OUT OF TOLERANCE'}`,
+    );
   }
   logits.dispose();
 
@@ -154,8 +173,8 @@ async function run(model: tf.LayersModel, backbone: Backbone, info: { mean: numb
     const [wh, ww] = m.window;
     const [sh, sw] = m.shift;
     // the window holding the image centre, and its centre token as the query
-    const cy = (((gh >> 1) - sh) % gh + gh) % gh;
-    const cx = (((gw >> 1) - sw) % gw + gw) % gw;
+    const cy = ((((gh >> 1) - sh) % gh) + gh) % gh;
+    const cx = ((((gw >> 1) - sw) % gw) + gw) % gw;
     const windowIndex = Math.floor(cy / wh) * (gw / ww) + Math.floor(cx / ww);
     const query = (cy % wh) * ww + (cx % ww);
     const n = wh * ww;
@@ -173,7 +192,12 @@ async function run(model: tf.LayersModel, backbone: Backbone, info: { mean: numb
       const gx = (wj * ww + (t % ww) + sw) % gw;
       grid[gy * gw + gx] = row[t];
     }
-    const heat = colormap(Array.from(grid, (v) => (Number.isNaN(v) ? 0 : v)), gw, gh, { min: 0, max: Math.max(...row) });
+    const heat = colormap(
+      Array.from(grid, (v) => (Number.isNaN(v) ? 0 : v)),
+      gw,
+      gh,
+      { min: 0, max: Math.max(...row) },
+    );
     const img = displayImage(x0, info.mean, info.std, raw);
     const cell = (h * scale) / gh;
     const canvas = document.getElementById('attention') as HTMLCanvasElement;
@@ -182,7 +206,9 @@ async function run(model: tf.LayersModel, backbone: Backbone, info: { mean: numb
       for (let gx = 0; gx < gw; gx++) {
         const v = grid[gy * gw + gx];
         const k = (gy * gw + gx) * 3;
-        ctx.fillStyle = Number.isNaN(v) ? 'rgba(0,0,0,0.55)' : `rgba(${heat.data[k] * 255},${heat.data[k + 1] * 255},${heat.data[k + 2] * 255},0.8)`;
+        ctx.fillStyle = Number.isNaN(v)
+          ? 'rgba(0,0,0,0.55)'
+          : `rgba(${heat.data[k] * 255},${heat.data[k + 1] * 255},${heat.data[k + 2] * 255},0.8)`;
         ctx.fillRect(gx * cell, gy * cell, cell, cell);
       }
     }
@@ -191,9 +217,12 @@ async function run(model: tf.LayersModel, backbone: Backbone, info: { mean: numb
     ctx.strokeStyle = '#fff';
     ctx.lineWidth = 2;
     ctx.strokeRect(qx * cell + 1, qy * cell + 1, cell - 2, cell - 2);
-    document.getElementById('attention-caption')!.textContent = `stage ${stage} block ${block}: window ${windowIndex} (shift ${sh},${sw}), head 0, query at the white square`;
+    document.getElementById('attention-caption')!.textContent =
+      `stage ${stage} block ${block}: window ${windowIndex} (shift ${sh},${sw}), head 0, query at the white square`;
     result.attention = { stage, block, window: m.window, shift: m.shift, grid: m.grid, windowIndex, query, rowSums, row };
-    log(`attention: stage ${stage} block ${block}, window ${wh}x${ww} shifted by ${sh},${sw}, ${m.windowsPerImage} windows, ${m.heads} heads`);
+    log(
+      `attention: stage ${stage} block ${block}, window ${wh}x${ww} shifted by ${sh},${sw}, ${m.windowsPerImage} windows, ${m.heads} heads`,
+    );
   }
   x0.dispose();
   result.millis = performance.now() - t0;

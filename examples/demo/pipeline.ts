@@ -151,7 +151,12 @@ interface Batch {
 class ImagePool implements DataSource<Batch> {
   readonly x: tf.Tensor4D;
   readonly labels: tf.Tensor1D;
-  constructor(ds: SyntheticShapes, readonly size: number, readonly numClasses: number, private readonly flip = false) {
+  constructor(
+    ds: SyntheticShapes,
+    readonly size: number,
+    readonly numClasses: number,
+    private readonly flip = false,
+  ) {
     const b = ds.batch(Array.from({ length: size }, (_, i) => i));
     this.x = b.images;
     this.labels = b.labels;
@@ -162,7 +167,10 @@ class ImagePool implements DataSource<Batch> {
       const idx = tf.tensor1d(indices, 'int32');
       let x = tf.gather(this.x, idx) as tf.Tensor4D;
       if (this.flip) {
-        const m = tf.tensor1d(indices.map((i, k) => ((i * 2654435761 + k * 40503 + indices[0]) >>> 7) & 1), 'bool');
+        const m = tf.tensor1d(
+          indices.map((i, k) => ((i * 2654435761 + k * 40503 + indices[0]) >>> 7) & 1),
+          'bool',
+        );
         x = tf.where(m.reshape([-1, 1, 1, 1]).tile([1, ...x.shape.slice(1)]), tf.reverse(x, 2), x) as tf.Tensor4D;
       }
       return { x, y: tf.oneHot(tf.gather(this.labels, idx), this.numClasses).toFloat() as tf.Tensor2D };
@@ -266,7 +274,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const unlabelled = new ImagePool(shapes(seed * 3 + 1), opts.pretrainImages ?? 4096, numClasses, true);
   const labelled = new ImagePool(shapes(seed * 3 + 2), (opts.labelsPerClass ?? 100) * numClasses, numClasses, true);
   const test = new ImagePool(shapes(seed * 3 + 3), opts.testImages ?? 600, numClasses);
-  say(`data: ${unlabelled.size} unlabelled, ${labelled.size} labelled (${labelled.size / numClasses} per class), ${test.size} test images of ${size}x${size}, classes ${classNames.join(', ')} (${((performance.now() - tData) / 1000).toFixed(1)} s)`);
+  say(
+    `data: ${unlabelled.size} unlabelled, ${labelled.size} labelled (${labelled.size / numClasses} per class), ${test.size} test images of ${size}x${size}, classes ${classNames.join(', ')} (${((performance.now() - tData) / 1000).toFixed(1)} s)`,
+  );
 
   // 1. SimMIM pretraining
   manualSeed(seed);
@@ -278,7 +288,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const randomFeats = probeInputs();
   let probeSeconds = (performance.now() - tProbe0) / 1000;
   const sim = simmim(backbone, { maskPatchSize: preset.maskPatchSize, maskRatio: preset.maskRatio });
-  say(`model: ${modelName} (${preset.family}, ${backbone.numParams()} backbone parameters), SimMIM mask ${preset.maskPatchSize}px blocks at ratio ${preset.maskRatio}`);
+  say(
+    `model: ${modelName} (${preset.family}, ${backbone.numParams()} backbone parameters), SimMIM mask ${preset.maskPatchSize}px blocks at ratio ${preset.maskRatio}`,
+  );
   const bar1 = new ProgressBar('pretrain', pretrainSteps, { write });
   const pre = new Trainer<Batch>({
     model: sim,
@@ -293,7 +305,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     },
     onStep: (i) => verbose && bar1.update(i.step + 1, i.loss),
   });
-  const preInfos = pre.fit(unlabelled, { epochs: Math.ceil((pretrainSteps * batchSize) / unlabelled.size) + 1, batchSize, maxSteps: pretrainSteps });
+  const preInfos = pre.fit(unlabelled, {
+    epochs: Math.ceil((pretrainSteps * batchSize) / unlabelled.size) + 1,
+    batchSize,
+    maxSteps: pretrainSteps,
+  });
   const preSeconds = bar1.elapsed;
   pre.dispose();
 
@@ -310,17 +326,22 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     writeFileSync(files.pretrainedSafetensors, writeSafetensors(simSd, { format: 'pt', model: modelName, stage: 'simmim' }));
     tf.dispose(Object.values(simSd));
   }
-  say(`wrote ${files.reconstructionPng} (rows: input, masked, prediction, prediction pasted into the masked blocks)${files.pretrainedSafetensors ? ` and ${files.pretrainedSafetensors}` : ''}`);
+  say(
+    `wrote ${files.reconstructionPng} (rows: input, masked, prediction, prediction pasted into the masked blocks)${files.pretrainedSafetensors ? ` and ${files.pretrainedSafetensors}` : ''}`,
+  );
 
   // 3. linear probe of the frozen features: initial weights vs pretrained weights, same probe
   const tProbe1 = performance.now();
   const pretrainedFeats = probeInputs();
-  const probeOf = ([tr, te]: [tf.Tensor2D, tf.Tensor2D]) => linearProbe({ x: tr, labels: labelled.labels }, { x: te, labels: test.labels }, numClasses);
+  const probeOf = ([tr, te]: [tf.Tensor2D, tf.Tensor2D]) =>
+    linearProbe({ x: tr, labels: labelled.labels }, { x: te, labels: test.labels }, numClasses);
   const probe = { random: probeOf(randomFeats), pretrained: probeOf(pretrainedFeats), seconds: 0 };
   tf.dispose([...randomFeats, ...pretrainedFeats]);
   probeSeconds += (performance.now() - tProbe1) / 1000;
   probe.seconds = probeSeconds;
-  say(`linear probe of the frozen features (${labelled.size} labelled images): random ${(100 * probe.random).toFixed(1)}%, SimMIM-pretrained ${(100 * probe.pretrained).toFixed(1)}%`);
+  say(
+    `linear probe of the frozen features (${labelled.size} labelled images): random ${(100 * probe.random).toFixed(1)}%, SimMIM-pretrained ${(100 * probe.pretrained).toFixed(1)}%`,
+  );
 
   // 4. fine-tune from the pretrained encoder, and the same model from scratch, same steps and settings
   const pretrainedSd = backbone.stateDict();
@@ -330,7 +351,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const model = buildBackbone(preset, numClasses);
     const r = model.loadStateDict(init, { strict: false });
     const notLoaded = r.missing.filter((k) => !k.startsWith('head.'));
-    if (notLoaded.length || r.unexpected.length) throw new Error(`backbone weights do not fit: missing ${notLoaded.join(', ')} unexpected ${r.unexpected.join(', ')}`);
+    if (notLoaded.length || r.unexpected.length)
+      throw new Error(`backbone weights do not fit: missing ${notLoaded.join(', ')} unexpected ${r.unexpected.join(', ')}`);
     const bar = new ProgressBar(label, finetuneSteps, { write });
     const trainer = new Trainer<Batch>({
       model,
@@ -343,7 +365,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       loss: (b) => tf.losses.softmaxCrossEntropy(b.y, model.forwardLogits(b.x, { training: true })) as tf.Scalar,
       onStep: (i: StepInfo) => verbose && bar.update(i.step + 1, i.loss),
     });
-    const infos = trainer.fit(labelled, { epochs: Math.ceil((finetuneSteps * batchSize) / labelled.size) + 1, batchSize: Math.min(batchSize, labelled.size), maxSteps: finetuneSteps });
+    const infos = trainer.fit(labelled, {
+      epochs: Math.ceil((finetuneSteps * batchSize) / labelled.size) + 1,
+      batchSize: Math.min(batchSize, labelled.size),
+      maxSteps: finetuneSteps,
+    });
     trainer.dispose();
     const seconds = bar.elapsed;
     const acc = accuracy(model, test);
@@ -356,7 +382,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   sc.model.dispose();
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`.padStart(6);
   say('');
-  say(`held-out accuracy on ${test.size} generated images (${numClasses} classes, chance ${(100 / numClasses).toFixed(1)}%), ${labelled.size} labelled images:`);
+  say(
+    `held-out accuracy on ${test.size} generated images (${numClasses} classes, chance ${(100 / numClasses).toFixed(1)}%), ${labelled.size} labelled images:`,
+  );
   say(`  linear probe, frozen features   random init ${pct(probe.random)}   SimMIM-pretrained ${pct(probe.pretrained)}`);
   say(`  fine-tuned ${String(finetuneSteps).padStart(4)} steps           from scratch ${pct(sc.acc)}   from SimMIM        ${pct(ft.acc)}`);
 
@@ -365,7 +393,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     files.classifierSafetensors = join(out, 'classifier.safetensors');
     files.tfjsDir = join(out, 'tfjs_model');
     const sd = ft.model.stateDict();
-    writeFileSync(files.classifierSafetensors, writeSafetensors(sd, { format: 'pt', model: modelName, classes: JSON.stringify(classNames) }));
+    writeFileSync(
+      files.classifierSafetensors,
+      writeSafetensors(sd, { format: 'pt', model: modelName, classes: JSON.stringify(classNames) }),
+    );
     tf.dispose(Object.values(sd));
     const inputShape: [number, number, number] = [size, size, 3];
     await saveLayersModelToDir(toLayersModel(ft.model, inputShape, 'backbone'), files.tfjsDir);
@@ -434,7 +465,9 @@ export function summarizeSeeds(results: DemoResult[]): string {
   for (const [name, f] of rows) {
     const v = results.map(f);
     const { mean, std } = meanStd(v);
-    lines.push(`  ${name.padEnd(24)} ${v.map((x) => (100 * x).toFixed(1).padStart(5)).join(' ')}   mean ${(100 * mean).toFixed(1).padStart(5)} +- ${(100 * std).toFixed(1)}`);
+    lines.push(
+      `  ${name.padEnd(24)} ${v.map((x) => (100 * x).toFixed(1).padStart(5)).join(' ')}   mean ${(100 * mean).toFixed(1).padStart(5)} +- ${(100 * std).toFixed(1)}`,
+    );
   }
   return lines.join('\n');
 }

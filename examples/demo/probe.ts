@@ -51,7 +51,9 @@ export function linearProbe(
   const opt = tf.train.adam(opts.lr ?? 0.01);
   const l2 = opts.l2 ?? 1e-3;
   for (let i = 0; i < (opts.steps ?? 300); i++) {
-    opt.minimize(() => tf.add(tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(a, w), bias)), tf.mul(l2, tf.sum(tf.square(w)))) as tf.Scalar);
+    opt.minimize(
+      () => tf.add(tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(a, w), bias)), tf.mul(l2, tf.sum(tf.square(w)))) as tf.Scalar,
+    );
   }
   const acc = tf.tidy(() => tf.mean(tf.equal(tf.argMax(tf.add(tf.matMul(b, w), bias), 1), test.labels).toFloat()).dataSync()[0]);
   opt.dispose();

@@ -26,7 +26,11 @@ export class ProgressBar {
   private readonly tty: boolean;
   private readonly width: number;
 
-  constructor(readonly label: string, readonly total: number, opts: ProgressOptions = {}) {
+  constructor(
+    readonly label: string,
+    readonly total: number,
+    opts: ProgressOptions = {},
+  ) {
     this.write = opts.write ?? ((s) => process.stdout.write(s));
     this.tty = opts.tty ?? Boolean(process.stdout.isTTY);
     this.width = opts.width ?? 24;

@@ -89,7 +89,10 @@ export class ModuleLayer extends tf.layers.Layer {
     return { ...super.getConfig(), spec: this.spec as unknown as tf.serialization.ConfigDictValue };
   }
 
-  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
     const { spec, name, trainable } = config as unknown as { spec: ModuleSpec; name?: string; trainable?: boolean };
     return new (cls as unknown as new (a: ModuleLayerArgs) => T)({ spec, name, trainable });
   }

@@ -77,7 +77,18 @@ function runBinary(args: KernelArgs, op: number, a: tf.TensorInfo, b: tf.TensorI
   const out = mod.backend.makeOutput(plan.out, 'float32');
   const n = prod(plan.out);
   if (n === 0) return out;
-  const base = [op, mod.offset(a), mod.offset(b), mod.offset(out), plan.Q, plan.R, ...plan.sa, ...plan.sb, plan.aVec ? 1 : 0, plan.bVec ? 1 : 0];
+  const base = [
+    op,
+    mod.offset(a),
+    mod.offset(b),
+    mod.offset(out),
+    plan.Q,
+    plan.R,
+    ...plan.sa,
+    ...plan.sb,
+    plan.aVec ? 1 : 0,
+    plan.bVec ? 1 : 0,
+  ];
   const threads = threadsFor(mod, n * WORK_PER_ELEMENT);
   const jobs =
     plan.rows >= threads

@@ -169,7 +169,14 @@ function depthwiseFilterGrad(x: ArrayLike<number>, dy: ArrayLike<number>, g: Geo
  * Depthwise input gradient, written into `dx` (NHWC, zeroed by the caller):
  * `dx[b, iy, ix, c] += sum_m dy[b, oy, ox, c*M + m] w[kh, kw, c, m]` over every tap that reads it.
  */
-function depthwiseInputGrad(dy: ArrayLike<number>, w: ArrayLike<number>, dx: Float32Array | Float64Array, g: Geometry, c: number, m: number): void {
+function depthwiseInputGrad(
+  dy: ArrayLike<number>,
+  w: ArrayLike<number>,
+  dx: Float32Array | Float64Array,
+  g: Geometry,
+  c: number,
+  m: number,
+): void {
   const cm = c * m;
   const runs = tapRuns(g);
   const dxStep = g.sw * c;
@@ -206,7 +213,14 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   };
   const fmt = tf.backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC');
   const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape, strides, 1, pad as never, dimRoundingMode, false, fmt,
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad as never,
+    dimRoundingMode,
+    false,
+    fmt,
   );
   const g = geometry(info);
   const out = b.makeOutput(filterShape, 'float32');
@@ -233,8 +247,13 @@ interface DepthwiseAttrs {
 /** Geometry, channels `c` and channel multiplier `m` of a depthwise convolution, from tfjs's shape logic. */
 function depthwiseGeometry(xShape: number[], filterShape: number[], attrs: DepthwiseAttrs): { g: Geometry; c: number; m: number } {
   const info = tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number], filterShape as [number, number, number, number], attrs.strides, attrs.dilations ?? 1,
-    attrs.pad as never, attrs.dimRoundingMode, true,
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad as never,
+    attrs.dimRoundingMode,
+    true,
   );
   return { g: geometry(info), c: info.inChannels, m: info.outChannels / info.inChannels };
 }

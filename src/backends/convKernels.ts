@@ -32,7 +32,8 @@ export function makeDepthwiseConv2d(previous: Previous) {
     const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
     const at = args.attrs as ConvAttrs;
     const mod = kernelModuleFor(args.backend);
-    if (!mod || x.dtype !== 'float32' || filter.dtype !== 'float32' || filter.shape[3] !== 1 || (at.dataFormat ?? 'NHWC') !== 'NHWC') return previous(args);
+    if (!mod || x.dtype !== 'float32' || filter.dtype !== 'float32' || filter.shape[3] !== 1 || (at.dataFormat ?? 'NHWC') !== 'NHWC')
+      return previous(args);
     const info = tf.backend_util.computeConv2DInfo(
       x.shape as [number, number, number, number],
       filter.shape as [number, number, number, number],
@@ -45,9 +46,24 @@ export function makeDepthwiseConv2d(previous: Previous) {
     const out = mod.backend.makeOutput(info.outShape, 'float32');
     const rows = info.batchSize * info.outHeight;
     if (prod(info.outShape) === 0) return out;
-    const base = [mod.offset(x), mod.offset(filter), mod.offset(out), info.inHeight, info.inWidth, info.inChannels, info.filterHeight, info.filterWidth, ...geometry(info), info.outHeight, info.outWidth];
+    const base = [
+      mod.offset(x),
+      mod.offset(filter),
+      mod.offset(out),
+      info.inHeight,
+      info.inWidth,
+      info.inChannels,
+      info.filterHeight,
+      info.filterWidth,
+      ...geometry(info),
+      info.outHeight,
+      info.outWidth,
+    ];
     const work = prod(info.outShape) * info.filterHeight * info.filterWidth;
-    mod.run('depthwiseConv', splitRange(rows, threadsFor(mod, work)).map(([r0, r1]) => [...base, r0, r1]));
+    mod.run(
+      'depthwiseConv',
+      splitRange(rows, threadsFor(mod, work)).map(([r0, r1]) => [...base, r0, r1]),
+    );
     return out;
   };
 }
@@ -60,17 +76,39 @@ export function makeDepthwiseFilterGrad(previous: Previous) {
     const mod = kernelModuleFor(args.backend);
     const fs = at.filterShape!;
     if (!mod || x.dtype !== 'float32' || dy.dtype !== 'float32' || fs[3] !== 1) return previous(args);
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], fs, at.strides, at.dilations ?? 1, at.pad, at.dimRoundingMode, true);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      fs,
+      at.strides,
+      at.dilations ?? 1,
+      at.pad,
+      at.dimRoundingMode,
+      true,
+    );
     const out = mod.backend.makeOutput(fs, 'float32');
     const c = info.inChannels;
     if (prod(fs) === 0) return out;
     const acc = mod.scratch(fs[0] * fs[1] * c * 8, ACC_SLOT);
     const base = [
-      mod.offset(x), mod.offset(dy), mod.offset(out), acc, info.batchSize, info.inHeight, info.inWidth, c,
-      info.filterHeight, info.filterWidth, ...geometry(info), info.outHeight, info.outWidth,
+      mod.offset(x),
+      mod.offset(dy),
+      mod.offset(out),
+      acc,
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      c,
+      info.filterHeight,
+      info.filterWidth,
+      ...geometry(info),
+      info.outHeight,
+      info.outWidth,
     ];
     const work = prod(info.outShape) * info.filterHeight * info.filterWidth;
-    mod.run('depthwiseFilterGrad', splitRange(c, threadsFor(mod, work), 4).map(([c0, c1]) => [...base, c0, c1]));
+    mod.run(
+      'depthwiseFilterGrad',
+      splitRange(c, threadsFor(mod, work), 4).map(([c0, c1]) => [...base, c0, c1]),
+    );
     return out;
   };
 }
@@ -86,7 +124,15 @@ export function makeDepthwiseInputGrad(previous: Previous) {
     const mod = kernelModuleFor(args.backend);
     const xs = at.inputShape!;
     if (!mod || dy.dtype !== 'float32' || filter.dtype !== 'float32' || filter.shape[3] !== 1) return previous(args);
-    const info = tf.backend_util.computeConv2DInfo(xs, filter.shape as [number, number, number, number], at.strides, at.dilations ?? 1, at.pad, at.dimRoundingMode, true);
+    const info = tf.backend_util.computeConv2DInfo(
+      xs,
+      filter.shape as [number, number, number, number],
+      at.strides,
+      at.dilations ?? 1,
+      at.pad,
+      at.dimRoundingMode,
+      true,
+    );
     const out = mod.backend.makeOutput(xs, 'float32');
     if (prod(xs) === 0) return out;
     const work = prod(xs) * info.filterHeight * info.filterWidth;
@@ -104,16 +150,50 @@ export function makeDepthwiseInputGrad(previous: Previous) {
           heap.copyWithin((flip >> 2) + (i * kw + j) * c, from, from + c);
         }
       }
-      const fwd = [mod.offset(dy), flip, mod.offset(out), info.outHeight, info.outWidth, c, kh, kw, 1, 1, info.dilationHeight, info.dilationWidth, ptFlip, plFlip, info.inHeight, info.inWidth];
-      mod.run('depthwiseConv', splitRange(info.batchSize * info.inHeight, threadsFor(mod, work)).map(([r0, r1]) => [...fwd, r0, r1]));
+      const fwd = [
+        mod.offset(dy),
+        flip,
+        mod.offset(out),
+        info.outHeight,
+        info.outWidth,
+        c,
+        kh,
+        kw,
+        1,
+        1,
+        info.dilationHeight,
+        info.dilationWidth,
+        ptFlip,
+        plFlip,
+        info.inHeight,
+        info.inWidth,
+      ];
+      mod.run(
+        'depthwiseConv',
+        splitRange(info.batchSize * info.inHeight, threadsFor(mod, work)).map(([r0, r1]) => [...fwd, r0, r1]),
+      );
       return out;
     }
     const base = [
-      mod.offset(dy), mod.offset(filter), mod.offset(out), info.inHeight, info.inWidth, info.inChannels,
-      info.filterHeight, info.filterWidth, ...geometry(info), info.outHeight, info.outWidth,
+      mod.offset(dy),
+      mod.offset(filter),
+      mod.offset(out),
+      info.inHeight,
+      info.inWidth,
+      info.inChannels,
+      info.filterHeight,
+      info.filterWidth,
+      ...geometry(info),
+      info.outHeight,
+      info.outWidth,
     ];
     const listBytes = 8 * (info.filterHeight + info.filterWidth);
-    const jobs = splitRange(info.batchSize * info.inHeight, threadsFor(mod, work)).map(([r0, r1], t) => [...base, r0, r1, mod.scratch(listBytes, t)]);
+    const jobs = splitRange(info.batchSize * info.inHeight, threadsFor(mod, work)).map(([r0, r1], t) => [
+      ...base,
+      r0,
+      r1,
+      mod.scratch(listBytes, t),
+    ]);
     mod.run('depthwiseInputGrad', jobs);
     return out;
   };
@@ -127,19 +207,42 @@ export function makeConv2dFilterGrad(previous: Previous) {
     const mod = kernelModuleFor(args.backend);
     const fs = at.filterShape!;
     if (!mod || x.dtype !== 'float32' || dy.dtype !== 'float32' || (at.dataFormat ?? 'NHWC') !== 'NHWC') return previous(args);
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], fs, at.strides, at.dilations ?? 1, at.pad, at.dimRoundingMode, false);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      fs,
+      at.strides,
+      at.dilations ?? 1,
+      at.pad,
+      at.dimRoundingMode,
+      false,
+    );
     const out = mod.backend.makeOutput(fs, 'float32');
     if (prod(fs) === 0) return out;
     const [kh, kw, ci, co] = fs;
     const acc = mod.scratch(kh * kw * ci * co * 8, ACC_SLOT);
     const base = [
-      mod.offset(x), mod.offset(dy), mod.offset(out), acc, mod.zero(), info.batchSize, info.inHeight, info.inWidth, ci,
-      info.outHeight, info.outWidth, co, kh, kw, ...geometry(info),
+      mod.offset(x),
+      mod.offset(dy),
+      mod.offset(out),
+      acc,
+      mod.zero(),
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      ci,
+      info.outHeight,
+      info.outWidth,
+      co,
+      kh,
+      kw,
+      ...geometry(info),
     ];
     const tasks = kh * kw * Math.ceil(ci / 4);
     const work = prod(info.outShape) * kh * kw * ci;
-    mod.run('convFilterGrad', splitRange(tasks, Math.min(tasks, threadsFor(mod, work))).map(([t0, t1]) => [...base, t0, t1]));
+    mod.run(
+      'convFilterGrad',
+      splitRange(tasks, Math.min(tasks, threadsFor(mod, work))).map(([t0, t1]) => [...base, t0, t1]),
+    );
     return out;
   };
 }
-

@@ -9,7 +9,6 @@ import { KernelArgs, KernelModule, Previous, kernelModuleFor, splitRange } from 
  * tensor cost more than its matmul. 4-byte dtypes only; anything else goes to the kernel replaced.
  */
 
-
 /** One axis of a strided view: `n` entries `s` elements apart. */
 interface Axis {
   n: number;
@@ -52,7 +51,10 @@ function runCopy(mod: KernelModule, src: tf.TensorInfo, base: number, plan: Copy
   const p = mod.offset(src) + base * 4;
   const q = mod.offset(out);
   const args = [p, q, plan.run * 4, a1.n, a2.n, a3.n, a0.s * 4, a1.s * 4, a2.s * 4, a3.s * 4];
-  mod.run('gatherRuns', splitRange(a0.n, threads).map(([r0, r1]) => [...args, r0, r1]));
+  mod.run(
+    'gatherRuns',
+    splitRange(a0.n, threads).map(([r0, r1]) => [...args, r0, r1]),
+  );
 }
 
 function strides(shape: number[]): number[] {
@@ -137,8 +139,16 @@ export function makeTranspose(previous: Previous) {
     const batch = a1.n;
     const threads = Math.max(1, Math.min(mod.threads, Math.floor((batch * r * c * 4) / MIN_BYTES_PER_THREAD)));
     const args2 = [mod.offset(x), mod.offset(out), r, c];
-    if (batch >= threads) mod.run('transpose2d', splitRange(batch, threads).map(([b0, b1]) => [...args2, b0, b1, 0, r]));
-    else mod.run('transpose2d', splitRange(r, threads, 4).map(([i0, i1]) => [...args2, 0, batch, i0, i1]));
+    if (batch >= threads)
+      mod.run(
+        'transpose2d',
+        splitRange(batch, threads).map(([b0, b1]) => [...args2, b0, b1, 0, r]),
+      );
+    else
+      mod.run(
+        'transpose2d',
+        splitRange(r, threads, 4).map(([i0, i1]) => [...args2, 0, batch, i0, i1]),
+      );
     return out;
   };
 }
@@ -176,7 +186,10 @@ export function makeGather(previous: Previous) {
     const bytes = outer * n * inner * 4;
     const threads = Math.max(1, Math.min(mod.threads, outer, Math.floor(bytes / MIN_BYTES_PER_THREAD)));
     const base = [mod.offset(x), mod.offset(indices), mod.offset(out), inner * 4, dim, n];
-    mod.run('gatherRows', splitRange(outer, threads).map(([o0, o1]) => [...base, o0, o1]));
+    mod.run(
+      'gatherRows',
+      splitRange(outer, threads).map(([o0, o1]) => [...base, o0, o1]),
+    );
     return out;
   };
 }

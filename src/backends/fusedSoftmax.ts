@@ -28,8 +28,10 @@ export function fusedBiasMaskSoftmax(attn: tf.Tensor, bias: tf.Tensor | null, ma
   if (attn.rank !== 3 || attn.dtype !== 'float32' || !available(BIAS_MASK_SOFTMAX_KERNEL)) return null;
   const [g, n, m] = attn.shape;
   const windows = mask ? mask.shape[0] : 1;
-  const fits = (t: tf.Tensor | null, lead: number) => !t || (t.dtype === 'float32' && t.rank === 3 && t.shape[0] === lead && t.shape[1] === n && t.shape[2] === m);
-  if (!Number.isInteger(heads) || heads < 1 || windows < 1 || !fits(bias, heads) || !fits(mask, windows) || g % (heads * windows) !== 0) return null;
+  const fits = (t: tf.Tensor | null, lead: number) =>
+    !t || (t.dtype === 'float32' && t.rank === 3 && t.shape[0] === lead && t.shape[1] === n && t.shape[2] === m);
+  if (!Number.isInteger(heads) || heads < 1 || windows < 1 || !fits(bias, heads) || !fits(mask, windows) || g % (heads * windows) !== 0)
+    return null;
   const inputs: tf.NamedTensorMap = { x: attn };
   if (bias) inputs.bias = bias;
   if (mask) inputs.mask = mask;

@@ -105,7 +105,8 @@ export function compileKernels(): Promise<void> {
       compiling = compileAsync('plain').then(() => (typeof SharedArrayBuffer !== 'undefined' ? compileAsync('shared') : undefined));
     }
     compiling = compiling.then(() => {
-      if (!compiled.plain) throw new Error(`the visbackbones wasm kernel module could not be compiled (it needs WebAssembly SIMD): ${String(failed.plain)}`);
+      if (!compiled.plain)
+        throw new Error(`the visbackbones wasm kernel module could not be compiled (it needs WebAssembly SIMD): ${String(failed.plain)}`);
     });
     compiling.catch(() => {}); // a failure is reported to those who await it, not as an unhandled rejection
   }

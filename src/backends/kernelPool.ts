@@ -97,7 +97,10 @@ export function createKernelPool(module: WebAssembly.Module, memory: WebAssembly
   const ctrl = new Int32Array(ctrlBuf);
   const workers: Array<InstanceType<NodeWorkerCtor>> = [];
   for (let i = 0; i < size; i++) {
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctrl: ctrlBuf, jobs: jobsBuf, index: i, names: KERNELS } });
+    const w = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { module, memory, ctrl: ctrlBuf, jobs: jobsBuf, index: i, names: KERNELS },
+    });
     w.unref();
     workers.push(w);
   }

@@ -25,19 +25,32 @@ export function makeBatchMatMul(previous: Previous) {
  */
 export function makeFusedMatMul(previous: Previous) {
   return (args: KernelArgs): KernelResult => {
-    const { a, b, bias, preluActivationWeights } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
+    const { a, b, bias, preluActivationWeights } = args.inputs as {
+      a: tf.TensorInfo;
+      b: tf.TensorInfo;
+      bias?: tf.TensorInfo;
+      preluActivationWeights?: tf.TensorInfo;
+    };
     const { transposeA, transposeB, activation } = args.attrs as { transposeA: boolean; transposeB: boolean; activation?: string };
     const mod = kernelModuleFor(args.backend);
     if (!mod || (activation ?? 'linear') !== 'linear' || preluActivationWeights) return previous(args);
     const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
-    const row = !bias || (bias.dtype === 'float32' && bias.shape.length >= 1 && bias.shape[bias.shape.length - 1] === n && prod(bias.shape) === n);
+    const row =
+      !bias || (bias.dtype === 'float32' && bias.shape.length >= 1 && bias.shape[bias.shape.length - 1] === n && prod(bias.shape) === n);
     if (!row) return previous(args);
     return product(mod, a, b, transposeA, transposeB, bias ?? null) ?? previous(args);
   };
 }
 
 /** `op(a) op(b) (+ bias)` into a new tensor, or null for a case our GEMM does not take. */
-function product(mod: KernelModule, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias: tf.TensorInfo | null): tf.TensorInfo | null {
+function product(
+  mod: KernelModule,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  bias: tf.TensorInfo | null,
+): tf.TensorInfo | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return null;
   const ar = a.shape.length;
   const br = b.shape.length;
@@ -89,7 +102,27 @@ function product(mod: KernelModule, a: tf.TensorInfo, b: tf.TensorInfo, transpos
     jobs = splitRange(N, threads, 8).map(([j0, j1], t) => {
       const nj = j1 - j0;
       const bytes = Math.ceil(nj / 8) * Math.max(K, 1) * 32;
-      return [pa, pb + j0 * sbn, pc + j0 * 4, M2, nj, K, sam, sak, sbk, sbn, sab2, sbb2, mod.scratch(bytes, t), 0, batch2, 0, M2, pbias ? pbias + j0 * 4 : 0, N];
+      return [
+        pa,
+        pb + j0 * sbn,
+        pc + j0 * 4,
+        M2,
+        nj,
+        K,
+        sam,
+        sak,
+        sbk,
+        sbn,
+        sab2,
+        sbb2,
+        mod.scratch(bytes, t),
+        0,
+        batch2,
+        0,
+        M2,
+        pbias ? pbias + j0 * 4 : 0,
+        N,
+      ];
     });
   } else {
     jobs = splitRange(M2, threads, 4).map(([m0, m1], t) => [...base, mod.scratch(packBytes, t), 0, batch2, m0, m1, pbias, 0]);

@@ -20,7 +20,10 @@ export function makeElementwise(kernel: KernelName, workPerElement: number, prev
     const n = prod(x.shape);
     if (n === 0) return out;
     const [px, py] = [mod.offset(x), mod.offset(out)];
-    mod.run(kernel, splitRange(n, threadsFor(mod, n * workPerElement), 4).map(([i0, i1]) => [...lead, px, py, i0, i1]));
+    mod.run(
+      kernel,
+      splitRange(n, threadsFor(mod, n * workPerElement), 4).map(([i0, i1]) => [...lead, px, py, i0, i1]),
+    );
     return out;
   };
 }
@@ -39,7 +42,10 @@ export function geluGradKernel(args: KernelArgs): KernelResult {
   const n = prod(x.shape);
   if (n === 0) return out;
   const [px, pdy, pdx] = [mod.offset(x), mod.offset(dy), mod.offset(out)];
-  mod.run('geluGrad', splitRange(n, threadsFor(mod, n * 12), 4).map(([i0, i1]) => [px, pdy, pdx, i0, i1]));
+  mod.run(
+    'geluGrad',
+    splitRange(n, threadsFor(mod, n * 12), 4).map(([i0, i1]) => [px, pdy, pdx, i0, i1]),
+  );
   return out;
 }
 
@@ -57,6 +63,9 @@ export function layerNormKernel(args: KernelArgs): KernelResult {
   const pw = mod.offset(weight);
   const pb = mod.offset(bias);
   const py = mod.offset(out);
-  mod.run('layerNorm', splitRange(rows, threadsFor(mod, rows * c * 4)).map(([r0, r1]) => [px, pw, pb, py, c, eps, r0, r1]));
+  mod.run(
+    'layerNorm',
+    splitRange(rows, threadsFor(mod, rows * c * 4)).map(([r0, r1]) => [px, pw, pb, py, c, eps, r0, r1]),
+  );
   return out;
 }

@@ -8,7 +8,6 @@ import { KernelArgs, Previous, kernelModuleFor, splitRange } from './kernelModul
  * transpose of the activation for it.
  */
 
-
 /** `[O, R, I]` sizes of a reduction over `axes` of `shape`, or null if the axes are not one block. */
 export function reductionBlock(shape: number[], axes: number[]): [number, number, number] | null {
   const set = new Set(axes);
@@ -49,7 +48,10 @@ export function makeSum(previous: Previous) {
     const px = mod.offset(x);
     const py = mod.offset(out);
     const threads = Math.max(1, Math.min(mod.threads, o, Math.floor((o * r * i) / (1 << 20))));
-    mod.run('reduceSum', splitRange(o, threads).map(([o0, o1]) => [px, py, r, i, o0, o1]));
+    mod.run(
+      'reduceSum',
+      splitRange(o, threads).map(([o0, o1]) => [px, py, r, i, o0, o1]),
+    );
     return out;
   };
 }

@@ -11,14 +11,25 @@ import { KernelArgs, KernelModule, KernelResult, Previous, kernelModuleFor, prod
 const WORK_PER_ELEMENT = 8;
 
 /** `y = softmax(x + bias[h] + mask[w])` over the last axis of `x` (`[G, N, M]`, or any shape with no bias/mask). */
-function runSoftmax(mod: KernelModule, x: tf.TensorInfo, bias: tf.TensorInfo | null, mask: tf.TensorInfo | null, n: number, heads: number, nW: number): tf.TensorInfo {
+function runSoftmax(
+  mod: KernelModule,
+  x: tf.TensorInfo,
+  bias: tf.TensorInfo | null,
+  mask: tf.TensorInfo | null,
+  n: number,
+  heads: number,
+  nW: number,
+): tf.TensorInfo {
   const out = mod.backend.makeOutput(x.shape, 'float32');
   const total = prod(x.shape);
   const m = x.shape[x.shape.length - 1];
   if (total === 0) return out;
   const rows = total / m;
   const base = [mod.offset(x), bias ? mod.offset(bias) : 0, mask ? mod.offset(mask) : 0, mod.offset(out), m, n, heads, nW];
-  mod.run('biasMaskSoftmax', splitRange(rows, threadsFor(mod, total * WORK_PER_ELEMENT)).map(([r0, r1]) => [...base, r0, r1]));
+  mod.run(
+    'biasMaskSoftmax',
+    splitRange(rows, threadsFor(mod, total * WORK_PER_ELEMENT)).map(([r0, r1]) => [...base, r0, r1]),
+  );
   return out;
 }
 
@@ -48,7 +59,9 @@ export function biasMaskSoftmaxKernel(args: KernelArgs): KernelResult {
   const fits = (t: tf.TensorInfo | undefined, lead: number) =>
     !t || (t.dtype === 'float32' && t.shape.length === 3 && t.shape[0] === lead && t.shape[1] === n && t.shape[2] === m);
   if (x.dtype !== 'float32' || x.shape.length !== 3 || !fits(bias, heads) || !fits(mask, windows) || g % (heads * windows) !== 0) {
-    throw new Error(`VisBackbonesBiasMaskSoftmax: unsupported inputs x [${x.shape}], bias [${bias?.shape ?? '-'}], mask [${mask?.shape ?? '-'}], heads ${heads}, windows ${windows}`);
+    throw new Error(
+      `VisBackbonesBiasMaskSoftmax: unsupported inputs x [${x.shape}], bias [${bias?.shape ?? '-'}], mask [${mask?.shape ?? '-'}], heads ${heads}, windows ${windows}`,
+    );
   }
   return runSoftmax(mod, x, bias ?? null, mask ?? null, n, heads, windows);
 }
@@ -63,6 +76,9 @@ export function softmaxGradKernel(args: KernelArgs): KernelResult {
   if (total === 0) return out;
   const m = y.shape[y.shape.length - 1];
   const base = [mod.offset(y), mod.offset(dy), mod.offset(out), m];
-  mod.run('softmaxGrad', splitRange(total / m, threadsFor(mod, total * 4)).map(([r0, r1]) => [...base, r0, r1]));
+  mod.run(
+    'softmaxGrad',
+    splitRange(total / m, threadsFor(mod, total * 4)).map(([r0, r1]) => [...base, r0, r1]),
+  );
   return out;
 }

@@ -36,7 +36,12 @@ export interface UseWasmOptions {
 }
 
 type NodeOs = { cpus(): unknown[]; tmpdir(): string };
-type NodeFs = { existsSync(p: string): boolean; readFileSync(p: string, enc: 'utf8'): string; writeFileSync(p: string, s: string): void; renameSync(a: string, b: string): void };
+type NodeFs = {
+  existsSync(p: string): boolean;
+  readFileSync(p: string, enc: 'utf8'): string;
+  writeFileSync(p: string, s: string): void;
+  renameSync(a: string, b: string): void;
+};
 type WasmPackage = { setThreadsCount(n: number): void; getThreadsCount(): number };
 
 /** Import a Node built-in, hidden from browser bundlers (only reached in Node). */
@@ -176,7 +181,8 @@ async function withNodePatches(n: number, init: () => Promise<void>): Promise<vo
   const url = URL as unknown as { createObjectURL(b: unknown): string };
   const createObjectURL = url.createObjectURL;
   const cpus = os.cpus;
-  url.createObjectURL = (b: unknown) => ((b as { type?: string })?.type === 'application/javascript' ? bootstrap : createObjectURL.call(URL, b));
+  url.createObjectURL = (b: unknown) =>
+    (b as { type?: string })?.type === 'application/javascript' ? bootstrap : createObjectURL.call(URL, b);
   os.cpus = () => {
     const real = cpus.call(os);
     const out = real.slice();

@@ -38,7 +38,9 @@ export async function benchCommand(args: ParsedArgs, io: CliIO): Promise<number>
     x.dispose();
     times.sort((a, b) => a - b);
     const s = times[Math.floor(times.length / 2)];
-    io.out(`${name} on ${backend}${threads > 1 ? ` (${threads} threads)` : ''}: batch ${batch} at ${h}x${w}, median of ${reps}: ${(s * 1000).toFixed(1)} ms/batch, ${(batch / s).toFixed(2)} img/s, ${(flops / batch / 1e9).toFixed(3)} GFLOP/img, ${(flops / s / 1e9).toFixed(2)} GFLOP/s`);
+    io.out(
+      `${name} on ${backend}${threads > 1 ? ` (${threads} threads)` : ''}: batch ${batch} at ${h}x${w}, median of ${reps}: ${(s * 1000).toFixed(1)} ms/batch, ${(batch / s).toFixed(2)} img/s, ${(flops / batch / 1e9).toFixed(3)} GFLOP/img, ${(flops / s / 1e9).toFixed(2)} GFLOP/s`,
+    );
   } finally {
     model.dispose();
   }

@@ -38,13 +38,17 @@ export const CLI_BACKENDS = ['wasm', 'cpu'] as const;
  */
 export async function selectBackend(args: ParsedArgs, def: (typeof CLI_BACKENDS)[number] = 'wasm', threads = 1): Promise<string> {
   const name = flagString(args, 'backend') ?? def;
-  if (!(CLI_BACKENDS as readonly string[]).includes(name)) throw new UsageError(`--backend ${name}: expected one of ${CLI_BACKENDS.join(', ')}`);
-  if (threads > 1 && name !== 'wasm') throw new UsageError(`--threads ${threads}: only the wasm backend runs threaded (got --backend ${name})`);
+  if (!(CLI_BACKENDS as readonly string[]).includes(name))
+    throw new UsageError(`--backend ${name}: expected one of ${CLI_BACKENDS.join(', ')}`);
+  if (threads > 1 && name !== 'wasm')
+    throw new UsageError(`--threads ${threads}: only the wasm backend runs threaded (got --backend ${name})`);
   if (name === 'wasm' && !tf.findBackendFactory('wasm')) {
     try {
       await import('@tensorflow/tfjs-backend-wasm');
     } catch {
-      throw new VisBackbonesError('the wasm backend needs @tensorflow/tfjs-backend-wasm (npm install @tensorflow/tfjs-backend-wasm), or pass --backend cpu');
+      throw new VisBackbonesError(
+        'the wasm backend needs @tensorflow/tfjs-backend-wasm (npm install @tensorflow/tfjs-backend-wasm), or pass --backend cpu',
+      );
     }
   }
   if (name === 'wasm' && threads !== wasmThreads()) await enableWasmThreads(threads);
@@ -75,9 +79,13 @@ export function modelOverrides(args: ParsedArgs): Record<string, unknown> {
     } catch (e) {
       throw new UsageError(`--config ${c}: invalid JSON (${(e as Error).message})`);
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--config ${c}: expected a JSON object of camelCase config fields`);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new UsageError(`--config ${c}: expected a JSON object of camelCase config fields`);
     const obj = parsed as Record<string, unknown>;
-    overrides = typeof obj.config === 'object' && obj.config !== null && !Array.isArray(obj.config) ? { ...(obj.config as Record<string, unknown>) } : { ...obj };
+    overrides =
+      typeof obj.config === 'object' && obj.config !== null && !Array.isArray(obj.config)
+        ? { ...(obj.config as Record<string, unknown>) }
+        : { ...obj };
   }
   const size = flagInt(args, 'img-size');
   if (size !== undefined) overrides.imgSize = size;

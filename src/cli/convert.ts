@@ -80,7 +80,9 @@ export async function convertCommand(args: ParsedArgs, io: CliIO): Promise<numbe
     const nc = overrides.numClasses !== undefined ? Number(overrides.numClasses) : checkpointNumClasses(model, sd);
     if (nc !== model.numClasses) model.resetClassifier(nc);
     const res = loadTimmWeights(model, sd, { strict: true });
-    io.out(`loaded ${res.loaded.length} tensors from ${file}${res.skipped.length ? `, skipped ${res.skipped.length} (${res.skipped.slice(0, 6).join(', ')}${res.skipped.length > 6 ? ', ...' : ''})` : ''}`);
+    io.out(
+      `loaded ${res.loaded.length} tensors from ${file}${res.skipped.length ? `, skipped ${res.skipped.length} (${res.skipped.slice(0, 6).join(', ')}${res.skipped.length > 6 ? ', ...' : ''})` : ''}`,
+    );
     const cfg = { ...entry.config, ...overrides, numClasses: nc };
     const [h, w] = imageSizeOf(cfg);
     const inputShape: [number, number, number] = [h, w, model.inChans];
@@ -98,7 +100,9 @@ export async function convertCommand(args: ParsedArgs, io: CliIO): Promise<numbe
       source: resolve(file),
     };
     writeFileSync(join(out, 'visbackbones.json'), JSON.stringify(info, null, 2));
-    io.out(`wrote ${join(out, 'model.json')}, ${join(out, 'weights.bin')} and ${join(out, 'visbackbones.json')} (${name}, input ${inputShape.join('x')}, ${nc} classes)`);
+    io.out(
+      `wrote ${join(out, 'model.json')}, ${join(out, 'weights.bin')} and ${join(out, 'visbackbones.json')} (${name}, input ${inputShape.join('x')}, ${nc} classes)`,
+    );
     if (args.flags.has('check')) {
       loaded = await loadLayersModelFromDir(out);
       const x = tf.randomNormal([2, ...inputShape], 0, 1, 'float32', 0);

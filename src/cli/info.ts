@@ -44,7 +44,9 @@ export async function infoCommand(args: ParsedArgs, io: CliIO): Promise<number> 
     io.out(`  preprocess:  input size ${ph}x${pw}, ${crop}, interpolation ${pc.interpolation}${pc.name ? ` (${pc.name})` : ''}`);
     io.out(`               mean ${(pc.mean ?? []).join(', ')}, std ${(pc.std ?? []).join(', ')}`);
     io.out(`  classes:     ${model.numClasses}`);
-    io.out(`  weights:     ${source ? `${source.url}${source.format === 'pytorch' ? ' (PyTorch file: convert it first)' : ''}` : 'none published'}`);
+    io.out(
+      `  weights:     ${source ? `${source.url}${source.format === 'pytorch' ? ' (PyTorch file: convert it first)' : ''}` : 'none published'}`,
+    );
     io.out(`  parameters:  ${humanCount(model.numParams())} (${model.numParams()})`);
     if (!args.flags.has('no-flops')) {
       const x = tf.zeros([1, h, w, model.inChans]);
@@ -53,7 +55,9 @@ export async function infoCommand(args: ParsedArgs, io: CliIO): Promise<number> 
       io.out(`  GFLOPs:      ${(flops / 1e9).toFixed(3)} at ${h}x${w} (GMACs ${(flops / 2e9).toFixed(3)}; matmuls and convolutions)`);
     }
     io.out('  features:    level  channels  stride  module');
-    model.featureInfo.forEach((f, i) => io.out(`               ${String(i).padStart(5)}  ${String(f.numChs).padStart(8)}  ${String(f.reduction).padStart(6)}  ${f.module}`));
+    model.featureInfo.forEach((f, i) =>
+      io.out(`               ${String(i).padStart(5)}  ${String(f.numChs).padStart(8)}  ${String(f.reduction).padStart(6)}  ${f.module}`),
+    );
   } finally {
     model.dispose();
   }

@@ -4,7 +4,8 @@ import { CliIO } from './common.js';
 
 /** `visbackbones list [filter]`: the registered variants (wildcards `*`/`?` or a substring), with family and input size. */
 export function listCommand(args: ParsedArgs, io: CliIO): number {
-  if (args.positional.length > 1) throw new UsageError(`list takes at most one filter, got ${args.positional.length}: ${args.positional.join(' ')}`);
+  if (args.positional.length > 1)
+    throw new UsageError(`list takes at most one filter, got ${args.positional.length}: ${args.positional.join(' ')}`);
   const filter = args.positional[0];
   const names = listModels(filter);
   if (names.length === 0) {

@@ -77,7 +77,10 @@ export async function runCli(argv: string[], io: CliIO = PROCESS_IO): Promise<nu
       io.err(`run 'visbackbones help' for usage`);
       return 2;
     }
-    if (e instanceof VisBackbonesError && /^(unknown model |no pretrained cfg for model |model '[^']+' has no pretrained tag )/.test(e.message)) {
+    if (
+      e instanceof VisBackbonesError &&
+      /^(unknown model |no pretrained cfg for model |model '[^']+' has no pretrained tag )/.test(e.message)
+    ) {
       io.err(`error: ${e.message}`);
       if (!/visbackbones list|has no pretrained tag/.test(e.message)) io.err(`run 'visbackbones list' for the registered model names`);
       return 2;

@@ -107,7 +107,19 @@ function inside(shape: ShapeClass, x: number, y: number): boolean {
 }
 
 /** The object's colour at pixel centre `(u, v)` for a fill pattern. */
-function fillColour(fill: FillClass, u: number, v: number, cx: number, cy: number, angle: number, period: number, n: number, blotch: number[], a: Rgb, b: Rgb): Rgb {
+function fillColour(
+  fill: FillClass,
+  u: number,
+  v: number,
+  cx: number,
+  cy: number,
+  angle: number,
+  period: number,
+  n: number,
+  blotch: number[],
+  a: Rgb,
+  b: Rgb,
+): Rgb {
   const ca = Math.cos(angle);
   const sa = Math.sin(angle);
   const p = u * ca + v * sa; // along the pattern direction
@@ -162,7 +174,10 @@ export class SyntheticShapes {
     check(this.task === 'shape' || this.task === 'fill', () => `task='${String(this.task)}': expected 'shape' or 'fill'`);
     const names: readonly string[] = this.task === 'shape' ? SHAPE_CLASSES : FILL_CLASSES;
     check(Number.isInteger(this.imageSize) && this.imageSize >= 8, () => `imageSize=${this.imageSize}: expected an integer >= 8`);
-    check(Number.isInteger(this.numClasses) && this.numClasses >= 2 && this.numClasses <= names.length, () => `numClasses=${this.numClasses}: expected an integer in 2..${names.length}`);
+    check(
+      Number.isInteger(this.numClasses) && this.numClasses >= 2 && this.numClasses <= names.length,
+      () => `numClasses=${this.numClasses}: expected an integer in 2..${names.length}`,
+    );
     this.classNames = names.slice(0, this.numClasses);
   }
 
@@ -177,13 +192,31 @@ export class SyntheticShapes {
     const n = this.imageSize;
     const rnd = rngFor(this.seed, index);
     const fillTask = this.task === 'fill';
-    const shape: ShapeClass = fillTask ? SHAPE_CLASSES[Math.floor(rnd() * SHAPE_CLASSES.length)] : (this.classNames[this.label(index)] as ShapeClass);
+    const shape: ShapeClass = fillTask
+      ? SHAPE_CLASSES[Math.floor(rnd() * SHAPE_CLASSES.length)]
+      : (this.classNames[this.label(index)] as ShapeClass);
     // background: mostly plain or smooth, sometimes a low-contrast texture
     const bgHue = rnd();
     const bgA = hsv(bgHue, 0.2 + 0.4 * rnd(), 0.3 + 0.5 * rnd());
-    const bgB = hsv((bgHue + 0.05 + 0.15 * rnd()) % 1, 0.2 + 0.4 * rnd(), Math.min(1, Math.max(0, bgA.reduce((a, b) => Math.max(a, b)) + (rnd() - 0.5) * 0.3)));
+    const bgB = hsv(
+      (bgHue + 0.05 + 0.15 * rnd()) % 1,
+      0.2 + 0.4 * rnd(),
+      Math.min(1, Math.max(0, bgA.reduce((a, b) => Math.max(a, b)) + (rnd() - 0.5) * 0.3)),
+    );
     const u0 = rnd();
-    const bgKind = !this.textures ? 0 : fillTask ? [0, 1, 4][Math.floor(u0 * 3)] : u0 < 0.35 ? 0 : u0 < 0.65 ? 1 : u0 < 0.8 ? 4 : u0 < 0.9 ? 2 : 3; // solid, gradient, noise, checker, stripes
+    const bgKind = !this.textures
+      ? 0
+      : fillTask
+        ? [0, 1, 4][Math.floor(u0 * 3)]
+        : u0 < 0.35
+          ? 0
+          : u0 < 0.65
+            ? 1
+            : u0 < 0.8
+              ? 4
+              : u0 < 0.9
+                ? 2
+                : 3; // solid, gradient, noise, checker, stripes
     const bgAngle = rnd() * Math.PI;
     const bgPeriod = n / (2 + 4 * rnd());
     const noiseGrid = 4;

@@ -28,11 +28,19 @@ export interface ConvModuleOptions {
 export class ConvModule extends Module {
   readonly conv: Conv2d;
   readonly bn: BatchNorm2d | null;
-  constructor(readonly inChans: number, readonly outChans: number, readonly kernelSize: number, readonly opts: ConvModuleOptions = {}) {
+  constructor(
+    readonly inChans: number,
+    readonly outChans: number,
+    readonly kernelSize: number,
+    readonly opts: ConvModuleOptions = {},
+  ) {
     super();
     this.config = { inChans, outChans, kernelSize, ...opts };
     const norm = opts.norm ?? 'bn';
-    this.conv = this.addModule('conv', new Conv2d(inChans, outChans, kernelSize, { stride: opts.stride ?? 1, padding: opts.padding ?? 0, bias: norm === 'none' }));
+    this.conv = this.addModule(
+      'conv',
+      new Conv2d(inChans, outChans, kernelSize, { stride: opts.stride ?? 1, padding: opts.padding ?? 0, bias: norm === 'none' }),
+    );
     this.bn = norm === 'bn' ? this.addModule('bn', new BatchNorm2d(outChans, { eps: opts.normEps ?? 1e-5 })) : null;
   }
 

@@ -47,15 +47,23 @@ export class FPN extends Module {
     super();
     this.config = { ...opts };
     const { inChannels, outChans } = opts;
-    check(Array.isArray(inChannels) && inChannels.length > 0 && inChannels.every((c) => Number.isInteger(c) && c > 0), () => `fpn: inChannels must be a non-empty list of positive integers, got ${JSON.stringify(inChannels)}`);
+    check(
+      Array.isArray(inChannels) && inChannels.length > 0 && inChannels.every((c) => Number.isInteger(c) && c > 0),
+      () => `fpn: inChannels must be a non-empty list of positive integers, got ${JSON.stringify(inChannels)}`,
+    );
     check(Number.isInteger(outChans) && outChans > 0, () => `fpn: outChans must be a positive integer, got ${outChans}`);
     this.inChannels = inChannels.slice();
     this.outChans = outChans;
     this.numOuts = opts.numOuts ?? inChannels.length;
     check(this.numOuts >= inChannels.length, () => `fpn: numOuts ${this.numOuts} is smaller than the ${inChannels.length} input levels`);
-    if (opts.inStrides) check(opts.inStrides.length === inChannels.length, () => `fpn: inStrides lists ${opts.inStrides!.length} strides for ${inChannels.length} levels`);
+    if (opts.inStrides)
+      check(
+        opts.inStrides.length === inChannels.length,
+        () => `fpn: inStrides lists ${opts.inStrides!.length} strides for ${inChannels.length} levels`,
+      );
     const norm = opts.norm ?? 'none';
-    const cm = (i: number, o: number, k: number, stride = 1) => new ConvModule(i, o, k, { stride, padding: k === 3 ? 1 : 0, norm, act: 'none' });
+    const cm = (i: number, o: number, k: number, stride = 1) =>
+      new ConvModule(i, o, k, { stride, padding: k === 3 ? 1 : 0, norm, act: 'none' });
     this.lateralConvs = this.addModule('lateral_convs', new ModuleList<ConvModule>());
     this.fpnConvs = this.addModule('fpn_convs', new ModuleList<ConvModule>());
     for (const c of inChannels) {

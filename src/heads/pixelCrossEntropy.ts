@@ -28,14 +28,18 @@ export function pixelCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: Pi
   const [b, h, w, k] = logits.shape;
   check(
     labels.shape[0] === b && labels.shape[1] === h && labels.shape[2] === w,
-    () => `pixelCrossEntropy: labels [${labels.shape.join(', ')}] do not match the logits' [B, H, W] = [${b}, ${h}, ${w}]; resize the logits to the label size first`,
+    () =>
+      `pixelCrossEntropy: labels [${labels.shape.join(', ')}] do not match the logits' [B, H, W] = [${b}, ${h}, ${w}]; resize the logits to the label size first`,
   );
   const ignore = opts.ignoreIndex ?? 255;
   if (opts.validate ?? true) {
     const v = labels.dataSync();
     for (let i = 0; i < v.length; i++) {
       const l = v[i];
-      check(l === ignore || (Number.isInteger(l) && l >= 0 && l < k), () => `pixelCrossEntropy: label ${l} at flat index ${i} is outside [0, ${k}) and is not the ignore index ${ignore}`);
+      check(
+        l === ignore || (Number.isInteger(l) && l >= 0 && l < k),
+        () => `pixelCrossEntropy: label ${l} at flat index ${i} is outside [0, ${k}) and is not the ignore index ${ignore}`,
+      );
     }
   }
   return tf.tidy(() => {
@@ -45,7 +49,10 @@ export function pixelCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: Pi
     const logp = tf.logSoftmax(logits.reshape([b * h * w, k]));
     const oh = tf.oneHot(safe.reshape([b * h * w]), k);
     const validF = valid.toFloat();
-    const nll = tf.neg(tf.sum(tf.mul(logp, oh), 1)).reshape([b, h, w]).mul(validF);
+    const nll = tf
+      .neg(tf.sum(tf.mul(logp, oh), 1))
+      .reshape([b, h, w])
+      .mul(validF);
     const reduction = opts.reduction ?? 'mean';
     if (reduction === 'none') return nll;
     const total = tf.sum(nll);

@@ -22,10 +22,19 @@ class AdaptiveAvgPool extends Module {
  */
 export class PPM extends Module {
   readonly branches: ModuleList[] = [];
-  constructor(readonly poolScales: number[], readonly inChans: number, readonly channels: number, norm: ConvModuleNorm = 'bn') {
+  constructor(
+    readonly poolScales: number[],
+    readonly inChans: number,
+    readonly channels: number,
+    norm: ConvModuleNorm = 'bn',
+  ) {
     super();
     this.config = { poolScales, inChans, channels, norm };
-    poolScales.forEach((s, i) => this.branches.push(this.addModule(String(i), new ModuleList([new AdaptiveAvgPool(s), new ConvModule(inChans, channels, 1, { norm })]))));
+    poolScales.forEach((s, i) =>
+      this.branches.push(
+        this.addModule(String(i), new ModuleList([new AdaptiveAvgPool(s), new ConvModule(inChans, channels, 1, { norm })])),
+      ),
+    );
   }
   /** `x` NHWC -> one `[B, H, W, channels]` map per pool scale. */
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D[] {

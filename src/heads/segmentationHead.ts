@@ -40,9 +40,19 @@ export class SegmentationHead extends Module {
     super();
     this.config = { ...opts };
     const { inChannels, numClasses } = opts;
-    check(Array.isArray(inChannels) && inChannels.length > 0 && inChannels.every((c) => Number.isInteger(c) && c > 0), () => `segmentationHead: inChannels must be a non-empty list of positive integers, got ${JSON.stringify(inChannels)}`);
-    check(Number.isInteger(numClasses) && numClasses > 0, () => `segmentationHead: numClasses must be a positive integer, got ${numClasses}`);
-    if (opts.inStrides) check(opts.inStrides.length === inChannels.length, () => `segmentationHead: inStrides lists ${opts.inStrides!.length} strides for ${inChannels.length} levels`);
+    check(
+      Array.isArray(inChannels) && inChannels.length > 0 && inChannels.every((c) => Number.isInteger(c) && c > 0),
+      () => `segmentationHead: inChannels must be a non-empty list of positive integers, got ${JSON.stringify(inChannels)}`,
+    );
+    check(
+      Number.isInteger(numClasses) && numClasses > 0,
+      () => `segmentationHead: numClasses must be a positive integer, got ${numClasses}`,
+    );
+    if (opts.inStrides)
+      check(
+        opts.inStrides.length === inChannels.length,
+        () => `segmentationHead: inStrides lists ${opts.inStrides!.length} strides for ${inChannels.length} levels`,
+      );
     this.inChannels = inChannels.slice();
     const total = inChannels.reduce((a, b) => a + b, 0);
     this.bn = (opts.norm ?? 'bn') === 'bn' ? this.addModule('bn', new BatchNorm2d(total)) : null;
@@ -59,7 +69,13 @@ export class SegmentationHead extends Module {
     checkFeatureMaps(feats, this.inChannels, 'segmentationHead', false);
     return tf.tidy(() => {
       const [, h, w] = feats[0].shape;
-      let x: tf.Tensor = feats.length === 1 ? feats[0] : tf.concat(feats.map((f) => interpolateNhwc(f, [h, w], { mode: 'bilinear' })), 3);
+      let x: tf.Tensor =
+        feats.length === 1
+          ? feats[0]
+          : tf.concat(
+              feats.map((f) => interpolateNhwc(f, [h, w], { mode: 'bilinear' })),
+              3,
+            );
       if (this.bn) x = this.bn.forward(x, opts);
       x = dropout2d(x, this.opts.dropoutRatio ?? 0, opts.training ?? false);
       const logits = this.convSeg.forward(x);

@@ -79,13 +79,23 @@ export class SimpleFeaturePyramid extends Module {
     this.outChans = opts.outChans;
     this.scaleFactors = (opts.scaleFactors ?? [4, 2, 1, 0.5]).slice();
     this.inStride = opts.inStride ?? 16;
-    check(Number.isInteger(dim) && dim > 0 && Number.isInteger(opts.outChans) && opts.outChans > 0, () => `simpleFeaturePyramid: inChans and outChans must be positive integers, got ${dim}, ${opts.outChans}`);
+    check(
+      Number.isInteger(dim) && dim > 0 && Number.isInteger(opts.outChans) && opts.outChans > 0,
+      () => `simpleFeaturePyramid: inChans and outChans must be positive integers, got ${dim}, ${opts.outChans}`,
+    );
     check(this.scaleFactors.length > 0, () => 'simpleFeaturePyramid: scaleFactors is empty');
     const strides = this.scaleFactors.map((s) => this.inStride / s);
     for (const [i, s] of this.scaleFactors.entries()) {
       check([4, 2, 1, 0.5].includes(s), () => `simpleFeaturePyramid: scaleFactors[${i}] = ${s} is not supported (expected 4, 2, 1 or 0.5)`);
-      check(Number.isInteger(Math.log2(strides[i])), () => `simpleFeaturePyramid: stride ${strides[i]} (inStride ${this.inStride} / scale ${s}) is not a power of 2`);
-      check(i === 0 || strides[i] === 2 * strides[i - 1], () => `simpleFeaturePyramid: output strides [${strides.join(', ')}] must increase by 2x (scaleFactors [${this.scaleFactors.join(', ')}])`);
+      check(
+        Number.isInteger(Math.log2(strides[i])),
+        () => `simpleFeaturePyramid: stride ${strides[i]} (inStride ${this.inStride} / scale ${s}) is not a power of 2`,
+      );
+      check(
+        i === 0 || strides[i] === 2 * strides[i - 1],
+        () =>
+          `simpleFeaturePyramid: output strides [${strides.join(', ')}] must increase by 2x (scaleFactors [${this.scaleFactors.join(', ')}])`,
+      );
     }
     const useNorm = (opts.norm ?? 'LN') === 'LN';
     const eps = opts.normEps ?? 1e-6;
@@ -105,7 +115,10 @@ export class SimpleFeaturePyramid extends Module {
       } else if (scale === 0.5) {
         seq.push(new MaxPool(2));
       }
-      check(outDim > 0, () => `simpleFeaturePyramid: inChans ${dim} is too small for scale ${scale} (needs inChans / ${scale === 4 ? 4 : 2} >= 1)`);
+      check(
+        outDim > 0,
+        () => `simpleFeaturePyramid: inChans ${dim} is too small for scale ${scale} (needs inChans / ${scale === 4 ? 4 : 2} >= 1)`,
+      );
       seq.push(new ConvNorm(outDim, opts.outChans, 1, 0, useNorm, eps));
       seq.push(new ConvNorm(opts.outChans, opts.outChans, 3, 1, useNorm, eps));
       this.stages.push(this.addModule(`simfp_${Math.log2(strides[i])}`, seq));
@@ -115,7 +128,11 @@ export class SimpleFeaturePyramid extends Module {
 
   /** Check a backbone level (its `featureInfo` entry) against `inChans` and `inStride`. */
   checkLevelInfo(info: LevelInfo[]): void {
-    check(info.length === 1, () => `simpleFeaturePyramid takes one feature map, but ${info.length} levels were selected (strides [${info.map((l) => l.reduction).join(', ')}])`);
+    check(
+      info.length === 1,
+      () =>
+        `simpleFeaturePyramid takes one feature map, but ${info.length} levels were selected (strides [${info.map((l) => l.reduction).join(', ')}])`,
+    );
     checkLevelInfo(info, [this.inChans], 'simpleFeaturePyramid', { pyramid: false, inStrides: [this.inStride] });
   }
 
@@ -126,8 +143,16 @@ export class SimpleFeaturePyramid extends Module {
 
   /** `x`: one NHWC map at stride `inStride` -> NHWC maps at `outStrides`, `outChans` each. */
   forward(x: tf.Tensor): tf.Tensor4D[] {
-    check(isTensor(x) && x.rank === 4, () => `simpleFeaturePyramid expects one NHWC map [B, H, W, ${this.inChans}], got ${isTensor(x) ? `shape [${x.shape.join(', ')}]` : String(x)}`);
-    check(x.shape[3] === this.inChans, () => `simpleFeaturePyramid was built with inChans ${this.inChans} but got a map with ${x.shape[3]} channels (shape [${x.shape.join(', ')}])`);
+    check(
+      isTensor(x) && x.rank === 4,
+      () =>
+        `simpleFeaturePyramid expects one NHWC map [B, H, W, ${this.inChans}], got ${isTensor(x) ? `shape [${x.shape.join(', ')}]` : String(x)}`,
+    );
+    check(
+      x.shape[3] === this.inChans,
+      () =>
+        `simpleFeaturePyramid was built with inChans ${this.inChans} but got a map with ${x.shape[3]} channels (shape [${x.shape.join(', ')}])`,
+    );
     return tf.tidy(() => {
       const outs = this.stages.map((s) => s.forward(x) as tf.Tensor4D);
       if (this.opts.topBlock) outs.push(maxPool2d(outs[outs.length - 1], 1, 2));

@@ -57,17 +57,30 @@ export class UperNet extends Module {
     super();
     this.config = { ...opts };
     const { inChannels, channels, numClasses } = opts;
-    check(Array.isArray(inChannels) && inChannels.length > 0 && inChannels.every((c) => Number.isInteger(c) && c > 0), () => `uperNet: inChannels must be a non-empty list of positive integers, got ${JSON.stringify(inChannels)}`);
+    check(
+      Array.isArray(inChannels) && inChannels.length > 0 && inChannels.every((c) => Number.isInteger(c) && c > 0),
+      () => `uperNet: inChannels must be a non-empty list of positive integers, got ${JSON.stringify(inChannels)}`,
+    );
     check(Number.isInteger(channels) && channels > 0, () => `uperNet: channels must be a positive integer, got ${channels}`);
     check(Number.isInteger(numClasses) && numClasses > 0, () => `uperNet: numClasses must be a positive integer, got ${numClasses}`);
     this.poolScales = (opts.poolScales ?? [1, 2, 3, 6]).slice();
-    check(this.poolScales.length > 0 && this.poolScales.every((s) => Number.isInteger(s) && s > 0), () => `uperNet: poolScales must be positive integers, got ${JSON.stringify(opts.poolScales)}`);
-    if (opts.inStrides) check(opts.inStrides.length === inChannels.length, () => `uperNet: inStrides lists ${opts.inStrides!.length} strides for ${inChannels.length} levels`);
+    check(
+      this.poolScales.length > 0 && this.poolScales.every((s) => Number.isInteger(s) && s > 0),
+      () => `uperNet: poolScales must be positive integers, got ${JSON.stringify(opts.poolScales)}`,
+    );
+    if (opts.inStrides)
+      check(
+        opts.inStrides.length === inChannels.length,
+        () => `uperNet: inStrides lists ${opts.inStrides!.length} strides for ${inChannels.length} levels`,
+      );
     this.inChannels = inChannels.slice();
     const norm = opts.norm ?? 'bn';
     const last = inChannels[inChannels.length - 1];
     this.pspModules = this.addModule('psp_modules', new PPM(this.poolScales, last, channels, norm));
-    this.bottleneck = this.addModule('bottleneck', new ConvModule(last + this.poolScales.length * channels, channels, 3, { padding: 1, norm }));
+    this.bottleneck = this.addModule(
+      'bottleneck',
+      new ConvModule(last + this.poolScales.length * channels, channels, 3, { padding: 1, norm }),
+    );
     this.lateralConvs = this.addModule('lateral_convs', new ModuleList<ConvModule>());
     this.fpnConvs = this.addModule('fpn_convs', new ModuleList<ConvModule>());
     for (const c of inChannels.slice(0, -1)) {

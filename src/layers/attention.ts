@@ -24,7 +24,10 @@ export function splitQkv(qkv: tf.Tensor, b: number, n: number, heads: number): [
 export function splitHeads(x: tf.Tensor, b: number, n: number, heads: number): tf.Tensor3D {
   return tf.tidy(() => {
     const hd = x.shape[x.rank - 1] / heads;
-    return x.reshape([b, n, heads, hd]).transpose([0, 2, 1, 3]).reshape([b * heads, n, hd]) as tf.Tensor3D;
+    return x
+      .reshape([b, n, heads, hd])
+      .transpose([0, 2, 1, 3])
+      .reshape([b * heads, n, hd]) as tf.Tensor3D;
   });
 }
 
@@ -32,7 +35,10 @@ export function splitHeads(x: tf.Tensor, b: number, n: number, heads: number): t
 export function mergeHeads(o: tf.Tensor, b: number, heads: number): tf.Tensor3D {
   return tf.tidy(() => {
     const [, n, hd] = o.shape;
-    return o.reshape([b, heads, n, hd]).transpose([0, 2, 1, 3]).reshape([b, n, heads * hd]) as tf.Tensor3D;
+    return o
+      .reshape([b, heads, n, hd])
+      .transpose([0, 2, 1, 3])
+      .reshape([b, n, heads * hd]) as tf.Tensor3D;
   });
 }
 

@@ -28,7 +28,10 @@ export class BatchNorm2d extends Module {
   readonly eps: number;
   readonly momentum: number;
 
-  constructor(readonly numFeatures: number, opts: BatchNorm2dOptions = {}) {
+  constructor(
+    readonly numFeatures: number,
+    opts: BatchNorm2dOptions = {},
+  ) {
     super();
     this.config = { numFeatures, ...opts };
     this.eps = opts.eps ?? 1e-5;
@@ -43,11 +46,18 @@ export class BatchNorm2d extends Module {
 
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor {
     const c = x.shape[x.rank - 1];
-    check(c === this.numFeatures, () => `BatchNorm2d expected ${this.numFeatures} channels in the last axis, got ${c} (shape [${x.shape.join(', ')}])`);
+    check(
+      c === this.numFeatures,
+      () => `BatchNorm2d expected ${this.numFeatures} channels in the last axis, got ${c} (shape [${x.shape.join(', ')}])`,
+    );
     const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
     if (opts.training) {
       const n = x.size / c;
-      check(n > 1, () => `BatchNorm2d in training needs more than one value per channel, got input shape [${x.shape.join(', ')}] (use a batch of 2 or more)`);
+      check(
+        n > 1,
+        () =>
+          `BatchNorm2d in training needs more than one value per channel, got input shape [${x.shape.join(', ')}] (use a batch of 2 or more)`,
+      );
       return tf.tidy(() => {
         const { mean, variance } = tf.moments(x, axes);
         const m = this.momentum;

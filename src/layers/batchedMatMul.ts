@@ -33,10 +33,14 @@ export function batchedMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false
     if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, false, transposeB);
     if (n > 1 && 2 * Math.log2(n) * (m + p) * LOOP_MATMUL_COPY_COST >= m * p) return tf.matMul(a, b, false, transposeB);
     const bt = (transposeB ? b.transpose([0, 2, 1]) : b) as tf.Tensor3D;
-    const mm = (x: tf.Tensor3D, y: tf.Tensor3D) => tf.matMul(x.reshape([m, k]) as tf.Tensor2D, y.reshape([k, p]) as tf.Tensor2D).reshape([1, m, p]);
+    const mm = (x: tf.Tensor3D, y: tf.Tensor3D) =>
+      tf.matMul(x.reshape([m, k]) as tf.Tensor2D, y.reshape([k, p]) as tf.Tensor2D).reshape([1, m, p]);
     if (n === 1) return mm(a, bt) as tf.Tensor3D;
     const as = splitBatch(a, n);
     const bs = splitBatch(bt, n);
-    return tf.concat(as.map((x, i) => mm(x, bs[i])), 0) as tf.Tensor3D;
+    return tf.concat(
+      as.map((x, i) => mm(x, bs[i])),
+      0,
+    ) as tf.Tensor3D;
   });
 }

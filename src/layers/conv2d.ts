@@ -33,7 +33,12 @@ export class Conv2d extends Module {
   /** 'patch' = kernel == stride, no padding: patchify + matmul. */
   readonly mode: 'patch' | 'dense' | 'depthwise';
 
-  constructor(readonly inChans: number, readonly outChans: number, readonly kernelSize: number, opts: Conv2dOptions = {}) {
+  constructor(
+    readonly inChans: number,
+    readonly outChans: number,
+    readonly kernelSize: number,
+    opts: Conv2dOptions = {},
+  ) {
     super();
     this.config = { inChans, outChans, kernelSize, ...opts };
     this.stride = opts.stride ?? 1;
@@ -57,7 +62,7 @@ export class Conv2d extends Module {
       this.mode = 'dense';
       this.weight = this.addParameter('weight', uniform([k, k, inChans, outChans], bound), CONV);
     }
-    this.bias = opts.bias ?? true ? this.addParameter('bias', uniform([outChans], bound)) : null;
+    this.bias = (opts.bias ?? true) ? this.addParameter('bias', uniform([outChans], bound)) : null;
   }
 
   /** Output spatial size for an input size (PyTorch's formula). */
@@ -78,12 +83,32 @@ export class Conv2d extends Module {
         const k = this.kernelSize;
         let xi = x as tf.Tensor4D;
         if (ho * k !== h || wo * k !== w) xi = tf.slice(xi, [0, 0, 0, 0], [b, ho * k, wo * k, c]);
-        const cols = k === 1 ? xi.reshape([b * ho * wo, c]) : xi.reshape([b * ho, k, wo, k * c]).transpose([0, 2, 1, 3]).reshape([b * ho * wo, k * k * c]);
+        const cols =
+          k === 1
+            ? xi.reshape([b * ho * wo, c])
+            : xi
+                .reshape([b * ho, k, wo, k * c])
+                .transpose([0, 2, 1, 3])
+                .reshape([b * ho * wo, k * k * c]);
         // the bias goes into the product, exactly as Linear adds it (a 1x1 conv equals a Linear)
-        return denseProduct(cols as tf.Tensor2D, this.weight.value as tf.Tensor2D, this.bias?.value ?? null).reshape([b, ho, wo, this.outChans]);
+        return denseProduct(cols as tf.Tensor2D, this.weight.value as tf.Tensor2D, this.bias?.value ?? null).reshape([
+          b,
+          ho,
+          wo,
+          this.outChans,
+        ]);
       } else {
         const p = this.padding;
-        const xp = (p > 0 ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x) as tf.Tensor4D;
+        const xp = (
+          p > 0
+            ? tf.pad(x, [
+                [0, 0],
+                [p, p],
+                [p, p],
+                [0, 0],
+              ])
+            : x
+        ) as tf.Tensor4D;
         y =
           this.mode === 'depthwise'
             ? tf.depthwiseConv2d(xp, this.weight.value as tf.Tensor4D, this.stride, 'valid', 'NHWC', this.dilation)

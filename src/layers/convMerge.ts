@@ -29,7 +29,10 @@ export class ConvMerge extends Module {
     this.norm = this.addModule('norm', new LayerNorm(this.outDim, opts.normEps ?? 1e-5));
   }
   forward(x: tf.Tensor): tf.Tensor4D {
-    check(x.rank === 4 && x.shape[3] === this.opts.dim, () => `ConvMerge expects NHWC [B, H, W, ${this.opts.dim}], got shape [${x.shape.join(', ')}]`);
+    check(
+      x.rank === 4 && x.shape[3] === this.opts.dim,
+      () => `ConvMerge expects NHWC [B, H, W, ${this.opts.dim}], got shape [${x.shape.join(', ')}]`,
+    );
     return tf.tidy(() => this.norm.forward(this.conv.forward(x)) as tf.Tensor4D);
   }
 }

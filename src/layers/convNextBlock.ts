@@ -47,8 +47,14 @@ export class ConvNeXtBlock extends Module {
     const k = opts.kernelSize ?? 7;
     const d = opts.dilation ?? 1;
     check(k % 2 === 1, () => `ConvNeXtBlock kernelSize must be odd (symmetric padding), got ${k}`);
-    check(!opts.convMlp || opts.useGrn, () => 'ConvNeXtBlock: convMlp without useGrn (ConvNeXt V1 with 1x1-conv MLP) is not supported; use convMlp: false');
-    this.convDw = this.addModule('conv_dw', new Conv2d(dim, dim, k, { padding: (d * (k - 1)) >> 1, dilation: d, groups: dim, bias: opts.convBias ?? true }));
+    check(
+      !opts.convMlp || opts.useGrn,
+      () => 'ConvNeXtBlock: convMlp without useGrn (ConvNeXt V1 with 1x1-conv MLP) is not supported; use convMlp: false',
+    );
+    this.convDw = this.addModule(
+      'conv_dw',
+      new Conv2d(dim, dim, k, { padding: (d * (k - 1)) >> 1, dilation: d, groups: dim, bias: opts.convBias ?? true }),
+    );
     this.norm = this.addModule('norm', new LayerNorm(dim, opts.normEps ?? 1e-6));
     const hidden = Math.floor((opts.mlpRatio ?? 4) * dim);
     this.mlp = this.addModule(
@@ -63,7 +69,10 @@ export class ConvNeXtBlock extends Module {
   }
 
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
-    check(x.rank === 4 && x.shape[3] === this.opts.dim, () => `ConvNeXtBlock expects NHWC [B, H, W, ${this.opts.dim}], got shape [${x.shape.join(', ')}]`);
+    check(
+      x.rank === 4 && x.shape[3] === this.opts.dim,
+      () => `ConvNeXtBlock expects NHWC [B, H, W, ${this.opts.dim}], got shape [${x.shape.join(', ')}]`,
+    );
     return tf.tidy(() => {
       let y = this.norm.forward(this.convDw.forward(x));
       y = this.mlp.forward(y, opts);

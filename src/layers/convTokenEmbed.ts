@@ -29,11 +29,17 @@ export class ConvTokenEmbed extends Module {
   constructor(readonly opts: ConvTokenEmbedOptions) {
     super();
     this.config = { ...opts };
-    this.conv = this.addModule('0', new Conv2d(opts.inChans, opts.embedDim, opts.kernelSize ?? 7, { stride: opts.stride ?? 4, padding: opts.padding ?? 2 }));
+    this.conv = this.addModule(
+      '0',
+      new Conv2d(opts.inChans, opts.embedDim, opts.kernelSize ?? 7, { stride: opts.stride ?? 4, padding: opts.padding ?? 2 }),
+    );
     this.norm = this.addModule('2', new LayerNorm(opts.embedDim, opts.normEps ?? 1e-5));
   }
   forward(x: tf.Tensor): tf.Tensor4D {
-    check(x.rank === 4 && x.shape[3] === this.opts.inChans, () => `ConvTokenEmbed expects NHWC [B, H, W, ${this.opts.inChans}], got shape [${x.shape.join(', ')}]`);
+    check(
+      x.rank === 4 && x.shape[3] === this.opts.inChans,
+      () => `ConvTokenEmbed expects NHWC [B, H, W, ${this.opts.inChans}], got shape [${x.shape.join(', ')}]`,
+    );
     return tf.tidy(() => this.norm.forward(this.conv.forward(x)) as tf.Tensor4D);
   }
 }

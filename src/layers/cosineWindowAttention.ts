@@ -79,7 +79,11 @@ export class CosineWindowAttention extends Module {
       // q/v biases added by the projection (matMul then add on cpu; one pass with our wasm kernels)
       const qkv =
         this.qBias && this.vBias
-          ? tf.fused.matMul({ a: x2, b: this.qkv.weight.value as tf.Tensor2D, bias: tf.concat([this.qBias.value, tf.zeros([c]), this.vBias.value]) })
+          ? tf.fused.matMul({
+              a: x2,
+              b: this.qkv.weight.value as tf.Tensor2D,
+              bias: tf.concat([this.qBias.value, tf.zeros([c]), this.vBias.value]),
+            })
           : this.qkv.forward(x2);
       const [q, k, v] = splitQkv(qkv, bw, n, heads);
       let attn: tf.Tensor = tf.matMul(l2Normalize(q), l2Normalize(k), false, true); // [bw*heads, N, N]

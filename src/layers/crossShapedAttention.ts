@@ -67,7 +67,8 @@ export class StripeAttention extends Module {
     const { dim, numHeads, resolution } = this.opts;
     check(
       qkv.rank === 4 && qkv.shape[1] === resolution[0] && qkv.shape[2] === resolution[1] && qkv.shape[3] === 3 * dim,
-      () => `stripe attention expects q|k|v as NHWC [B, ${resolution[0]}, ${resolution[1]}, ${3 * dim}], got shape [${qkv.shape.join(', ')}]`,
+      () =>
+        `stripe attention expects q|k|v as NHWC [B, ${resolution[0]}, ${resolution[1]}, ${3 * dim}], got shape [${qkv.shape.join(', ')}]`,
     );
     const [sh, sw] = this.stripe;
     const [, h, w] = qkv.shape;
@@ -130,7 +131,8 @@ export class CrossShapedAttention extends Module {
     if (this.branches === 2) {
       check(
         numHeads % 2 === 0,
-        () => `numHeads ${numHeads} cannot be split evenly between the vertical and horizontal stripe branches (cross-shaped attention needs an even head count)`,
+        () =>
+          `numHeads ${numHeads} cannot be split evenly between the vertical and horizontal stripe branches (cross-shaped attention needs an even head count)`,
       );
       check(
         h % splitSize === 0 && w % splitSize === 0,
@@ -144,8 +146,13 @@ export class CrossShapedAttention extends Module {
     for (const mode of modes) {
       this.attns.push(
         new StripeAttention({
-          dim: dim / this.branches, numHeads: numHeads / this.branches, resolution: this.resolution, splitSize, mode,
-          qkScale: opts.qkScale, attnDrop: opts.attnDrop,
+          dim: dim / this.branches,
+          numHeads: numHeads / this.branches,
+          resolution: this.resolution,
+          splitSize,
+          mode,
+          qkScale: opts.qkScale,
+          attnDrop: opts.attnDrop,
         }),
       );
     }

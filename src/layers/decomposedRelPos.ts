@@ -17,7 +17,10 @@ import { resizeWeights } from './interpolate.js';
  * length differs. Index arithmetic follows PyTorch's float32 computation.
  */
 export function relPosLookupMatrix(qSize: number, kSize: number, tableLen: number): Float32Array {
-  check(Number.isInteger(qSize) && qSize > 0 && Number.isInteger(kSize) && kSize > 0, () => `relative position sizes must be positive integers, got q=${qSize}, k=${kSize}`);
+  check(
+    Number.isInteger(qSize) && qSize > 0 && Number.isInteger(kSize) && kSize > 0,
+    () => `relative position sizes must be positive integers, got q=${qSize}, k=${kSize}`,
+  );
   check(Number.isInteger(tableLen) && tableLen > 0, () => `relative position table length must be a positive integer, got ${tableLen}`);
   const maxRel = 2 * Math.max(qSize, kSize) - 1;
   const resize = tableLen === maxRel ? null : resizeWeights(tableLen, maxRel, { mode: 'linear' });
@@ -51,7 +54,10 @@ export function getRelPos(qSize: number, kSize: number, relPos: tf.Tensor, looku
   check(relPos.rank === 2, () => `relative position table must be [L, C], got shape [${relPos.shape.join(', ')}]`);
   const [len, c] = relPos.shape;
   if (lookup) {
-    check(lookup.shape[0] === qSize * kSize && lookup.shape[1] === len, () => `lookup matrix [${lookup.shape.join(', ')}] does not fit q=${qSize}, k=${kSize}, table length ${len}`);
+    check(
+      lookup.shape[0] === qSize * kSize && lookup.shape[1] === len,
+      () => `lookup matrix [${lookup.shape.join(', ')}] does not fit q=${qSize}, k=${kSize}, table length ${len}`,
+    );
   }
   return tf.tidy(() => {
     const a = lookup ?? relPosLookupTensor(qSize, kSize, len);
@@ -75,7 +81,10 @@ export function addDecomposedRelPos(
 ): tf.Tensor3D {
   const [qh, qw] = qSize;
   const [kh, kw] = kSize;
-  check(q.rank === 3 && q.shape[1] === qh * qw, () => `queries must be [B, ${qh * qw}, C] for a ${qh}x${qw} query grid, got [${q.shape.join(', ')}]`);
+  check(
+    q.rank === 3 && q.shape[1] === qh * qw,
+    () => `queries must be [B, ${qh * qw}, C] for a ${qh}x${qw} query grid, got [${q.shape.join(', ')}]`,
+  );
   const [b, , c] = q.shape;
   check(
     attn.rank === 3 && attn.shape[0] === b && attn.shape[1] === qh * qw && attn.shape[2] === kh * kw,

@@ -25,7 +25,10 @@ export class GlobalResponseNorm extends Module {
   readonly bias: Parameter;
   readonly eps: number;
   readonly channelsLast: boolean;
-  constructor(readonly dim: number, opts: GlobalResponseNormOptions = {}) {
+  constructor(
+    readonly dim: number,
+    opts: GlobalResponseNormOptions = {},
+  ) {
     super();
     this.config = { dim, ...opts };
     this.eps = opts.eps ?? 1e-6;
@@ -36,9 +39,16 @@ export class GlobalResponseNorm extends Module {
 
   forward(x: tf.Tensor): tf.Tensor4D {
     const cl = this.channelsLast;
-    check(x.rank === 4, () => `GlobalResponseNorm expects a rank-4 ${cl ? 'NHWC [B, H, W, C]' : 'NCHW [B, C, H, W]'} tensor, got shape [${x.shape.join(', ')}]`);
+    check(
+      x.rank === 4,
+      () =>
+        `GlobalResponseNorm expects a rank-4 ${cl ? 'NHWC [B, H, W, C]' : 'NCHW [B, C, H, W]'} tensor, got shape [${x.shape.join(', ')}]`,
+    );
     const c = x.shape[cl ? 3 : 1];
-    check(c === this.dim, () => `GlobalResponseNorm expected ${this.dim} channels on axis ${cl ? 3 : 1}, got ${c} (shape [${x.shape.join(', ')}])`);
+    check(
+      c === this.dim,
+      () => `GlobalResponseNorm expected ${this.dim} channels on axis ${cl ? 3 : 1}, got ${c} (shape [${x.shape.join(', ')}])`,
+    );
     return tf.tidy(() => {
       const spatial = cl ? [1, 2] : [2, 3];
       const wbShape = cl ? [1, 1, 1, this.dim] : [1, this.dim, 1, 1];

@@ -31,7 +31,10 @@ export class GlobalResponseNormMlp extends Module {
   readonly grn: GlobalResponseNorm;
   readonly fc2: Linear | Conv2d;
   private readonly act: (x: tf.Tensor) => tf.Tensor;
-  constructor(readonly inFeatures: number, readonly opts: GlobalResponseNormMlpOptions = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly opts: GlobalResponseNormMlpOptions = {},
+  ) {
     super();
     this.config = { inFeatures, ...opts };
     const hidden = opts.hiddenFeatures ?? inFeatures;

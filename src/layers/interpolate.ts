@@ -61,8 +61,14 @@ export function resizeWeights(inSize: number, outSize: number, opts: ResizeOptio
   const mode = opts.mode ?? 'bicubic';
   const aa = opts.antialias ?? false;
   const ac = opts.alignCorners ?? false;
-  check(['nearest', 'linear', 'bilinear', 'bicubic'].includes(mode), () => `resize: unknown mode '${mode}', expected nearest, linear, bilinear or bicubic`);
-  check(!(aa && (mode === 'nearest' || mode === 'linear')), () => `resize: antialias is supported for bilinear and bicubic only (as in PyTorch), got mode '${mode}'`);
+  check(
+    ['nearest', 'linear', 'bilinear', 'bicubic'].includes(mode),
+    () => `resize: unknown mode '${mode}', expected nearest, linear, bilinear or bicubic`,
+  );
+  check(
+    !(aa && (mode === 'nearest' || mode === 'linear')),
+    () => `resize: antialias is supported for bilinear and bicubic only (as in PyTorch), got mode '${mode}'`,
+  );
   check(!(ac && mode === 'nearest'), () => "resize: alignCorners is not defined for mode 'nearest' (as in PyTorch)");
   const w = new Float64Array(outSize * inSize);
   if (mode === 'nearest') {
@@ -152,7 +158,12 @@ export function resizeMatrix2d(inSize: [number, number], outSize: [number, numbe
  * Resize a plain row-major 2-D grid of numbers `h x w` to `oh x ow` in JavaScript (float64), as
  * `F.interpolate` does on a `(1, 1, h, w)` tensor.
  */
-export function resizeGrid(values: ArrayLike<number>, inSize: [number, number], outSize: [number, number], opts: ResizeOptions = {}): Float64Array {
+export function resizeGrid(
+  values: ArrayLike<number>,
+  inSize: [number, number],
+  outSize: [number, number],
+  opts: ResizeOptions = {},
+): Float64Array {
   const [h, w] = inSize;
   const [oh, ow] = outSize;
   check(values.length === h * w, () => `resizeGrid: expected ${h}x${w} = ${h * w} values, got ${values.length}`);
@@ -219,5 +230,7 @@ export function interpolateRows(x: tf.Tensor, outSize: number, opts: ResizeOptio
   check(x.rank === 2, () => `interpolateRows expects a [L, C] tensor, got shape [${x.shape.join(', ')}]`);
   const [l] = x.shape;
   checkSizes(l, outSize);
-  return tf.tidy(() => (l === outSize ? (x.clone() as tf.Tensor2D) : tf.matMul(resizeWeightsTensor(l, outSize, { mode: 'linear', ...opts }), x as tf.Tensor2D)));
+  return tf.tidy(() =>
+    l === outSize ? (x.clone() as tf.Tensor2D) : tf.matMul(resizeWeightsTensor(l, outSize, { mode: 'linear', ...opts }), x as tf.Tensor2D),
+  );
 }

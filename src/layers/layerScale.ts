@@ -9,7 +9,10 @@ import { Module, Parameter } from './module.js';
  */
 export class LayerScale extends Module {
   readonly gamma: Parameter;
-  constructor(readonly dim: number, readonly initValues = 1e-5) {
+  constructor(
+    readonly dim: number,
+    readonly initValues = 1e-5,
+  ) {
     super();
     this.config = { dim, initValues };
     this.gamma = this.addParameter('gamma', tf.fill([dim], initValues));

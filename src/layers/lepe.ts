@@ -10,7 +10,10 @@ import { Conv2d } from './conv2d.js';
  * the stripes). Usable with any windowed attention. State-dict keys `weight` `[C, 1, k, k]`, `bias`.
  */
 export class LePE extends Conv2d {
-  constructor(readonly dim: number, kernelSize = 3) {
+  constructor(
+    readonly dim: number,
+    kernelSize = 3,
+  ) {
     super(dim, dim, kernelSize, { padding: (kernelSize - 1) >> 1, groups: dim, bias: true });
     check(kernelSize % 2 === 1, () => `LePE kernelSize must be odd, got ${kernelSize}`);
     this.config = { dim, kernelSize };
@@ -21,7 +24,10 @@ export class LePE extends Conv2d {
    * `[B * nW, wh * ww, C]`.
    */
   forwardWindows(v: tf.Tensor, wh: number, ww: number): tf.Tensor3D {
-    check(v.rank === 3 && v.shape[1] === wh * ww, () => `LePE expects window tokens [B * nW, ${wh} * ${ww}, C], got shape [${v.shape.join(', ')}]`);
+    check(
+      v.rank === 3 && v.shape[1] === wh * ww,
+      () => `LePE expects window tokens [B * nW, ${wh} * ${ww}, C], got shape [${v.shape.join(', ')}]`,
+    );
     const [bw, n, c] = v.shape;
     return tf.tidy(() => this.forward(v.reshape([bw, wh, ww, c])).reshape([bw, n, c]) as tf.Tensor3D);
   }

@@ -29,11 +29,15 @@ export function denseProduct(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | n
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
     super();
     this.config = { inFeatures, outFeatures, ...opts };
     this.weight = this.addParameter('weight', truncNormal([inFeatures, outFeatures], opts.initStd ?? 0.02), LINEAR);
-    this.bias = opts.bias ?? true ? this.addParameter('bias', tf.zeros([outFeatures])) : null;
+    this.bias = (opts.bias ?? true) ? this.addParameter('bias', tf.zeros([outFeatures])) : null;
   }
 
   forward(x: tf.Tensor): tf.Tensor {

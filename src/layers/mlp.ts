@@ -25,7 +25,10 @@ export class Mlp extends Module {
   readonly norm: LayerNorm | null;
   readonly fc2: Linear;
   private readonly act: (x: tf.Tensor) => tf.Tensor;
-  constructor(readonly inFeatures: number, readonly opts: MlpOptions = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly opts: MlpOptions = {},
+  ) {
     super();
     this.config = { inFeatures, ...opts };
     const hidden = opts.hiddenFeatures ?? inFeatures;

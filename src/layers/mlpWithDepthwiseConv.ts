@@ -25,7 +25,10 @@ export class MlpWithDepthwiseConv extends Module {
   readonly fc1: Linear;
   readonly dwconv: Conv2d;
   readonly fc2: Linear;
-  constructor(readonly inFeatures: number, readonly opts: MlpWithDepthwiseConvOptions = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly opts: MlpWithDepthwiseConvOptions = {},
+  ) {
     super();
     this.config = { inFeatures, ...opts };
     const hidden = opts.hiddenFeatures ?? inFeatures;

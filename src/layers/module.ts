@@ -400,7 +400,10 @@ export class ModuleList<M extends Module = Module> extends Module {
 
 /** Raised by strict {@link Module.loadStateDict}; carries the lists. */
 export class StateDictError extends VisBackbonesError {
-  constructor(message: string, public readonly result: LoadStateDictResult) {
+  constructor(
+    message: string,
+    public readonly result: LoadStateDictResult,
+  ) {
     super(message);
     this.name = 'StateDictError';
   }

@@ -12,7 +12,11 @@ import { Module, Parameter } from './module.js';
 export class LayerNorm extends Module {
   readonly weight: Parameter | null;
   readonly bias: Parameter | null;
-  constructor(readonly dim: number, readonly eps = 1e-5, affine = true) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    affine = true,
+  ) {
     super();
     this.config = { dim, eps, affine };
     this.weight = affine ? this.addParameter('weight', tf.ones([dim])) : null;

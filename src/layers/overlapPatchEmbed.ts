@@ -29,7 +29,10 @@ export class OverlapPatchEmbed extends Module {
     super();
     this.config = { ...opts };
     const { patchSize: k, stride: s } = opts;
-    check(Number.isInteger(k) && Number.isInteger(s) && s > 0 && k > s, () => `OverlapPatchEmbed needs integer patchSize > stride > 0, got patchSize=${k}, stride=${s}`);
+    check(
+      Number.isInteger(k) && Number.isInteger(s) && s > 0 && k > s,
+      () => `OverlapPatchEmbed needs integer patchSize > stride > 0, got patchSize=${k}, stride=${s}`,
+    );
     this.proj = this.addModule('proj', new Conv2d(opts.inChans, opts.embedDim, k, { stride: s, padding: Math.floor(k / 2) }));
     this.norm = this.addModule('norm', new LayerNorm(opts.embedDim, opts.normEps ?? 1e-5));
   }

@@ -24,7 +24,15 @@ export function windowPartitionPadded(x: tf.Tensor, ws: number): { windows: tf.T
   const hp = paddedSize(h, ws);
   const wp = paddedSize(w, ws);
   const windows = tf.tidy(() => {
-    const xp = hp !== h || wp !== w ? tf.pad(x, [[0, 0], [0, hp - h], [0, wp - w], [0, 0]]) : x;
+    const xp =
+      hp !== h || wp !== w
+        ? tf.pad(x, [
+            [0, 0],
+            [0, hp - h],
+            [0, wp - w],
+            [0, 0],
+          ])
+        : x;
     return windowPartition(xp, ws, ws).reshape([-1, ws, ws, c]) as tf.Tensor4D;
   });
   return { windows, padded: [hp, wp] };

@@ -26,14 +26,20 @@ export class PatchEmbed extends Module {
   constructor(readonly opts: PatchEmbedOptions) {
     super();
     this.config = { ...opts };
-    this.proj = this.addModule('proj', new Conv2d(opts.inChans, opts.embedDim, opts.patchSize, { stride: opts.patchSize, bias: opts.bias ?? true }));
+    this.proj = this.addModule(
+      'proj',
+      new Conv2d(opts.inChans, opts.embedDim, opts.patchSize, { stride: opts.patchSize, bias: opts.bias ?? true }),
+    );
     this.norm = opts.norm ? this.addModule('norm', new LayerNorm(opts.embedDim, opts.normEps ?? 1e-5)) : null;
   }
   forward(x: tf.Tensor): tf.Tensor4D {
     check(x.rank === 4, () => `PatchEmbed expects NHWC input [B, H, W, C], got shape [${x.shape.join(', ')}]`);
     const [, h, w, c] = x.shape;
     const p = this.opts.patchSize;
-    check(c === this.opts.inChans, () => `expected ${this.opts.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
+    check(
+      c === this.opts.inChans,
+      () => `expected ${this.opts.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`,
+    );
     check(h % p === 0 && w % p === 0, () => `image size ${h}x${w} is not divisible by the patch size ${p}`);
     return tf.tidy(() => {
       const y = this.proj.forward(x);

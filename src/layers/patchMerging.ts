@@ -37,8 +37,12 @@ export class PatchMerging extends Module {
     check(h % 2 === 0 && w % 2 === 0, () => `PatchMerging needs an even resolution, got ${h}x${w}`);
     return tf.tidy(() => {
       // [B*H/2, 2(h-off), W, C] -> [B*H/2, W, 2(h-off), C]: channel order (w-off, h-off, c)
-      const m = x.reshape([(b * h) / 2, 2, w, c]).transpose([0, 2, 1, 3]).reshape([b, h / 2, w / 2, 4 * c]);
-      const y = this.opts.normPosition === 'post' ? this.norm.forward(this.reduction.forward(m)) : this.reduction.forward(this.norm.forward(m));
+      const m = x
+        .reshape([(b * h) / 2, 2, w, c])
+        .transpose([0, 2, 1, 3])
+        .reshape([b, h / 2, w / 2, 4 * c]);
+      const y =
+        this.opts.normPosition === 'post' ? this.norm.forward(this.reduction.forward(m)) : this.reduction.forward(this.norm.forward(m));
       return y as tf.Tensor4D;
     });
   }

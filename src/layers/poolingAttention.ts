@@ -110,7 +110,10 @@ export class PoolingAttention extends Module {
     super();
     this.config = { ...opts };
     const { dim, dimOut, numHeads, featSize } = opts;
-    check(Number.isInteger(numHeads) && numHeads > 0 && dimOut % numHeads === 0, () => `numHeads ${numHeads} does not divide the attention width ${dimOut}`);
+    check(
+      Number.isInteger(numHeads) && numHeads > 0 && dimOut % numHeads === 0,
+      () => `numHeads ${numHeads} does not divide the attention width ${dimOut}`,
+    );
     const mode = opts.mode ?? 'conv';
     check(['conv', 'max', 'avg'].includes(mode), () => `pooling mode '${mode}' is not supported: expected 'conv', 'max' or 'avg'`);
     this.headDim = dimOut / numHeads;
@@ -119,11 +122,20 @@ export class PoolingAttention extends Module {
     this.proj = this.addModule('proj', new Linear(dimOut, dimOut));
 
     const spec = (name: string, kernel: [number, number], stride: [number, number]): PoolSpec | null => {
-      check(kernel[0] === kernel[1] && stride[0] === stride[1], () => `${name}: only square pooling is supported, got kernel [${kernel}] and stride [${stride}]`);
-      check(kernel[0] >= 1 && stride[0] >= 1, () => `${name}: kernel and stride must be positive, got kernel [${kernel}] and stride [${stride}]`);
+      check(
+        kernel[0] === kernel[1] && stride[0] === stride[1],
+        () => `${name}: only square pooling is supported, got kernel [${kernel}] and stride [${stride}]`,
+      );
+      check(
+        kernel[0] >= 1 && stride[0] >= 1,
+        () => `${name}: kernel and stride must be positive, got kernel [${kernel}] and stride [${stride}]`,
+      );
       if (kernel[0] * kernel[1] === 1 && stride[0] * stride[1] === 1) return null; // timm skips 1x1 stride-1 pooling
       const size: [number, number] = [pooledSize(featSize[0], kernel[0], stride[0]), pooledSize(featSize[1], kernel[1], stride[1])];
-      check(size[0] > 0 && size[1] > 0, () => `${name}: the ${featSize.join('x')} grid is too small for kernel ${kernel[0]} / stride ${stride[0]}`);
+      check(
+        size[0] > 0 && size[1] > 0,
+        () => `${name}: the ${featSize.join('x')} grid is too small for kernel ${kernel[0]} / stride ${stride[0]}`,
+      );
       return { kernel: kernel[0], stride: stride[0], size };
     };
     const strideQ = opts.strideQ ?? [1, 1];
@@ -136,7 +148,9 @@ export class PoolingAttention extends Module {
     const hd = this.headDim;
     const eps = opts.normEps ?? 1e-6;
     const conv = (p: PoolSpec | null) =>
-      mode === 'conv' && p ? new Conv2d(hd, hd, p.kernel, { stride: p.stride, padding: Math.floor(p.kernel / 2), groups: hd, bias: false }) : null;
+      mode === 'conv' && p
+        ? new Conv2d(hd, hd, p.kernel, { stride: p.stride, padding: Math.floor(p.kernel / 2), groups: hd, bias: false })
+        : null;
     const norm = (p: PoolSpec | null) => (mode === 'conv' && p ? new LayerNorm(hd, eps) : null);
     const pq = conv(this.poolQ);
     const nq = norm(this.poolQ);
@@ -154,10 +168,14 @@ export class PoolingAttention extends Module {
       const len = 2 * Math.max(Math.floor(size / strideQ[1]), Math.floor(size / strideKv[1])) - 1;
       const ih = mvitRelPosIndex(this.qSize[0], this.kSize[0]);
       const iw = mvitRelPosIndex(this.qSize[1], this.kSize[1]);
-      const maxIdx = Math.max(ih.reduce((a, v) => Math.max(a, v), 0), iw.reduce((a, v) => Math.max(a, v), 0));
+      const maxIdx = Math.max(
+        ih.reduce((a, v) => Math.max(a, v), 0),
+        iw.reduce((a, v) => Math.max(a, v), 0),
+      );
       check(
         maxIdx < len,
-        () => `the ${featSize.join('x')} grid with strideQ [${strideQ}] / strideKv [${strideKv}] gives relative offsets up to ${maxIdx}, beyond the ${len}-entry rel_pos table: the grid must be divisible by the strides`,
+        () =>
+          `the ${featSize.join('x')} grid with strideQ [${strideQ}] / strideKv [${strideKv}] gives relative offsets up to ${maxIdx}, beyond the ${len}-entry rel_pos table: the grid must be divisible by the strides`,
       );
       this.relPosH = this.addParameter('rel_pos_h', truncNormal([len, hd], 0.02));
       this.relPosW = this.addParameter('rel_pos_w', truncNormal([len, hd], 0.02));
@@ -180,7 +198,14 @@ export class PoolingAttention extends Module {
       else if (this.opts.mode === 'max') y = tf.maxPool(sp, p.kernel, p.stride, Math.floor(p.kernel / 2));
       else {
         const pad = Math.floor(p.kernel / 2);
-        const padded = pad ? tf.pad(sp, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) : sp; // count_include_pad
+        const padded = pad
+          ? tf.pad(sp, [
+              [0, 0],
+              [pad, pad],
+              [pad, pad],
+              [0, 0],
+            ])
+          : sp; // count_include_pad
         y = tf.avgPool(padded, p.kernel, p.stride, 'valid');
       }
       let out = y.reshape([bh, p.size[0] * p.size[1], hd]);
@@ -199,8 +224,14 @@ export class PoolingAttention extends Module {
       const [qh, qw] = this.qSize;
       const [kh, kw] = this.kSize;
       const q4 = q.reshape([bh, qh, qw, hd]);
-      const rh = tf.matMul(this.relSelectH!, this.relPosH!.value as tf.Tensor2D).reshape([qh, kh, hd]).transpose([0, 2, 1]) as tf.Tensor3D; // [qh, hd, kh]
-      const rw = tf.matMul(this.relSelectW!, this.relPosW!.value as tf.Tensor2D).reshape([qw, kw, hd]).transpose([0, 2, 1]) as tf.Tensor3D; // [qw, hd, kw]
+      const rh = tf
+        .matMul(this.relSelectH!, this.relPosH!.value as tf.Tensor2D)
+        .reshape([qh, kh, hd])
+        .transpose([0, 2, 1]) as tf.Tensor3D; // [qh, hd, kh]
+      const rw = tf
+        .matMul(this.relSelectW!, this.relPosW!.value as tf.Tensor2D)
+        .reshape([qw, kw, hd])
+        .transpose([0, 2, 1]) as tf.Tensor3D; // [qw, hd, kw]
       const qByH = q4.transpose([1, 0, 2, 3]).reshape([qh, bh * qw, hd]) as tf.Tensor3D;
       const relH = tf.matMul(qByH, rh).reshape([qh, bh, qw, kh]).transpose([1, 0, 2, 3]); // [BH, qh, qw, kh]
       const qByW = q4.transpose([2, 0, 1, 3]).reshape([qw, bh * qh, hd]) as tf.Tensor3D;
@@ -221,7 +252,8 @@ export class PoolingAttention extends Module {
     check(c === dim, () => `PoolingAttention expected ${dim} channels, got ${c}`);
     check(
       n === featSize[0] * featSize[1] + prefix,
-      () => `PoolingAttention expected ${featSize[0] * featSize[1] + prefix} tokens (${featSize.join('x')} grid${cls ? ' + class token' : ''}), got ${n}`,
+      () =>
+        `PoolingAttention expected ${featSize[0] * featSize[1] + prefix} tokens (${featSize.join('x')} grid${cls ? ' + class token' : ''}), got ${n}`,
     );
     return tf.tidy(() => {
       const [q0, k0, v0] = splitQkv(this.qkv.forward(x.reshape([b * n, c])), b, n, heads);
@@ -232,7 +264,12 @@ export class PoolingAttention extends Module {
       if (this.relPosH) {
         const qs = cls ? q.slice([0, 1, 0], [-1, -1, -1]) : q;
         let bias: tf.Tensor = this.relPosBias(qs as tf.Tensor3D);
-        if (cls) bias = tf.pad(bias, [[0, 0], [1, 0], [1, 0]]); // the class token's row and column get none
+        if (cls)
+          bias = tf.pad(bias, [
+            [0, 0],
+            [1, 0],
+            [1, 0],
+          ]); // the class token's row and column get none
         attn = tf.add(attn, bias);
       }
       let o: tf.Tensor = batchedMatMul(tf.softmax(attn) as tf.Tensor3D, v);

@@ -28,7 +28,10 @@ export interface ResamplePosEmbedOptions {
  * antialiasing by default). Differentiable with respect to `posemb`. Returns a new tensor.
  */
 export function resampleAbsPosEmbed(posemb: tf.Tensor, newSize: [number, number], opts: ResamplePosEmbedOptions = {}): tf.Tensor3D {
-  check(posemb.rank === 3 && posemb.shape[0] === 1, () => `resampleAbsPosEmbed expects a [1, L, C] embedding, got shape [${posemb.shape.join(', ')}]`);
+  check(
+    posemb.rank === 3 && posemb.shape[0] === 1,
+    () => `resampleAbsPosEmbed expects a [1, L, C] embedding, got shape [${posemb.shape.join(', ')}]`,
+  );
   const [, len, c] = posemb.shape as [number, number, number];
   const prefix = opts.numPrefixTokens ?? 1;
   check(Number.isInteger(prefix) && prefix >= 0 && prefix <= len, () => `numPrefixTokens must be an integer in [0, ${len}], got ${prefix}`);
@@ -39,14 +42,21 @@ export function resampleAbsPosEmbed(posemb: tf.Tensor, newSize: [number, number]
   let old = opts.oldSize;
   if (!old) {
     const s = Math.floor(Math.sqrt(n));
-    check(s * s === n, () => `position embedding has ${n} grid tokens (after ${prefix} prefix tokens), which is not a square grid: pass oldSize`);
+    check(
+      s * s === n,
+      () => `position embedding has ${n} grid tokens (after ${prefix} prefix tokens), which is not a square grid: pass oldSize`,
+    );
     old = [s, s];
   }
   check(old[0] * old[1] === n, () => `oldSize ${old![0]}x${old![1]} does not match the ${n} grid tokens of the position embedding`);
   const [oh, ow] = old;
   return tf.tidy(() => {
     const grid = posemb.slice([0, prefix, 0], [1, n, c]).reshape([1, oh, ow, c]);
-    const resized = interpolateNhwc(grid, [nh, nw], { mode: opts.interpolation ?? 'bicubic', antialias: opts.antialias ?? true }).reshape([1, nh * nw, c]);
+    const resized = interpolateNhwc(grid, [nh, nw], { mode: opts.interpolation ?? 'bicubic', antialias: opts.antialias ?? true }).reshape([
+      1,
+      nh * nw,
+      c,
+    ]);
     return (prefix > 0 ? tf.concat([posemb.slice([0, 0, 0], [1, prefix, c]), resized], 1) : resized) as tf.Tensor3D;
   });
 }
@@ -60,7 +70,10 @@ export function resampleAbsPosEmbedNhwc(
   newSize: [number, number],
   opts: { interpolation?: InterpolationMode; antialias?: boolean } = {},
 ): tf.Tensor4D {
-  check(posemb.rank === 4 && posemb.shape[0] === 1, () => `resampleAbsPosEmbedNhwc expects a [1, H, W, C] embedding, got shape [${posemb.shape.join(', ')}]`);
+  check(
+    posemb.rank === 4 && posemb.shape[0] === 1,
+    () => `resampleAbsPosEmbedNhwc expects a [1, H, W, C] embedding, got shape [${posemb.shape.join(', ')}]`,
+  );
   if (posemb.shape[1] === newSize[0] && posemb.shape[2] === newSize[1]) return posemb.clone() as tf.Tensor4D;
   return interpolateNhwc(posemb, newSize, { mode: opts.interpolation ?? 'bicubic', antialias: opts.antialias ?? true });
 }
@@ -71,7 +84,12 @@ export function resampleAbsPosEmbedNhwc(
  * the Kronecker product of theirs; when some product of singular values would fall under
  * `torch.linalg.pinv`'s cutoff the full matrix is inverted instead, so the result is the same either way.
  */
-export function patchResizePinv(oldSize: [number, number], newSize: [number, number], interpolation: InterpolationMode, antialias: boolean): Float64Array {
+export function patchResizePinv(
+  oldSize: [number, number],
+  newSize: [number, number],
+  interpolation: InterpolationMode,
+  antialias: boolean,
+): Float64Array {
   const [kh, kw] = oldSize;
   const [nh, nw] = newSize;
   const opts = { mode: interpolation, antialias };
@@ -113,7 +131,10 @@ export function resamplePatchEmbed(
   check(weight.rank === 4, () => `resamplePatchEmbed expects a [out, in, kh, kw] kernel, got shape [${weight.shape.join(', ')}]`);
   const [o, i, kh, kw] = weight.shape;
   const [nh, nw] = newSize;
-  check(Number.isInteger(nh) && Number.isInteger(nw) && nh > 0 && nw > 0, () => `resamplePatchEmbed: new size must be positive integers, got ${nh}x${nw}`);
+  check(
+    Number.isInteger(nh) && Number.isInteger(nw) && nh > 0 && nw > 0,
+    () => `resamplePatchEmbed: new size must be positive integers, got ${nh}x${nw}`,
+  );
   if (kh === nh && kw === nw) return weight.clone() as tf.Tensor4D;
   const p = patchResizePinv([kh, kw], [nh, nw], opts.interpolation ?? 'bicubic', opts.antialias ?? true);
   return tf.tidy(() => {

@@ -62,7 +62,13 @@ export abstract class QkvAttention extends Module {
    * Attention over `b` sequences of `n` tokens, `x` `[b * n, C]` or `[b, n, C]` -> `[b, n, C]`;
    * `bias(logits, q)` adds position terms to the scaled logits `[b * heads, n, n]` before the softmax.
    */
-  protected attend(x: tf.Tensor, b: number, n: number, training: boolean, bias?: (logits: tf.Tensor3D, q: tf.Tensor3D) => tf.Tensor): tf.Tensor3D {
+  protected attend(
+    x: tf.Tensor,
+    b: number,
+    n: number,
+    training: boolean,
+    bias?: (logits: tf.Tensor3D, q: tf.Tensor3D) => tf.Tensor,
+  ): tf.Tensor3D {
     return tf.tidy(() => {
       let [q, k, v] = splitQkv(this.qkv.forward(x), b, n, this.numHeads);
       if (this.qNorm) q = this.qNorm.forward(q) as tf.Tensor3D;

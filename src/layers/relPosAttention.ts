@@ -37,7 +37,10 @@ export class RelPosAttention extends QkvAttention {
     this.config = { ...opts };
     if (opts.useRelPos) {
       const size = opts.inputSize;
-      check(size !== undefined && size[0] > 0 && size[1] > 0, () => 'RelPosAttention with useRelPos needs inputSize [h, w] (the window or the token grid)');
+      check(
+        size !== undefined && size[0] > 0 && size[1] > 0,
+        () => 'RelPosAttention with useRelPos needs inputSize [h, w] (the window or the token grid)',
+      );
       const [h, w] = size!;
       this.relPosH = this.addParameter('rel_pos_h', tf.zeros([2 * h - 1, this.headDim]));
       this.relPosW = this.addParameter('rel_pos_w', tf.zeros([2 * w - 1, this.headDim]));
@@ -51,7 +54,10 @@ export class RelPosAttention extends QkvAttention {
 
   /** `x`: `[B, H, W, C]` (B counts windows) -> `[B, H, W, C]`. */
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
-    check(x.rank === 4 && x.shape[3] === this.opts.dim, () => `RelPosAttention expects [B, H, W, ${this.opts.dim}], got shape [${x.shape.join(', ')}]`);
+    check(
+      x.rank === 4 && x.shape[3] === this.opts.dim,
+      () => `RelPosAttention expects [B, H, W, ${this.opts.dim}], got shape [${x.shape.join(', ')}]`,
+    );
     const [b, h, w, c] = x.shape;
     const n = h * w;
     return tf.tidy(() => {

@@ -33,7 +33,10 @@ export class SelfAttention extends QkvAttention {
 
   /** `x`: `[B, N, C]` tokens -> `[B, N, C]`. */
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
-    check(x.rank === 3 && x.shape[2] === this.opts.dim, () => `SelfAttention expects [B, N, ${this.opts.dim}] tokens, got shape [${x.shape.join(', ')}]`);
+    check(
+      x.rank === 3 && x.shape[2] === this.opts.dim,
+      () => `SelfAttention expects [B, N, ${this.opts.dim}] tokens, got shape [${x.shape.join(', ')}]`,
+    );
     const [b, n] = x.shape;
     return this.attend(x, b, n, opts.training ?? false);
   }

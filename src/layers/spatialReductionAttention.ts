@@ -53,7 +53,10 @@ export class SpatialReductionAttention extends Module {
     super();
     this.config = { ...opts };
     const { dim, numHeads } = opts;
-    check(Number.isInteger(numHeads) && numHeads > 0 && dim % numHeads === 0, () => `numHeads ${numHeads} does not divide the width ${dim}`);
+    check(
+      Number.isInteger(numHeads) && numHeads > 0 && dim % numHeads === 0,
+      () => `numHeads ${numHeads} does not divide the width ${dim}`,
+    );
     this.srRatio = opts.srRatio ?? 1;
     check(Number.isInteger(this.srRatio) && this.srRatio >= 1, () => `srRatio must be a positive integer, got ${this.srRatio}`);
     this.headDim = dim / numHeads;
@@ -99,7 +102,10 @@ export class SpatialReductionAttention extends Module {
       const src = this.reduced(x as tf.Tensor4D);
       const m = src.shape[1];
       // kv.reshape(B, M, 2, heads, hd): k = first C outputs, v = the next C
-      const kv = this.kv.forward(src.reshape([b * m, c])).reshape([b, m, 2 * heads, this.headDim]).transpose([0, 2, 1, 3]);
+      const kv = this.kv
+        .forward(src.reshape([b * m, c]))
+        .reshape([b, m, 2 * heads, this.headDim])
+        .transpose([0, 2, 1, 3]);
       const [k, v] = tf.split(kv, 2, 1).map((t) => t.reshape([b * heads, m, this.headDim]) as tf.Tensor3D);
       let attn: tf.Tensor = batchedMatMul(tf.mul(q, this.scale) as tf.Tensor3D, k, true);
       attn = dropout(tf.softmax(attn), this.opts.attnDrop ?? 0, training);

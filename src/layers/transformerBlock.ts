@@ -60,7 +60,10 @@ export class TransformerBlock extends Module {
     );
     this.ls1 = opts.initValues ? this.addModule('ls1', new LayerScale(dim, opts.initValues)) : null;
     this.norm2 = this.addModule('norm2', new LayerNorm(dim, eps));
-    this.mlp = this.addModule('mlp', new Mlp(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), bias: opts.projBias ?? true, drop: opts.projDrop }));
+    this.mlp = this.addModule(
+      'mlp',
+      new Mlp(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), bias: opts.projBias ?? true, drop: opts.projDrop }),
+    );
     this.ls2 = opts.initValues ? this.addModule('ls2', new LayerScale(dim, opts.initValues)) : null;
     this.dropPath = new DropPath(opts.dropPath ?? 0);
   }

@@ -42,7 +42,10 @@ export class WindowAttention extends Module {
     this.headDim = dim / numHeads;
     this.scale = opts.qkScale || this.headDim ** -0.5;
     const [wh, ww] = windowSize;
-    this.relativePositionBiasTable = this.addParameter('relative_position_bias_table', truncNormal([(2 * wh - 1) * (2 * ww - 1), numHeads], 0.02));
+    this.relativePositionBiasTable = this.addParameter(
+      'relative_position_bias_table',
+      truncNormal([(2 * wh - 1) * (2 * ww - 1), numHeads], 0.02),
+    );
     this.qkv = this.addModule('qkv', new Linear(dim, dim * 3, { bias: opts.qkvBias ?? true }));
     this.proj = this.addModule('proj', new Linear(dim, dim));
     this.relativePositionIndex = this.addBuffer('relative_position_index', tf.tensor1d(relativePositionIndex(wh, ww), 'int32'));

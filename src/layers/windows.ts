@@ -48,8 +48,16 @@ export function roll2d(x: tf.Tensor, sh: number, sw: number): tf.Tensor4D {
  */
 export function shiftedWindowMask(h: number, w: number, wh: number, ww: number, sh: number, sw: number, maskValue = -100): tf.Tensor3D {
   const img = new Int32Array(h * w);
-  const hs = [[0, h - wh], [h - wh, h - sh], [h - sh, h]];
-  const wsl = [[0, w - ww], [w - ww, w - sw], [w - sw, w]];
+  const hs = [
+    [0, h - wh],
+    [h - wh, h - sh],
+    [h - sh, h],
+  ];
+  const wsl = [
+    [0, w - ww],
+    [w - ww, w - sw],
+    [w - sw, w],
+  ];
   let cnt = 0;
   for (const [h0, h1] of hs) {
     for (const [w0, w1] of wsl) {

@@ -29,7 +29,15 @@ export function compileMatcher(m: GroupMatcher): GroupMatcherFn {
     for (const [re, prefix, suffix] of rules) {
       re.lastIndex = 0;
       const r = re.exec(name);
-      if (r) return [...prefix, ...r.slice(1).filter((g) => g !== undefined).map(Number), ...(suffix ?? [])];
+      if (r)
+        return [
+          ...prefix,
+          ...r
+            .slice(1)
+            .filter((g) => g !== undefined)
+            .map(Number),
+          ...(suffix ?? []),
+        ];
     }
     return [Infinity]; // unmatched (neck, head) -> largest ordinal
   };

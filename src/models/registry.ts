@@ -115,7 +115,9 @@ function checkOverrides(family: string, fields: Map<string, unknown>, overrides:
     if (!fields.has(k)) {
       const names = [...fields.keys()].sort();
       const near = names.reduce((best, n) => (editDistance(k, n) < editDistance(k, best) ? n : best), names[0]);
-      throw new VisBackbonesError(`unexpected config field '${k}' for model family '${family}' (did you mean '${near}'?); its fields: ${names.join(', ')}`);
+      throw new VisBackbonesError(
+        `unexpected config field '${k}' for model family '${family}' (did you mean '${near}'?); its fields: ${names.join(', ')}`,
+      );
     }
     const ref = kindOf(fields.get(k));
     const got = kindOf(v);
@@ -148,7 +150,8 @@ export function defineFamily<C extends object>(def: FamilyDefinition<C>): Family
   const familyFields = (): Map<string, unknown> => {
     if (fields) return fields;
     const f = new Map<string, unknown>(COMMON_FIELDS.map((k) => [k, undefined]));
-    for (const cfg of Object.values(def.variants) as Record<string, unknown>[]) for (const [k, v] of Object.entries(cfg)) if (!f.has(k) || f.get(k) === undefined) f.set(k, v);
+    for (const cfg of Object.values(def.variants) as Record<string, unknown>[])
+      for (const [k, v] of Object.entries(cfg)) if (!f.has(k) || f.get(k) === undefined) f.set(k, v);
     const probe = withoutInit(() => def.factory(def.tiny(64)));
     for (const [k, v] of Object.entries(probe.config)) if (!f.has(k) || f.get(k) === undefined) f.set(k, v);
     probe.dispose();

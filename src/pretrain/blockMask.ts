@@ -22,7 +22,12 @@ export interface BlockMaskOptions {
 }
 
 /** One block-masking draw on a `[h, w]` 0/1 grid (BEiT's `MaskingGenerator.__call__`). */
-function drawBlockMask(h: number, w: number, o: Required<Omit<BlockMaskOptions, 'inputSize' | 'batch' | 'seed'>>, rng: SeededRandom): Uint8Array {
+function drawBlockMask(
+  h: number,
+  w: number,
+  o: Required<Omit<BlockMaskOptions, 'inputSize' | 'batch' | 'seed'>>,
+  rng: SeededRandom,
+): Uint8Array {
   const mask = new Uint8Array(h * w);
   const logAspect = [Math.log(o.minAspect), Math.log(o.maxAspect)];
   const place = (maxPatches: number): number => {

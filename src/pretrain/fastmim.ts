@@ -62,10 +62,17 @@ export class FastMIM extends Module {
   /** HOG cells per token side (`stride / hogPool`). */
   readonly cellsPerToken: number;
 
-  constructor(readonly backbone: Backbone, opts: FastMIMOptions = {}) {
+  constructor(
+    readonly backbone: Backbone,
+    opts: FastMIMOptions = {},
+  ) {
     super();
     this.config = { ...opts };
-    check(backbone.numClasses === 0, () => `FastMIM needs a backbone without classifier (its head would get no gradient): build it with numClasses: 0, got numClasses ${backbone.numClasses}`);
+    check(
+      backbone.numClasses === 0,
+      () =>
+        `FastMIM needs a backbone without classifier (its head would get no gradient): build it with numClasses: 0, got numClasses ${backbone.numClasses}`,
+    );
     this.encoder = maskedEncoderFor(backbone);
     const decoderDim = opts.decoderDim ?? 256;
     this.opts = {
@@ -80,16 +87,30 @@ export class FastMIM extends Module {
     };
     const s = this.encoder.stride;
     const pool = this.opts.hogPool;
-    check(s % pool === 0, () => `the encoder stride ${s} is not divisible by the HOG pool size ${pool}: every token must cover whole HOG cells`);
+    check(
+      s % pool === 0,
+      () => `the encoder stride ${s} is not divisible by the HOG pool size ${pool}: every token must cover whole HOG cells`,
+    );
     this.cellsPerToken = s / pool;
     this.addModule('encoder', backbone);
     const c = this.encoder.inChans;
     this.maskToken = this.addParameter('mask_token', normal([1, c, 1, 1], 0.02));
     const d = this.opts.decoderDepth > 0 ? decoderDim : this.encoder.numFeatures;
-    this.decoderEmbed = this.opts.decoderDepth > 0 ? this.addModule('decoder_embed', new Linear(this.encoder.numFeatures, decoderDim)) : null;
+    this.decoderEmbed =
+      this.opts.decoderDepth > 0 ? this.addModule('decoder_embed', new Linear(this.encoder.numFeatures, decoderDim)) : null;
     const blocks = this.addModule('decoder_blocks', new ModuleList<TransformerBlock>());
     for (let i = 0; i < this.opts.decoderDepth; i++) {
-      this.decoderBlocks.push(blocks.push(new TransformerBlock({ dim: decoderDim, numHeads: this.opts.decoderNumHeads, mlpRatio: this.opts.mlpRatio, qkvBias: true, normEps: 1e-5 })));
+      this.decoderBlocks.push(
+        blocks.push(
+          new TransformerBlock({
+            dim: decoderDim,
+            numHeads: this.opts.decoderNumHeads,
+            mlpRatio: this.opts.mlpRatio,
+            qkvBias: true,
+            normEps: 1e-5,
+          }),
+        ),
+      );
     }
     this.decoderNorm = this.addModule('decoder_norm', new LayerNorm(d, 1e-5));
     this.decoderPred = this.addModule('decoder_pred', new Linear(d, this.cellsPerToken ** 2 * c * this.opts.hogBins));
@@ -193,8 +214,14 @@ export interface ProgressiveSchedule {
  */
 export function progressiveResolution(epoch: number, schedule: ProgressiveSchedule): number {
   const { sizes, starts } = schedule;
-  check(sizes.length > 0 && sizes.length === starts.length, () => `progressive schedule needs one start per size, got ${sizes.length} sizes and ${starts.length} starts`);
-  check(starts[0] === 0 && starts.every((s, i) => i === 0 || s > starts[i - 1]), () => `progressive schedule starts must begin at 0 and increase, got [${starts.join(', ')}]`);
+  check(
+    sizes.length > 0 && sizes.length === starts.length,
+    () => `progressive schedule needs one start per size, got ${sizes.length} sizes and ${starts.length} starts`,
+  );
+  check(
+    starts[0] === 0 && starts.every((s, i) => i === 0 || s > starts[i - 1]),
+    () => `progressive schedule starts must begin at 0 and increase, got [${starts.join(', ')}]`,
+  );
   let idx = 0;
   for (let i = 0; i < starts.length; i++) if (epoch >= starts[i]) idx = i;
   return sizes[idx];

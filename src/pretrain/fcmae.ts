@@ -50,18 +50,30 @@ export class FCMAE extends Module {
   readonly pred: Conv2d;
   readonly opts: Required<FCMAEOptions>;
 
-  constructor(readonly backbone: ConvNeXt, opts: FCMAEOptions = {}) {
+  constructor(
+    readonly backbone: ConvNeXt,
+    opts: FCMAEOptions = {},
+  ) {
     super();
     this.config = { ...opts };
     check(backbone instanceof ConvNeXt, () => `FCMAE needs a ConvNeXt (V2) backbone, got ${(backbone as object).constructor.name}`);
-    check(backbone.head === null, () => `FCMAE needs a backbone without head (its parameters would get no gradient): build it with featuresOnly: true`);
-    this.opts = { decoderDim: opts.decoderDim ?? 512, decoderDepth: opts.decoderDepth ?? 1, maskRatio: opts.maskRatio ?? 0.6, normPixLoss: opts.normPixLoss ?? true };
+    check(
+      backbone.head === null,
+      () => `FCMAE needs a backbone without head (its parameters would get no gradient): build it with featuresOnly: true`,
+    );
+    this.opts = {
+      decoderDim: opts.decoderDim ?? 512,
+      decoderDepth: opts.decoderDepth ?? 1,
+      maskRatio: opts.maskRatio ?? 0.6,
+      normPixLoss: opts.normPixLoss ?? true,
+    };
     const d = this.opts.decoderDim;
     this.addModule('encoder', backbone);
     this.proj = this.addModule('proj', new Conv2d(backbone.numFeatures, d, 1));
     this.maskToken = this.addParameter('mask_token', normal([1, d, 1, 1], 0.02));
     const dec = this.addModule('decoder', new ModuleList<ConvNeXtBlock>());
-    for (let i = 0; i < this.opts.decoderDepth; i++) this.decoder.push(dec.push(new ConvNeXtBlock({ dim: d, useGrn: true, lsInitValue: null, normEps: 1e-6 })));
+    for (let i = 0; i < this.opts.decoderDepth; i++)
+      this.decoder.push(dec.push(new ConvNeXtBlock({ dim: d, useGrn: true, lsInitValue: null, normEps: 1e-6 })));
     this.pred = this.addModule('pred', new Conv2d(d, this.stride ** 2 * backbone.inChans, 1));
   }
 

@@ -41,10 +41,18 @@ export function fcmaeLoss(images: tf.Tensor, prediction: tf.Tensor, mask: tf.Ten
   const d = p * p * c;
   check(
     (prediction.rank === 3 && prediction.shape[0] === b && prediction.shape[1] === h * w && prediction.shape[2] === d) ||
-      (prediction.rank === 4 && prediction.shape[0] === b && prediction.shape[1] === h && prediction.shape[2] === w && prediction.shape[3] === d),
-    () => `fcmaeLoss: expected a prediction [${b}, ${h * w}, ${d}] (or NHWC [${b}, ${h}, ${w}, ${d}]), got shape [${prediction.shape.join(', ')}]`,
+      (prediction.rank === 4 &&
+        prediction.shape[0] === b &&
+        prediction.shape[1] === h &&
+        prediction.shape[2] === w &&
+        prediction.shape[3] === d),
+    () =>
+      `fcmaeLoss: expected a prediction [${b}, ${h * w}, ${d}] (or NHWC [${b}, ${h}, ${w}, ${d}]), got shape [${prediction.shape.join(', ')}]`,
   );
-  check(mask.rank === 3 && mask.shape[0] === b && mask.shape[1] === h && mask.shape[2] === w, () => `fcmaeLoss: expected a mask [${b}, ${h}, ${w}], got shape [${mask.shape.join(', ')}]`);
+  check(
+    mask.rank === 3 && mask.shape[0] === b && mask.shape[1] === h && mask.shape[2] === w,
+    () => `fcmaeLoss: expected a mask [${b}, ${h}, ${w}], got shape [${mask.shape.join(', ')}]`,
+  );
   return tf.tidy(() => {
     let target: tf.Tensor = patchify(images, p);
     if (opts.normPixLoss ?? true) target = normalizePatches(target);

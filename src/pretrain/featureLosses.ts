@@ -4,7 +4,10 @@ import { l2Normalize } from '../layers/l2Normalize.js';
 
 function checkPair(name: string, a: tf.Tensor, b: tf.Tensor): void {
   check(a.rank === 3, () => `${name}: prediction must be [B, L, D], got shape [${a.shape.join(', ')}]`);
-  check(a.shape.join(',') === b.shape.join(','), () => `${name}: prediction [${a.shape.join(', ')}] and target [${b.shape.join(', ')}] differ in shape`);
+  check(
+    a.shape.join(',') === b.shape.join(','),
+    () => `${name}: prediction [${a.shape.join(', ')}] and target [${b.shape.join(', ')}] differ in shape`,
+  );
 }
 
 /**
@@ -16,7 +19,10 @@ function checkPair(name: string, a: tf.Tensor, b: tf.Tensor): void {
 export function evaLoss(prediction: tf.Tensor, target: tf.Tensor, mask: tf.Tensor): tf.Scalar {
   checkPair('evaLoss', prediction, target);
   const [b, l] = prediction.shape;
-  check(mask.shape[0] === b && mask.size === b * l, () => `evaLoss: expected a mask [${b}, ${l}] (1 = masked), got shape [${mask.shape.join(', ')}]`);
+  check(
+    mask.shape[0] === b && mask.size === b * l,
+    () => `evaLoss: expected a mask [${b}, ${l}] (1 = masked), got shape [${mask.shape.join(', ')}]`,
+  );
   return tf.tidy(() => {
     const cos = tf.sum(tf.mul(l2Normalize(prediction, 1e-8), l2Normalize(target, 1e-8)), -1);
     const m = mask.toFloat().reshape([b, l]);

@@ -7,7 +7,10 @@ import { check } from '../errors.js';
  * every backend has), as MAE / MILAN use to keep, drop and restore tokens.
  */
 export function gatherTokens(x: tf.Tensor, ids: tf.Tensor): tf.Tensor3D {
-  check(x.rank === 3 && ids.rank === 2 && ids.shape[0] === x.shape[0], () => `gatherTokens expects x [B, N, C] and ids [B, K], got [${x.shape.join(', ')}] and [${ids.shape.join(', ')}]`);
+  check(
+    x.rank === 3 && ids.rank === 2 && ids.shape[0] === x.shape[0],
+    () => `gatherTokens expects x [B, N, C] and ids [B, K], got [${x.shape.join(', ')}] and [${ids.shape.join(', ')}]`,
+  );
   const [b, n, c] = x.shape as number[];
   const k = ids.shape[1] as number;
   return tf.tidy(() => {

@@ -55,7 +55,16 @@ export function hogTargets(images: tf.Tensor, opts: HOGOptions = {}): tf.Tensor4
   const h = H / pool;
   const w = W / pool;
   return tf.tidy(() => {
-    const xp = tf.mirrorPad(images as tf.Tensor4D, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect');
+    const xp = tf.mirrorPad(
+      images as tf.Tensor4D,
+      [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [0, 0],
+      ],
+      'reflect',
+    );
     const s = (di: number, dj: number) => tf.slice(xp, [0, di, dj, 0], [b, H, W, c]);
     const gx = tf.addN([tf.sub(s(0, 0), s(0, 2)), tf.mul(tf.sub(s(1, 0), s(1, 2)), 2), tf.sub(s(2, 0), s(2, 2))]);
     const gy = tf.addN([tf.add(s(0, 0), s(0, 2)), tf.mul(s(0, 1), 2), tf.neg(tf.add(s(2, 0), s(2, 2))), tf.mul(s(2, 1), -2)]);

@@ -97,12 +97,21 @@ export class MILAN extends Module {
   readonly decoderPred: Linear;
   readonly opts: Required<MILANOptions>;
 
-  constructor(readonly backbone: VisionTransformer, opts: MILANOptions) {
+  constructor(
+    readonly backbone: VisionTransformer,
+    opts: MILANOptions,
+  ) {
     super();
     this.config = { ...opts };
     check(backbone instanceof VisionTransformer, () => `MILAN needs a ViT backbone, got ${(backbone as object).constructor.name}`);
-    check(backbone.numClasses === 0, () => `MILAN needs a backbone without classifier: build it with numClasses: 0, got numClasses ${backbone.numClasses}`);
-    check(backbone.clsToken !== null && backbone.numPrefixTokens === 1, () => `MILAN needs a ViT with a class token and no register tokens (got ${backbone.numPrefixTokens} prefix tokens)`);
+    check(
+      backbone.numClasses === 0,
+      () => `MILAN needs a backbone without classifier: build it with numClasses: 0, got numClasses ${backbone.numClasses}`,
+    );
+    check(
+      backbone.clsToken !== null && backbone.numPrefixTokens === 1,
+      () => `MILAN needs a ViT with a class token and no register tokens (got ${backbone.numPrefixTokens} prefix tokens)`,
+    );
     check(Number.isInteger(opts.teacherDim) && opts.teacherDim > 0, () => `teacherDim must be a positive integer, got ${opts.teacherDim}`);
     this.opts = {
       teacherDim: opts.teacherDim,
@@ -119,7 +128,11 @@ export class MILAN extends Module {
     this.decoderPosEmbed = this.addParameter('decoder_pos_embed', sincosPosEmbed2d(d, backbone.gridSize, true), undefined, false);
     const blocks = this.addModule('decoder_blocks', new ModuleList<PromptingDecoderBlock>());
     for (let i = 0; i < this.opts.decoderDepth; i++) {
-      this.decoderBlocks.push(blocks.push(new PromptingDecoderBlock({ dim: d, numHeads: this.opts.decoderNumHeads, mlpRatio: this.opts.mlpRatio, qkvBias: true })));
+      this.decoderBlocks.push(
+        blocks.push(
+          new PromptingDecoderBlock({ dim: d, numHeads: this.opts.decoderNumHeads, mlpRatio: this.opts.mlpRatio, qkvBias: true }),
+        ),
+      );
     }
     this.decoderNorm = this.addModule('decoder_norm', new LayerNorm(d, 1e-5));
     this.decoderPred = this.addModule('decoder_pred', new Linear(d, this.opts.teacherDim));
@@ -139,7 +152,10 @@ export class MILAN extends Module {
   /** A masking for a batch: semantic-aware from `importance` `[B, L]` when given, else uniformly random. */
   generateMasking(batch: number, seed?: SeedLike, importance?: tf.Tensor2D): TokenMasking {
     if (importance) {
-      check(importance.shape[0] === batch && importance.shape[1] === this.numPatches, () => `importance must be [${batch}, ${this.numPatches}], got [${importance.shape.join(', ')}]`);
+      check(
+        importance.shape[0] === batch && importance.shape[1] === this.numPatches,
+        () => `importance must be [${batch}, ${this.numPatches}], got [${importance.shape.join(', ')}]`,
+      );
       return semanticMasking(importance, { maskRatio: this.opts.maskRatio, seed });
     }
     return randomMasking({ batch, numTokens: this.numPatches, maskRatio: this.opts.maskRatio, seed });
@@ -149,7 +165,10 @@ export class MILAN extends Module {
     this.backbone.checkInput(x);
     const b = x.shape[0];
     const l = this.numPatches;
-    check(masking.mask.shape[0] === b && masking.mask.shape[1] === l, () => `MILAN: expected a masking of [${b}, ${l}] tokens, got a mask [${masking.mask.shape.join(', ')}]`);
+    check(
+      masking.mask.shape[0] === b && masking.mask.shape[1] === l,
+      () => `MILAN: expected a masking of [${b}, ${l}] tokens, got a mask [${masking.mask.shape.join(', ')}]`,
+    );
   }
 
   /** The encoded class token + visible tokens `[B, 1 + lenKeep, C]` (MAE's `forward_encoder`). */

@@ -58,11 +58,18 @@ export class MixMIM extends Module {
   readonly opts: Required<MixMIMOptions>;
   readonly imgSize: [number, number];
 
-  constructor(readonly backbone: SwinTransformer, opts: MixMIMOptions = {}) {
+  constructor(
+    readonly backbone: SwinTransformer,
+    opts: MixMIMOptions = {},
+  ) {
     super();
     this.config = { ...opts };
     check(backbone instanceof SwinTransformer, () => `MixMIM needs a Swin / SwinV2 backbone, got ${(backbone as object).constructor.name}`);
-    check(backbone.numClasses === 0, () => `MixMIM needs a backbone without classifier (its head would get no gradient): build it with numClasses: 0, got numClasses ${backbone.numClasses}`);
+    check(
+      backbone.numClasses === 0,
+      () =>
+        `MixMIM needs a backbone without classifier (its head would get no gradient): build it with numClasses: 0, got numClasses ${backbone.numClasses}`,
+    );
     this.opts = {
       decoderDim: opts.decoderDim ?? 512,
       decoderDepth: opts.decoderDepth ?? 8,
@@ -84,7 +91,11 @@ export class MixMIM extends Module {
     this.decoderEmbed = this.addModule('decoder_embed', new Linear(this.encoder.numFeatures, d));
     const blocks = this.addModule('decoder_blocks', new ModuleList<TransformerBlock>());
     for (let i = 0; i < this.opts.decoderDepth; i++) {
-      this.decoderBlocks.push(blocks.push(new TransformerBlock({ dim: d, numHeads: this.opts.decoderNumHeads, mlpRatio: this.opts.mlpRatio, qkvBias: true, normEps: 1e-5 })));
+      this.decoderBlocks.push(
+        blocks.push(
+          new TransformerBlock({ dim: d, numHeads: this.opts.decoderNumHeads, mlpRatio: this.opts.mlpRatio, qkvBias: true, normEps: 1e-5 }),
+        ),
+      );
     }
     this.decoderNorm = this.addModule('decoder_norm', new LayerNorm(d, 1e-5));
     this.decoderPred = this.addModule('decoder_pred', new Linear(d, this.encoder.stride ** 2 * backbone.inChans));
@@ -117,11 +128,20 @@ export class MixMIM extends Module {
     check(x.rank === 4, () => `MixMIM expects NHWC images [B, H, W, C], got shape [${x.shape.join(', ')}]`);
     const [b, H, W] = x.shape;
     check(b % 2 === 0, () => `MixMIM needs an even batch (image i is mixed with image B-1-i), got B = ${b}`);
-    check(H === this.imgSize[0] && W === this.imgSize[1], () => `MixMIM expects ${this.imgSize.join('x')} images (the backbone's imgSize), got ${H}x${W}`);
+    check(
+      H === this.imgSize[0] && W === this.imgSize[1],
+      () => `MixMIM expects ${this.imgSize.join('x')} images (the backbone's imgSize), got ${H}x${W}`,
+    );
     const grids = this.encoder.stageGrids(H, W);
-    check(mask.stageMasks.length === grids.length, () => `expected a mask with ${grids.length} stage copies, got ${mask.stageMasks.length}`);
+    check(
+      mask.stageMasks.length === grids.length,
+      () => `expected a mask with ${grids.length} stage copies, got ${mask.stageMasks.length}`,
+    );
     const last = grids[grids.length - 1];
-    check(mask.mask.rank === 2 && mask.mask.shape[0] === last[0] && mask.mask.shape[1] === last[1], () => `expected a mask grid [${last.join(', ')}] at stride ${this.encoderStride}, got [${mask.mask.shape.join(', ')}]`);
+    check(
+      mask.mask.rank === 2 && mask.mask.shape[0] === last[0] && mask.mask.shape[1] === last[1],
+      () => `expected a mask grid [${last.join(', ')}] at stride ${this.encoderStride}, got [${mask.mask.shape.join(', ')}]`,
+    );
   }
 
   /**
@@ -162,7 +182,9 @@ export class MixMIM extends Module {
 
   /** The MixMIM loss of a batch ({@link mixmimLoss}). */
   loss(x: tf.Tensor, opts: MixMIMForwardOptions): tf.Scalar {
-    return tf.tidy(() => mixmimLoss(x, this.forward(x, opts), opts.mask.mask, { patchSize: this.encoderStride, normPixLoss: this.opts.normPixLoss }));
+    return tf.tidy(() =>
+      mixmimLoss(x, this.forward(x, opts), opts.mask.mask, { patchSize: this.encoderStride, normPixLoss: this.opts.normPixLoss }),
+    );
   }
 
   override dispose(): void {

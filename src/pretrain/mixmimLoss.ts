@@ -30,10 +30,17 @@ export function mixmimLoss(images: tf.Tensor, reconstruction: tf.Tensor, mask: t
   const h = H / p;
   const w = W / p;
   const l = h * w;
-  check(mask.rank === 2 && mask.shape[0] === h && mask.shape[1] === w, () => `mixmimLoss: expected a batch-shared mask [${h}, ${w}], got shape [${mask.shape.join(', ')}]`);
   check(
-    reconstruction.rank === 3 && reconstruction.shape[0] === 2 * b && reconstruction.shape[1] === l && reconstruction.shape[2] === p * p * c,
-    () => `mixmimLoss: expected a reconstruction [${2 * b}, ${l}, ${p * p * c}] (2B sequences of L tokens of p*p*C), got shape [${reconstruction.shape.join(', ')}]`,
+    mask.rank === 2 && mask.shape[0] === h && mask.shape[1] === w,
+    () => `mixmimLoss: expected a batch-shared mask [${h}, ${w}], got shape [${mask.shape.join(', ')}]`,
+  );
+  check(
+    reconstruction.rank === 3 &&
+      reconstruction.shape[0] === 2 * b &&
+      reconstruction.shape[1] === l &&
+      reconstruction.shape[2] === p * p * c,
+    () =>
+      `mixmimLoss: expected a reconstruction [${2 * b}, ${l}, ${p * p * c}] (2B sequences of L tokens of p*p*C), got shape [${reconstruction.shape.join(', ')}]`,
   );
   return tf.tidy(() => {
     let target: tf.Tensor = patchify(images, p);
@@ -54,7 +61,10 @@ export function mixmimLoss(images: tf.Tensor, reconstruction: tf.Tensor, mask: t
  */
 export function mixWithPartner(x: tf.Tensor, mask: tf.Tensor): tf.Tensor {
   check(x.rank === 4, () => `mixWithPartner expects [B, h, w, C], got shape [${x.shape.join(', ')}]`);
-  check(mask.rank === 2 && mask.shape[0] === x.shape[1] && mask.shape[1] === x.shape[2], () => `mixWithPartner: expected a mask [${x.shape[1]}, ${x.shape[2]}], got shape [${mask.shape.join(', ')}]`);
+  check(
+    mask.rank === 2 && mask.shape[0] === x.shape[1] && mask.shape[1] === x.shape[2],
+    () => `mixWithPartner: expected a mask [${x.shape[1]}, ${x.shape[2]}], got shape [${mask.shape.join(', ')}]`,
+  );
   return tf.tidy(() => {
     const [, h, w] = x.shape as number[];
     const m = mask.toFloat().reshape([1, h, w, 1]);

@@ -42,11 +42,12 @@ export function unpatchify(tokens: tf.Tensor, patchSize: number, grid?: [number,
   }
   const [h, w] = hw;
   check(h * w === l, () => `grid ${h}x${w} does not hold ${l} tokens`);
-  return tf.tidy(() =>
-    tokens
-      .reshape([b * h, w, p, p * c])
-      .transpose([0, 2, 1, 3])
-      .reshape([b, h * p, w * p, c]) as tf.Tensor4D,
+  return tf.tidy(
+    () =>
+      tokens
+        .reshape([b * h, w, p, p * c])
+        .transpose([0, 2, 1, 3])
+        .reshape([b, h * p, w * p, c]) as tf.Tensor4D,
   );
 }
 

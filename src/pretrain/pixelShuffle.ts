@@ -13,12 +13,13 @@ export function pixelShuffle(x: tf.Tensor, r: number): tf.Tensor4D {
   const [b, h, w, cr] = x.shape;
   check(cr % (r * r) === 0, () => `pixelShuffle: ${cr} channels are not a multiple of r^2 = ${r * r}`);
   const c = cr / (r * r);
-  return tf.tidy(() =>
-    x
-      .reshape([b * h * w, c, r * r])
-      .transpose([0, 2, 1])
-      .reshape([b * h, w, r, r * c])
-      .transpose([0, 2, 1, 3])
-      .reshape([b, h * r, w * r, c]) as tf.Tensor4D,
+  return tf.tidy(
+    () =>
+      x
+        .reshape([b * h * w, c, r * r])
+        .transpose([0, 2, 1])
+        .reshape([b * h, w, r, r * c])
+        .transpose([0, 2, 1, 3])
+        .reshape([b, h * r, w * r, c]) as tf.Tensor4D,
   );
 }

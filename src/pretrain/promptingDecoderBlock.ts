@@ -30,7 +30,13 @@ export class PromptingAttention extends Module {
   readonly kv: Linear;
   readonly proj: Linear;
   readonly scale: number;
-  constructor(readonly dim: number, readonly numHeads: number, qkvBias: boolean, readonly attnDrop = 0, readonly projDrop = 0) {
+  constructor(
+    readonly dim: number,
+    readonly numHeads: number,
+    qkvBias: boolean,
+    readonly attnDrop = 0,
+    readonly projDrop = 0,
+  ) {
     super();
     check(dim % numHeads === 0, () => `numHeads ${numHeads} does not divide the width ${dim}`);
     this.scale = (dim / numHeads) ** -0.5;
@@ -51,7 +57,10 @@ export class PromptingAttention extends Module {
       const kvIn = tf.concat([opts.fixed!, x], 1);
       const n = kvIn.shape[1] as number;
       const q = splitHeads(this.q.forward(x), b, m, h);
-      const kv = this.kv.forward(kvIn).reshape([b, n, 2 * h, hd]).transpose([0, 2, 1, 3]); // [B, 2h, N, hd]
+      const kv = this.kv
+        .forward(kvIn)
+        .reshape([b, n, 2 * h, hd])
+        .transpose([0, 2, 1, 3]); // [B, 2h, N, hd]
       const [k, v] = tf.split(kv, 2, 1).map((t) => t.reshape([b * h, n, hd]) as tf.Tensor3D);
       const attn = dropout(tf.softmax(tf.matMul(tf.mul(q, this.scale) as tf.Tensor3D, k, false, true)), this.attnDrop, training);
       const o = mergeHeads(tf.matMul(attn as tf.Tensor3D, v), b, h);
@@ -78,7 +87,10 @@ export class PromptingDecoderBlock extends Module {
     this.norm1 = this.addModule('norm1', new LayerNorm(opts.dim, eps));
     this.attn = this.addModule('attn', new PromptingAttention(opts.dim, opts.numHeads, opts.qkvBias ?? true, opts.attnDrop, opts.projDrop));
     this.norm2 = this.addModule('norm2', new LayerNorm(opts.dim, eps));
-    this.mlp = this.addModule('mlp', new Mlp(opts.dim, { hiddenFeatures: Math.floor(opts.dim * (opts.mlpRatio ?? 4)), drop: opts.projDrop }));
+    this.mlp = this.addModule(
+      'mlp',
+      new Mlp(opts.dim, { hiddenFeatures: Math.floor(opts.dim * (opts.mlpRatio ?? 4)), drop: opts.projDrop }),
+    );
     this.dropPath = new DropPath(opts.dropPath ?? 0);
   }
 

@@ -29,7 +29,11 @@ export function semanticMasking(importance: tf.Tensor2D, opts: SemanticMaskingOp
     const row = w.subarray(s * l, (s + 1) * l);
     let positive = 0;
     for (let i = 0; i < l; i++) if (row[i] > 0) positive++;
-    check(positive >= l, () => `importance of sample ${s} has ${l - positive} non-positive entries: every token needs a weight > 0 (as torch.multinomial without replacement)`);
+    check(
+      positive >= l,
+      () =>
+        `importance of sample ${s} has ${l - positive} non-positive entries: every token needs a weight > 0 (as torch.multinomial without replacement)`,
+    );
     orders.push(rng.weightedSample(row, l));
   }
   return maskingFromOrder(orders, Math.floor(l * (1 - opts.maskRatio)));

@@ -47,7 +47,9 @@ export function maskedEncoderFor(b: Backbone): MaskedEncoder {
     const e = a(b);
     if (e) return e;
   }
-  throw new VisBackbonesError(`no masked-image-modeling adapter for ${b.constructor.name}: supported are Swin, SwinV2, ViT${adapters.length > 2 ? ' and the registered families' : ''}`);
+  throw new VisBackbonesError(
+    `no masked-image-modeling adapter for ${b.constructor.name}: supported are Swin, SwinV2, ViT${adapters.length > 2 ? ' and the registered families' : ''}`,
+  );
 }
 
 /**
@@ -65,13 +67,23 @@ export class SimMIM extends Module {
   readonly encoderStride: number;
   readonly opts: Required<SimMIMOptions>;
 
-  constructor(readonly backbone: Backbone, opts: SimMIMOptions = {}) {
+  constructor(
+    readonly backbone: Backbone,
+    opts: SimMIMOptions = {},
+  ) {
     super();
     this.config = { ...opts };
-    check(backbone.numClasses === 0, () => `SimMIM needs a backbone without classifier (its head would get no gradient): build it with numClasses: 0, got numClasses ${backbone.numClasses}`);
+    check(
+      backbone.numClasses === 0,
+      () =>
+        `SimMIM needs a backbone without classifier (its head would get no gradient): build it with numClasses: 0, got numClasses ${backbone.numClasses}`,
+    );
     this.encoder = maskedEncoderFor(backbone);
     this.encoderStride = opts.encoderStride ?? this.encoder.stride;
-    check(this.encoderStride === this.encoder.stride, () => `encoderStride ${this.encoderStride} differs from the backbone's output stride ${this.encoder.stride}`);
+    check(
+      this.encoderStride === this.encoder.stride,
+      () => `encoderStride ${this.encoderStride} differs from the backbone's output stride ${this.encoder.stride}`,
+    );
     this.opts = { encoderStride: this.encoderStride, maskPatchSize: opts.maskPatchSize ?? 32, maskRatio: opts.maskRatio ?? 0.6 };
     this.addModule('encoder', backbone);
     this.maskToken = this.addParameter('mask_token', truncNormal([1, 1, this.encoder.embedDim], 0.02));
@@ -128,7 +140,13 @@ export class SimMIM extends Module {
 
   /** A batch of SimMIM masks for `inputSize` images with this model's geometry and mask options. */
   generateMask(batch: number, inputSize: number, seed?: SeedLike): tf.Tensor3D {
-    return simmimMasks(batch, { inputSize, maskPatchSize: this.opts.maskPatchSize, modelPatchSize: this.patchSize, maskRatio: this.opts.maskRatio, seed });
+    return simmimMasks(batch, {
+      inputSize,
+      maskPatchSize: this.opts.maskPatchSize,
+      modelPatchSize: this.patchSize,
+      maskRatio: this.opts.maskRatio,
+      seed,
+    });
   }
 
   override dispose(): void {

@@ -18,7 +18,13 @@ export interface SimMIMMaskOptions {
 }
 
 /** The geometry {@link simmimMask} derives from its options (the official generator's fields). */
-export function simmimMaskGeometry(opts: SimMIMMaskOptions): { randSize: number; scale: number; tokenCount: number; maskCount: number; gridSize: number } {
+export function simmimMaskGeometry(opts: SimMIMMaskOptions): {
+  randSize: number;
+  scale: number;
+  tokenCount: number;
+  maskCount: number;
+  gridSize: number;
+} {
   const { inputSize, maskPatchSize, modelPatchSize, maskRatio } = opts;
   checkPositiveInt('inputSize', inputSize);
   checkPositiveInt('maskPatchSize', maskPatchSize);
@@ -28,7 +34,13 @@ export function simmimMaskGeometry(opts: SimMIMMaskOptions): { randSize: number;
   check(maskPatchSize % modelPatchSize === 0, () => `maskPatchSize ${maskPatchSize} is not divisible by modelPatchSize ${modelPatchSize}`);
   const randSize = inputSize / maskPatchSize;
   const tokenCount = randSize * randSize;
-  return { randSize, scale: maskPatchSize / modelPatchSize, tokenCount, maskCount: Math.ceil(tokenCount * maskRatio), gridSize: inputSize / modelPatchSize };
+  return {
+    randSize,
+    scale: maskPatchSize / modelPatchSize,
+    tokenCount,
+    maskCount: Math.ceil(tokenCount * maskRatio),
+    gridSize: inputSize / modelPatchSize,
+  };
 }
 
 /** One SimMIM mask as a row-major 0/1 array over the model's patch grid. */

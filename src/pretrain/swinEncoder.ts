@@ -65,7 +65,11 @@ export class SwinEncoder {
   /** The per-stage token grids for an `H x W` input, validating every constraint with a clear error. */
   stageGrids(H: number, W: number): [number, number][] {
     const p = this.patchSize;
-    check(H % this.stride === 0 && W % this.stride === 0, () => `image size ${H}x${W} is not divisible by the encoder stride ${this.stride} (patchSize ${p} x 2^${this.model.layers.length - 1})`);
+    check(
+      H % this.stride === 0 && W % this.stride === 0,
+      () =>
+        `image size ${H}x${W} is not divisible by the encoder stride ${this.stride} (patchSize ${p} x 2^${this.model.layers.length - 1})`,
+    );
     return this.model.layers.items.map((stage, i) => {
       const g: [number, number] = [H / (p * 2 ** i), W / (p * 2 ** i)];
       for (const b of stage.blocks.items) {
@@ -79,7 +83,12 @@ export class SwinEncoder {
   }
 
   /** Window shift and shifted-window mask of a block at a grid (cached per resolution). */
-  private blockGeometry(i: number, j: number, block: SwinBlock, grid: [number, number]): { shift: [number, number]; mask: tf.Tensor3D | null } {
+  private blockGeometry(
+    i: number,
+    j: number,
+    block: SwinBlock,
+    grid: [number, number],
+  ): { shift: [number, number]; mask: tf.Tensor3D | null } {
     const built = this.model.layers.items[i].opts.inputResolution;
     if (grid[0] === built[0] && grid[1] === built[1]) return { shift: block.shift, mask: block.attnMask };
     const shifted = (block.opts.shiftSize ?? 0) > 0;
@@ -89,14 +98,22 @@ export class SwinEncoder {
     ];
     const key = `${i}.${j}.${grid[0]}x${grid[1]}`;
     if (!this.shiftMasks.has(key)) {
-      const m = shift[0] || shift[1] ? tf.keep(shiftedWindowMask(grid[0], grid[1], block.window[0], block.window[1], shift[0], shift[1])) : null;
+      const m =
+        shift[0] || shift[1] ? tf.keep(shiftedWindowMask(grid[0], grid[1], block.window[0], block.window[1], shift[0], shift[1])) : null;
       this.shiftMasks.set(key, m);
     }
     return { shift, mask: this.shiftMasks.get(key) ?? null };
   }
 
   /** One Swin block at this geometry, with MixMIM's group mask added inside every window. */
-  private block(x: tf.Tensor4D, block: SwinBlock, shift: [number, number], shiftMask: tf.Tensor3D | null, groups: tf.Tensor2D | null, opts: ForwardOptions): tf.Tensor4D {
+  private block(
+    x: tf.Tensor4D,
+    block: SwinBlock,
+    shift: [number, number],
+    shiftMask: tf.Tensor3D | null,
+    groups: tf.Tensor2D | null,
+    opts: ForwardOptions,
+  ): tf.Tensor4D {
     return tf.tidy(() => {
       const extraMask = groups ? groupAttentionMask(groups, block.window, shift) : null;
       return block.forward(x, { training: opts.training, shift, shiftMask, extraMask });
@@ -116,16 +133,25 @@ export class SwinEncoder {
     check(c === m.inChans, () => `expected ${m.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
     const grids = this.stageGrids(H, W);
     if (opts.groups) {
-      check(opts.groups.length === m.layers.length, () => `expected one group grid per stage (${m.layers.length}), got ${opts.groups!.length}`);
+      check(
+        opts.groups.length === m.layers.length,
+        () => `expected one group grid per stage (${m.layers.length}), got ${opts.groups!.length}`,
+      );
       opts.groups.forEach((g, i) =>
-        check(g.rank === 2 && g.shape[0] === grids[i][0] && g.shape[1] === grids[i][1], () => `stage ${i} group grid must be [${grids[i].join(', ')}], got [${g.shape.join(', ')}]`),
+        check(
+          g.rank === 2 && g.shape[0] === grids[i][0] && g.shape[1] === grids[i][1],
+          () => `stage ${i} group grid must be [${grids[i].join(', ')}], got [${g.shape.join(', ')}]`,
+        ),
       );
     }
     return tf.tidy(() => {
       let y = m.patchEmbed.forward(x);
       if (opts.embedHook) {
         const hooked = opts.embedHook(y);
-        check(hooked.shape.join(',') === y.shape.join(','), () => `embedHook must keep the embedding shape [${y.shape.join(', ')}], got [${hooked.shape.join(', ')}]`);
+        check(
+          hooked.shape.join(',') === y.shape.join(','),
+          () => `embedHook must keep the embedding shape [${y.shape.join(', ')}], got [${hooked.shape.join(', ')}]`,
+        );
         y = hooked as tf.Tensor4D;
       }
       const stages: tf.Tensor4D[] = [];

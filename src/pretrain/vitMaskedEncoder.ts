@@ -21,13 +21,21 @@ export interface VitEmbedding {
  * `edit` receives the patch embedding `[B, gh, gw, C]`. Other grids than the model's resample the
  * position embedding as the model does.
  */
-export function vitEmbed(model: VisionTransformer, x: tf.Tensor, edit: ((t: tf.Tensor4D) => tf.Tensor) | null, opts: ForwardOptions = {}): VitEmbedding {
+export function vitEmbed(
+  model: VisionTransformer,
+  x: tf.Tensor,
+  edit: ((t: tf.Tensor4D) => tf.Tensor) | null,
+  opts: ForwardOptions = {},
+): VitEmbedding {
   const grid: [number, number] = [0, 0];
   const out = tf.tidy(() => {
     let p: tf.Tensor4D = model.patchEmbed.forward(x);
     if (edit) {
       const e = edit(p);
-      check(e.shape.join(',') === p.shape.join(','), () => `the patch-embedding edit must keep the shape [${p.shape.join(', ')}], got [${e.shape.join(', ')}]`);
+      check(
+        e.shape.join(',') === p.shape.join(','),
+        () => `the patch-embedding edit must keep the shape [${p.shape.join(', ')}], got [${e.shape.join(', ')}]`,
+      );
       p = e as tf.Tensor4D;
     }
     const [b, gh, gw, c] = p.shape;
@@ -83,8 +91,14 @@ export function vitMaskedEncoder(model: VisionTransformer): MaskedEncoder {
     checkInput(x: tf.Tensor) {
       check(x.rank === 4, () => `expected an NHWC image batch [B, H, W, ${model.inChans}], got shape [${x.shape.join(', ')}]`);
       const [, h, w, c] = x.shape as number[];
-      check(c === model.inChans, () => `expected ${model.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`);
-      check(h % model.patchSize === 0 && w % model.patchSize === 0, () => `image size ${h}x${w} is not divisible by the patch size ${model.patchSize}`);
+      check(
+        c === model.inChans,
+        () => `expected ${model.inChans} input channels (NHWC, last axis), got ${c} in shape [${x.shape.join(', ')}]`,
+      );
+      check(
+        h % model.patchSize === 0 && w % model.patchSize === 0,
+        () => `image size ${h}x${w} is not divisible by the patch size ${model.patchSize}`,
+      );
     },
     encode(x: tf.Tensor, edit, opts: ForwardOptions = {}) {
       this.checkInput(x);

@@ -25,7 +25,10 @@ export class BottleneckAdapter extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
   private readonly act: (x: tf.Tensor) => tf.Tensor;
-  constructor(readonly dim: number, readonly opts: AdapterOptions = {}) {
+  constructor(
+    readonly dim: number,
+    readonly opts: AdapterOptions = {},
+  ) {
     super();
     this.config = { dim, ...opts };
     const r = opts.reduction ?? 4;
@@ -52,7 +55,10 @@ export class StageAdapters extends Module {
   /** State-dict prefix of the stage module each adapter follows (the backbone's `featureInfo[i].module`). */
   readonly modules: string[];
   readonly channels: number[];
-  constructor(levels: { numChs: number; module: string }[], readonly opts: AdapterOptions = {}) {
+  constructor(
+    levels: { numChs: number; module: string }[],
+    readonly opts: AdapterOptions = {},
+  ) {
     super();
     this.config = { levels, ...opts };
     check(levels.length > 0, () => 'stageAdapters: the backbone has no feature levels');
@@ -62,7 +68,9 @@ export class StageAdapters extends Module {
   }
   /** Not callable on its own: the adapters run inside the backbone (see {@link runWithAdapters}). */
   forward(): never {
-    throw new VisBackbonesError('StageAdapters run inside a backbone: use runWithAdapters(backbone, adapters, fn) or attach(backbone, head, { adapters })');
+    throw new VisBackbonesError(
+      'StageAdapters run inside a backbone: use runWithAdapters(backbone, adapters, fn) or attach(backbone, head, { adapters })',
+    );
   }
 }
 
@@ -83,7 +91,9 @@ function adaptOutput(out: unknown, a: BottleneckAdapter, where: string, inputs: 
     if (!inputs.includes(out[0])) (out[0] as tf.Tensor).dispose();
     return [y, ...out.slice(1)];
   }
-  throw new VisBackbonesError(`adapter after '${where}': the stage returned ${Object.prototype.toString.call(out)}, expected a tensor whose last axis has ${a.dim} channels`);
+  throw new VisBackbonesError(
+    `adapter after '${where}': the stage returned ${Object.prototype.toString.call(out)}, expected a tensor whose last axis has ${a.dim} channels`,
+  );
 }
 
 /**
@@ -110,7 +120,9 @@ export function runWithAdapters<T>(backbone: Module, adapters: StageAdapters, fn
     const missed = calls.map((c, i) => (c === 0 && i <= lastLevel ? adapters.modules[i] : null)).filter((p) => p !== null);
     if (missed.length) {
       tf.dispose(out as unknown as tf.TensorContainer);
-      throw new VisBackbonesError(`adapters were not applied: the backbone's forward never called the stage module(s) ${missed.join(', ')}`);
+      throw new VisBackbonesError(
+        `adapters were not applied: the backbone's forward never called the stage module(s) ${missed.join(', ')}`,
+      );
     }
     return out;
   } finally {

@@ -182,7 +182,10 @@ export function textImage(text: string, opts: TextImageOptions = {}): RgbImage {
   const size = measureText(text, s);
   const width = opts.width ?? size.width + 2 * pad;
   const height = opts.height ?? size.height + 2 * pad;
-  check(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0, () => `textImage size ${width}x${height}: expected positive integers`);
+  check(
+    Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0,
+    () => `textImage size ${width}x${height}: expected positive integers`,
+  );
   const data = new Float32Array(width * height * 3);
   const bg = opts.background ?? [1, 1, 1];
   for (let i = 0; i < width * height; i++) data.set(bg, i * 3);

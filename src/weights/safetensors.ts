@@ -59,7 +59,8 @@ export function readSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   const hi = dv.getUint32(4, true);
   const headerLen = hi * 2 ** 32 + lo;
   if (hi !== 0 || headerLen > MAX_HEADER) fail(`header length ${headerLen} is beyond the ${MAX_HEADER}-byte limit`);
-  if (headerLen > bytes.length - 8) fail(`header length ${headerLen} goes beyond the end of the file (${bytes.length} bytes): truncated or corrupt`);
+  if (headerLen > bytes.length - 8)
+    fail(`header length ${headerLen} goes beyond the end of the file (${bytes.length} bytes): truncated or corrupt`);
   if (headerLen < 2) fail(`header length ${headerLen} is too short for a JSON object`);
   let text: string;
   try {
@@ -91,14 +92,18 @@ export function readSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`entry '${name}' is not an object`);
     const e = raw as Record<string, unknown>;
     const dtype = e.dtype;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
+    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE))
+      fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
     const shape = e.shape;
-    if (!Array.isArray(shape) || !shape.every(isIndex)) fail(`tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (expected an array of non-negative integers)`);
+    if (!Array.isArray(shape) || !shape.every(isIndex))
+      fail(`tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (expected an array of non-negative integers)`);
     const offs = e.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !isIndex(offs[0]) || !isIndex(offs[1])) fail(`tensor '${name}' has invalid data_offsets ${JSON.stringify(offs)}`);
+    if (!Array.isArray(offs) || offs.length !== 2 || !isIndex(offs[0]) || !isIndex(offs[1]))
+      fail(`tensor '${name}' has invalid data_offsets ${JSON.stringify(offs)}`);
     const [start, end] = offs as [number, number];
     if (start > end) fail(`tensor '${name}' has data_offsets [${start}, ${end}] with start after end`);
-    if (end > dataLen) fail(`tensor '${name}' data_offsets [${start}, ${end}] lie outside the data section (${dataLen} bytes): truncated or corrupt`);
+    if (end > dataLen)
+      fail(`tensor '${name}' data_offsets [${start}, ${end}] lie outside the data section (${dataLen} bytes): truncated or corrupt`);
     let numel = 1;
     for (const d of shape as number[]) numel *= d;
     const expected = numel * DTYPE_SIZE[dtype];
@@ -127,7 +132,12 @@ function f16ToF32(h: number): number {
 }
 
 /** Decode one entry's bytes into values tfjs can hold (float32, int32 or bool). */
-function decode(bytes: Uint8Array, start: number, entry: SafetensorsEntry, name: string): { values: Float32Array | Int32Array | Uint8Array; dtype: 'float32' | 'int32' | 'bool' } {
+function decode(
+  bytes: Uint8Array,
+  start: number,
+  entry: SafetensorsEntry,
+  name: string,
+): { values: Float32Array | Int32Array | Uint8Array; dtype: 'float32' | 'int32' | 'bool' } {
   const n = entry.shape.reduce((a, b) => a * b, 1);
   const dv = new DataView(bytes.buffer, bytes.byteOffset + start, entry.dataOffsets[1] - entry.dataOffsets[0]);
   switch (entry.dtype) {
@@ -203,7 +213,8 @@ export function readSafetensors(bytes: Uint8Array): Record<string, tf.Tensor> {
 export function readSafetensorsWithMetadata(bytes: Uint8Array): { tensors: Record<string, tf.Tensor>; metadata: Record<string, string> } {
   const header = readSafetensorsHeader(bytes);
   const decoded: [string, ReturnType<typeof decode>, number[]][] = [];
-  for (const [name, e] of Object.entries(header.tensors)) decoded.push([name, decode(bytes, header.dataStart + e.dataOffsets[0], e, name), e.shape]);
+  for (const [name, e] of Object.entries(header.tensors))
+    decoded.push([name, decode(bytes, header.dataStart + e.dataOffsets[0], e, name), e.shape]);
   const tensors: Record<string, tf.Tensor> = {};
   for (const [name, d, shape] of decoded) {
     const t = tf.tensor(d.values, shape, d.dtype);
@@ -221,7 +232,8 @@ export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: 
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) {
-    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new SafetensorsError(`metadata value of '${k}' is not a string`);
+    for (const [k, v] of Object.entries(metadata))
+      if (typeof v !== 'string') throw new SafetensorsError(`metadata value of '${k}' is not a string`);
     header.__metadata__ = metadata;
   }
   let offset = 0;

@@ -53,5 +53,12 @@ export async function loadLayersModelFromDir(dir: string): Promise<tf.LayersMode
     }
     specs.push(...group.weights);
   }
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: tf.io.concatenateArrayBuffers(buffers), format: json.format }));
+  return tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: specs,
+      weightData: tf.io.concatenateArrayBuffers(buffers),
+      format: json.format,
+    }),
+  );
 }

@@ -28,7 +28,7 @@ for (const backend of BACKENDS) {
       expect(model.countParams()).toBe(fx.case.weights.num_values);
       const lines: string[] = [];
       model.summary(120, undefined, (l) => lines.push(l));
-      expect(lines.join("\n")).toMatch(new RegExp(`Total params: ${fx.case.weights.num_values}`));
+      expect(lines.join('\n')).toMatch(new RegExp(`Total params: ${fx.case.weights.num_values}`));
       const viaModel = model.predict(x) as tf.Tensor;
       expect(Array.from(viaModel.dataSync())).toEqual(Array.from(direct.dataSync()));
       const dir = mkdtempSync(join(tmpdir(), 'vb-layers-'));

@@ -5,7 +5,6 @@ import { unregisterFastKernels } from '../../src/backends/fastKernels.js';
 import { useBackend } from '../helpers/backends.js';
 import { randn } from './kernelTestUtils.js';
 
-
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
 interface Case {
   x: [number, number, number, number];
@@ -21,7 +20,13 @@ function grads(kind: 'dense' | 'depthwise', c: Case, seed: number): { dx: Float3
   const wShape: [number, number, number, number] = [c.k[0], c.k[1], cin, c.cout];
   return tf.tidy(() => {
     const x = tf.tensor4d(randn(b * h * w * cin, seed), c.x);
-    const wt = tf.tensor4d(randn(wShape.reduce((a, v) => a * v, 1), seed + 1), wShape);
+    const wt = tf.tensor4d(
+      randn(
+        wShape.reduce((a, v) => a * v, 1),
+        seed + 1,
+      ),
+      wShape,
+    );
     const conv = (xx: tf.Tensor4D, ww: tf.Tensor4D) =>
       kind === 'dense' ? tf.conv2d(xx, ww, c.stride, c.pad as never) : tf.depthwiseConv2d(xx, ww, c.stride, c.pad as never);
     const y = conv(x, wt);
@@ -48,10 +53,32 @@ function maxViolation(a: Float32Array, e: Float32Array, atol: number, rtol: numb
 const CASES: Case[] = [
   { x: [2, 7, 9, 3], k: [3, 3], cout: 5, stride: 1, pad: 'same' },
   { x: [1, 9, 7, 4], k: [3, 3], cout: 2, stride: 2, pad: 'valid' },
-  { x: [2, 11, 10, 3], k: [7, 7], cout: 6, stride: 4, pad: [[0, 0], [2, 2], [2, 2], [0, 0]] },
+  {
+    x: [2, 11, 10, 3],
+    k: [7, 7],
+    cout: 6,
+    stride: 4,
+    pad: [
+      [0, 0],
+      [2, 2],
+      [2, 2],
+      [0, 0],
+    ],
+  },
   { x: [1, 13, 13, 5], k: [7, 7], cout: 1, stride: 1, pad: 3 },
   { x: [2, 8, 9, 6], k: [3, 2], cout: 3, stride: 2, pad: 'same' },
-  { x: [1, 6, 5, 2], k: [2, 3], cout: 2, stride: 1, pad: [[0, 0], [1, 0], [0, 2], [0, 0]] },
+  {
+    x: [1, 6, 5, 2],
+    k: [2, 3],
+    cout: 2,
+    stride: 1,
+    pad: [
+      [0, 0],
+      [1, 0],
+      [0, 2],
+      [0, 0],
+    ],
+  },
   { x: [3, 5, 5, 8], k: [3, 3], cout: 1, stride: 2, pad: 1 },
 ];
 
@@ -95,8 +122,16 @@ describe('conv backprop kernels for wasm', () => {
 
   /** Direct loops from the definition, with explicit top/left padding. */
   function refDepthwise(
-    x: Float32Array, dy: Float32Array, w: Float32Array,
-    [b, h, wd, c]: number[], [kh, kw, , m]: number[], [oh, ow]: number[], s: number, d: number, top: number, left: number,
+    x: Float32Array,
+    dy: Float32Array,
+    w: Float32Array,
+    [b, h, wd, c]: number[],
+    [kh, kw, , m]: number[],
+    [oh, ow]: number[],
+    s: number,
+    d: number,
+    top: number,
+    left: number,
   ): { dw: Float64Array; dx: Float64Array } {
     const dw = new Float64Array(kh * kw * c * m);
     const dx = new Float64Array(b * h * wd * c);
@@ -118,7 +153,16 @@ describe('conv backprop kernels for wasm', () => {
     return { dw, dx };
   }
 
-  function refDense(x: Float32Array, dy: Float32Array, [b, h, wd, c]: number[], [kh, kw, , co]: number[], [oh, ow]: number[], s: number, top: number, left: number): Float64Array {
+  function refDense(
+    x: Float32Array,
+    dy: Float32Array,
+    [b, h, wd, c]: number[],
+    [kh, kw, , co]: number[],
+    [oh, ow]: number[],
+    s: number,
+    top: number,
+    left: number,
+  ): Float64Array {
     const dw = new Float64Array(kh * kw * c * co);
     for (let n = 0; n < b; n++)
       for (let oy = 0; oy < oh; oy++)
@@ -129,7 +173,8 @@ describe('conv backprop kernels for wasm', () => {
               const ix = ox * s + j - left;
               if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
               for (let ch = 0; ch < c; ch++)
-                for (let q = 0; q < co; q++) dw[((i * kw + j) * c + ch) * co + q] += x[((n * h + iy) * wd + ix) * c + ch] * dy[((n * oh + oy) * ow + ox) * co + q];
+                for (let q = 0; q < co; q++)
+                  dw[((i * kw + j) * c + ch) * co + q] += x[((n * h + iy) * wd + ix) * c + ch] * dy[((n * oh + oy) * ow + ox) * co + q];
             }
     return dw;
   }
@@ -144,7 +189,20 @@ describe('conv backprop kernels for wasm', () => {
     await useBackend('wasm');
     // x / filter shapes, stride, dilation, padding and the top / left padding it implies
     const cases: { x: number[]; f: number[]; s: number; d: number; pad: Exclude<Pad, number>; top: number; left: number }[] = [
-      { x: [2, 9, 8, 3], f: [3, 3, 3, 2], s: 1, d: 2, pad: [[0, 0], [2, 1], [1, 2], [0, 0]], top: 2, left: 1 },
+      {
+        x: [2, 9, 8, 3],
+        f: [3, 3, 3, 2],
+        s: 1,
+        d: 2,
+        pad: [
+          [0, 0],
+          [2, 1],
+          [1, 2],
+          [0, 0],
+        ],
+        top: 2,
+        left: 1,
+      },
       { x: [1, 10, 11, 4], f: [3, 3, 4, 1], s: 1, d: 3, pad: 'same', top: 3, left: 3 },
       { x: [2, 9, 9, 2], f: [5, 3, 2, 3], s: 2, d: 1, pad: 'valid', top: 0, left: 0 },
     ];
@@ -165,7 +223,9 @@ describe('conv backprop kernels for wasm', () => {
       const dy = tf.tensor4d(dyv, [b, oh, ow, ch * m]);
       const attrs = { strides: [c.s, c.s], dilations: [c.d, c.d], pad: c.pad, dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
       const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape: c.f }) as tf.Tensor;
-      const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: wt }, { ...attrs, inputShape: c.x }) as tf.Tensor;
+      const dx = tf
+        .engine()
+        .runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: wt }, { ...attrs, inputShape: c.x }) as tf.Tensor;
       expect(dw.shape).toEqual(c.f);
       expect(dx.shape).toEqual(c.x);
       expect(close(dw.dataSync(), ref.dw), `case ${ci} dW`).toBeLessThan(1e-5);
@@ -180,7 +240,12 @@ describe('conv backprop kernels for wasm', () => {
     const [b, h, w, c, co, k, s] = [2, 9, 7, 3, 4, 3, 2];
     const top = 1;
     const left = 0;
-    const pad: Pad = [[0, 0], [1, 1], [0, 1], [0, 0]];
+    const pad: Pad = [
+      [0, 0],
+      [1, 1],
+      [0, 1],
+      [0, 0],
+    ];
     const oh = Math.floor((h + 2 - k) / s) + 1;
     const ow = Math.floor((w + 1 - k) / s) + 1;
     const xv = randn(b * h * w * c, 5);
@@ -194,8 +259,17 @@ describe('conv backprop kernels for wasm', () => {
     // the same data in NCHW (explicit padding is given in the NCHW axis order)
     const xc = x.transpose([0, 3, 1, 2]);
     const dyc = dy.transpose([0, 3, 1, 2]);
-    const padc = [[0, 0], [0, 0], [1, 1], [0, 1]];
-    const dwc = tf.engine().runKernel('Conv2DBackpropFilter', { x: xc, dy: dyc }, { ...attrs, pad: padc, dataFormat: 'NCHW' } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const padc = [
+      [0, 0],
+      [0, 0],
+      [1, 1],
+      [0, 1],
+    ];
+    const dwc = tf.engine().runKernel('Conv2DBackpropFilter', { x: xc, dy: dyc }, {
+      ...attrs,
+      pad: padc,
+      dataFormat: 'NCHW',
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
     expect(close(dwc.dataSync(), ref)).toBeLessThan(1e-5);
     tf.dispose([x, dy, dw, xc, dyc, dwc]);
   });

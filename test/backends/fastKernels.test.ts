@@ -47,8 +47,14 @@ describe('BatchMatMul', () => {
   ];
   for (const c of cases) {
     it(`${c.why}: [${c.a}]${c.ta ? 'T' : ''} x [${c.b}]${c.tb ? 'T' : ''}`, async () => {
-      const av = randn(c.a.reduce((p, v) => p * v, 1), 1);
-      const bv = randn(c.b.reduce((p, v) => p * v, 1), 2);
+      const av = randn(
+        c.a.reduce((p, v) => p * v, 1),
+        1,
+      );
+      const bv = randn(
+        c.b.reduce((p, v) => p * v, 1),
+        2,
+      );
       const k = c.ta ? c.a[c.a.length - 2] : c.a[c.a.length - 1];
       const { cpu, wasm } = await both(() => tf.matMul(tf.tensor(av, c.a), tf.tensor(bv, c.b), c.ta, c.tb));
       const d = diff(wasm[0], cpu[0], 2e-6 * Math.max(k, 1), 1e-5);
@@ -58,7 +64,26 @@ describe('BatchMatMul', () => {
 });
 
 describe('Erf', () => {
-  const special = [0, -0, 1e-30, -1e-30, 1e-8, 0.5, 0.921875, -0.921875, 0.92187494, 3.92, -3.92, 3.9199998, 4, 10, -10, Infinity, -Infinity, NaN];
+  const special = [
+    0,
+    -0,
+    1e-30,
+    -1e-30,
+    1e-8,
+    0.5,
+    0.921875,
+    -0.921875,
+    0.92187494,
+    3.92,
+    -3.92,
+    3.9199998,
+    4,
+    10,
+    -10,
+    Infinity,
+    -Infinity,
+    NaN,
+  ];
   const grid = Float32Array.from({ length: 20001 }, (_, i) => -6 + (12 * i) / 20000);
   const xs = Float32Array.from([...special, ...grid, ...randn(4097, 3, 2)]);
   it('is within 1.5e-7 absolute and 3 ulp of a float64 series on [-6, 6] and odd lengths', async () => {
@@ -105,7 +130,13 @@ describe('fused GELU and LayerNorm', () => {
   });
 
   it('LayerNorm equals tf.moments-based LayerNorm on cpu (values and gradients) for odd widths', async () => {
-    for (const [rows, c] of [[1, 1], [3, 3], [5, 8], [7, 96], [2, 97]]) {
+    for (const [rows, c] of [
+      [1, 1],
+      [3, 3],
+      [5, 8],
+      [7, 96],
+      [2, 97],
+    ]) {
       const xv = randn(rows * c, 5, 2);
       const wv = randn(c, 6);
       const bv = randn(c, 7);
@@ -123,7 +154,10 @@ describe('fused GELU and LayerNorm', () => {
         return [f(x, w, b), ...tf.grads(loss as (...t: tf.Tensor[]) => tf.Tensor)([x, w, b])];
       };
       const cpu = await on('cpu', run(ref));
-      const wasm = await on('wasm', run((x, w, b) => fusedLayerNorm(x, w, b, eps)!));
+      const wasm = await on(
+        'wasm',
+        run((x, w, b) => fusedLayerNorm(x, w, b, eps)!),
+      );
       const names = ['y', 'dx', 'dw', 'db'];
       cpu.forEach((e, i) => {
         const d = diff(wasm[i], e, 2e-5, 1e-4);
@@ -175,7 +209,10 @@ describe('DepthwiseConv2dNative and its gradients', () => {
       const [n, h, w, ch] = c.x;
       const fShape = [c.k[0], c.k[1], ch, c.out] as [number, number, number, number];
       const xv = randn(n * h * w * ch, 9);
-      const fv = randn(fShape.reduce((a, b) => a * b, 1), 10);
+      const fv = randn(
+        fShape.reduce((a, b) => a * b, 1),
+        10,
+      );
       const fwd = () => tf.depthwiseConv2d(tf.tensor4d(xv, c.x), tf.tensor4d(fv, fShape), c.stride, c.pad, 'NHWC', c.dil ?? 1);
       const [yc] = await on('cpu', fwd);
       const { cpu, wasm } = await both(() => {
@@ -184,8 +221,14 @@ describe('DepthwiseConv2dNative and its gradients', () => {
         const y = fwd();
         const dy = tf.tensor(randn(y.size, 11), y.shape);
         const attrs = kernelAttrs(c);
-        const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: f }, { ...attrs, inputShape: c.x } as unknown as tf.NamedAttrMap) as tf.Tensor;
-        const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape: fShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: f }, {
+          ...attrs,
+          inputShape: c.x,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, {
+          ...attrs,
+          filterShape: fShape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
         return [y, dx, dw];
       });
       const taps = c.k[0] * c.k[1];
@@ -220,13 +263,18 @@ describe('Conv2DBackpropFilter', () => {
       const [n, h, w, ci] = c.x;
       const fShape = [c.k[0], c.k[1], ci, c.out] as [number, number, number, number];
       const xv = randn(n * h * w * ci, 12);
-      const fv = randn(fShape.reduce((a, b) => a * b, 1), 13);
+      const fv = randn(
+        fShape.reduce((a, b) => a * b, 1),
+        13,
+      );
       const { cpu, wasm } = await both(() => {
         const x = tf.tensor4d(xv, c.x);
         const y = tf.conv2d(x, tf.tensor4d(fv, fShape), c.stride, c.pad);
         const dy = tf.tensor(randn(y.size, 14), y.shape);
         const { dilations: _d, ...attrs } = kernelAttrs(c);
-        return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: fShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        return tf
+          .engine()
+          .runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: fShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
       });
       const d = diff(wasm[0], cpu[0], 1e-6 * n * h * w, 1e-5);
       expect(d.worst, `max abs ${d.maxAbs}`).toBeLessThanOrEqual(0);
@@ -322,7 +370,19 @@ describe('Sum and Identity', () => {
       const d = diff(wasm[0], cpu[0], 1e-6 * Math.sqrt(terms), 1e-6);
       expect(d.worst, `sum [${s}] axis ${axis}: ${d.maxAbs}`).toBeLessThanOrEqual(0);
     }
-    const ints = await both(() => tf.cast(tf.sum(tf.tensor(Int32Array.from(xv, (v) => Math.round(v * 100)), shape, 'int32'), [1, 2]), 'float32'));
+    const ints = await both(() =>
+      tf.cast(
+        tf.sum(
+          tf.tensor(
+            Int32Array.from(xv, (v) => Math.round(v * 100)),
+            shape,
+            'int32',
+          ),
+          [1, 2],
+        ),
+        'float32',
+      ),
+    );
     expect(Array.from(ints.wasm[0])).toEqual(Array.from(ints.cpu[0]));
   });
 
@@ -347,10 +407,33 @@ describe('GatherV2', () => {
     const idx = [8, 0, 3, 3, 7, 1, 8];
     const { cpu, wasm } = await both(() => [
       tf.gather(tf.tensor(xv, [4, 9, 5]), tf.tensor1d(idx, 'int32'), 1),
-      tf.gather(tf.tensor(xv, [36, 5]), tf.tensor2d([[35, 0], [2, 9], [17, 17]], [3, 2], 'int32'), 0),
+      tf.gather(
+        tf.tensor(xv, [36, 5]),
+        tf.tensor2d(
+          [
+            [35, 0],
+            [2, 9],
+            [17, 17],
+          ],
+          [3, 2],
+          'int32',
+        ),
+        0,
+      ),
       tf.gather(tf.tensor(xv, [4, 9, 5]), tf.tensor1d([4, 0, 2], 'int32'), 2),
       tf.gather(tf.tensor(xv, [180]), tf.tensor1d([179, 0, 5], 'int32')),
-      tf.cast(tf.gather(tf.tensor(Int32Array.from(xv, (v) => Math.round(v * 50)), [4, 9, 5], 'int32'), tf.tensor1d(idx, 'int32'), 1), 'float32'),
+      tf.cast(
+        tf.gather(
+          tf.tensor(
+            Int32Array.from(xv, (v) => Math.round(v * 50)),
+            [4, 9, 5],
+            'int32',
+          ),
+          tf.tensor1d(idx, 'int32'),
+          1,
+        ),
+        'float32',
+      ),
     ]);
     cpu.forEach((e, i) => expect(Array.from(wasm[i]), `case ${i}`).toEqual(Array.from(e)));
     await useBackend('wasm');
@@ -396,7 +479,9 @@ describe('Softmax', () => {
   it("its gradient (tfjs's, from our output) matches cpu", async () => {
     const v = randn(5 * 6, 32);
     const r = randn(5 * 6, 33);
-    const { cpu, wasm } = await both(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.softmax(x), tf.tensor2d(r, [5, 6]))))(tf.tensor2d(v, [5, 6])));
+    const { cpu, wasm } = await both(() =>
+      tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.softmax(x), tf.tensor2d(r, [5, 6]))))(tf.tensor2d(v, [5, 6])),
+    );
     expect(diff(wasm[0], cpu[0], 1e-6, 1e-5).worst).toBeLessThanOrEqual(0);
   });
 });
@@ -408,7 +493,12 @@ describe('fused bias + mask + softmax (window attention)', () => {
     { b: 3, nW: 1, heads: 5, n: 5, m: 9 },
   ];
   for (const s of shapes) {
-    for (const [useBias, useMask] of [[true, true], [true, false], [false, true], [false, false]] as const) {
+    for (const [useBias, useMask] of [
+      [true, true],
+      [true, false],
+      [false, true],
+      [false, false],
+    ] as const) {
       it(`B ${s.b} nW ${s.nW} heads ${s.heads} [${s.n}, ${s.m}] bias ${useBias} mask ${useMask}: values and gradients`, async () => {
         const g = s.b * s.nW * s.heads;
         const xv = randn(g * s.n * s.m, 40, 3);
@@ -504,8 +594,14 @@ describe('Add, Sub, Multiply, RealDiv, Maximum, Minimum, Square', () => {
   ];
   it('equal tfjs cpu exactly on broadcasts of every kind', async () => {
     for (const [as, bs, why] of pairs) {
-      const av = randn(as.reduce((p, v) => p * v, 1), 60);
-      const bv = randn(bs.reduce((p, v) => p * v, 1), 61);
+      const av = randn(
+        as.reduce((p, v) => p * v, 1),
+        60,
+      );
+      const bv = randn(
+        bs.reduce((p, v) => p * v, 1),
+        61,
+      );
       const { cpu, wasm } = await both(() => ops.map(([, f]) => f(tf.tensor(av, as), tf.tensor(bv, bs))));
       cpu.forEach((e, i) => expect(Array.from(wasm[i]), `${ops[i][0]} [${as}] [${bs}] (${why})`).toEqual(Array.from(e)));
     }
@@ -527,7 +623,11 @@ describe('Relu and Sigmoid', () => {
     const special = [0, -0, 1e-30, -1e-30, 0.5, -0.5, 20, -20, 88, -88, 104, -104, 1e30, -1e30, Infinity, -Infinity, NaN];
     for (const n of [1, 3, 4, 7, 1001]) {
       const v = Float32Array.from([...special, ...randn(n, 63, 6)]);
-      const { cpu, wasm } = await both(() => [tf.relu(tf.tensor1d(v)), tf.sigmoid(tf.tensor1d(v)), tf.relu(tf.tensor(v.slice(0, 12), [3, 4]))]);
+      const { cpu, wasm } = await both(() => [
+        tf.relu(tf.tensor1d(v)),
+        tf.sigmoid(tf.tensor1d(v)),
+        tf.relu(tf.tensor(v.slice(0, 12), [3, 4])),
+      ]);
       expect(Array.from(wasm[0])).toEqual(Array.from(cpu[0]));
       expect(Array.from(wasm[2])).toEqual(Array.from(cpu[2]));
       for (let i = 0; i < v.length; i++) {
@@ -537,7 +637,9 @@ describe('Relu and Sigmoid', () => {
           continue;
         }
         // 3 ulp (2^-23 relative); a denormal result (x < -87.3) may come out as 0
-        expect(Math.abs(wasm[1][i] - e), `sigmoid(${v[i]}) = ${wasm[1][i]}, cpu ${e}`).toBeLessThanOrEqual(Math.max(3 * 2 ** -23 * Math.abs(e), 2 ** -126));
+        expect(Math.abs(wasm[1][i] - e), `sigmoid(${v[i]}) = ${wasm[1][i]}, cpu ${e}`).toBeLessThanOrEqual(
+          Math.max(3 * 2 ** -23 * Math.abs(e), 2 ** -126),
+        );
       }
     }
   });

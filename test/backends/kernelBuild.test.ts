@@ -74,7 +74,14 @@ describe('kernel module build', () => {
     }
     // the shared variant instantiates on a shared memory, the plain one on a plain memory
     new WebAssembly.Instance(new WebAssembly.Module(committed.plain), { env: { memory: new WebAssembly.Memory({ initial: 1 }) } });
-    new WebAssembly.Instance(new WebAssembly.Module(committed.shared), { env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true }) } });
-    expect(() => new WebAssembly.Instance(new WebAssembly.Module(committed.plain), { env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 8, shared: true }) } })).toThrow();
+    new WebAssembly.Instance(new WebAssembly.Module(committed.shared), {
+      env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true }) },
+    });
+    expect(
+      () =>
+        new WebAssembly.Instance(new WebAssembly.Module(committed.plain), {
+          env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 8, shared: true }) },
+        }),
+    ).toThrow();
   });
 });

@@ -32,7 +32,12 @@ describe('kernel registration when tfjs-wasm is imported after the package', () 
 
       // they compute: a batched product with odd sizes against cpu
       const run = () =>
-        tf.tidy(() => tf.matMul(tf.randomNormal([2, 9, 11], 0, 1, 'float32', 5), tf.randomNormal([2, 7, 11], 0, 1, 'float32', 6), false, true).dataSync().slice());
+        tf.tidy(() =>
+          tf
+            .matMul(tf.randomNormal([2, 9, 11], 0, 1, 'float32', 5), tf.randomNormal([2, 7, 11], 0, 1, 'float32', 6), false, true)
+            .dataSync()
+            .slice(),
+        );
       const wasm = run();
       await tf.setBackend('cpu');
       const cpu = run();

@@ -17,7 +17,10 @@ function workload(): tf.Tensor[] {
   const [g, heads, nW, n] = [192, 3, 64, 64];
   const attn = tf.tensor3d(randn(g * n * n, 1, 3), [g, n, n]);
   const bias = tf.tensor3d(randn(heads * n * n, 2), [heads, n, n]);
-  const mask = tf.tensor3d(Float32Array.from(randn(nW * n * n, 3), (v) => (v > 0.5 ? -100 : 0)), [nW, n, n]);
+  const mask = tf.tensor3d(
+    Float32Array.from(randn(nW * n * n, 3), (v) => (v > 0.5 ? -100 : 0)),
+    [nW, n, n],
+  );
   const r = tf.tensor3d(randn(g * n * n, 4), [g, n, n]);
   const x = tf.tensor2d(randn(4096 * 96, 5), [4096, 96]);
   const w = tf.tensor2d(randn(96 * 384, 6, 0.1), [96, 384]);
@@ -57,7 +60,8 @@ describe('our kernels on 2 threads', () => {
     const before = tf.memory().numTensors;
     const two = await on('wasm', workload);
     mod.run = run;
-    for (const k of ['biasMaskSoftmax', 'softmaxGrad', 'bmm', 'binary', 'unary']) expect(split.has(k), `${k} split across threads`).toBe(true);
+    for (const k of ['biasMaskSoftmax', 'softmaxGrad', 'bmm', 'binary', 'unary'])
+      expect(split.has(k), `${k} split across threads`).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
     expect(two.length).toBe(one.length);
     two.forEach((v, i) => {

@@ -24,7 +24,9 @@ function workload(): tf.Tensor[] {
   const w = tf.tensor4d(randn(3 * 3 * 24 * 32, 5), [3, 3, 24, 32]);
   const dw = tf.tensor4d(randn(7 * 7 * 24, 6), [7, 7, 24, 1]);
   const conv = tf.conv2d(x, w, 1, 'same');
-  const [gx, gdw] = tf.grads((xx: tf.Tensor, ff: tf.Tensor) => tf.sum(tf.square(tf.depthwiseConv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, 'same'))))([x, dw]);
+  const [gx, gdw] = tf.grads((xx: tf.Tensor, ff: tf.Tensor) =>
+    tf.sum(tf.square(tf.depthwiseConv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, 'same'))),
+  )([x, dw]);
   return [
     tf.matMul(a, b),
     tf.matMul(a, b.transpose(), false, true),

@@ -76,7 +76,20 @@ for (const backend of BACKENDS) {
     });
     it('converts the swin_p4w4_64 checkpoint; the directory reloads and reproduces the reference logits', async () => {
       const out = join(tmp, `swin_${backend}`);
-      const r = await cli('convert', '--timm', WEIGHTS, '--model', 'swin_tiny_patch4_window7_224', '--config', CASE, '--out', out, '--check', '--backend', backend);
+      const r = await cli(
+        'convert',
+        '--timm',
+        WEIGHTS,
+        '--model',
+        'swin_tiny_patch4_window7_224',
+        '--config',
+        CASE,
+        '--out',
+        out,
+        '--check',
+        '--backend',
+        backend,
+      );
       expect(r.code, r.err).toBe(0);
       expect(r.out).toMatch(/max \|model - reloaded\| = 0\.000e\+0/);
       const info = JSON.parse(readFileSync(join(out, 'visbackbones.json'), 'utf8'));
@@ -118,14 +131,32 @@ describe('visbackbones errors and exit codes', () => {
   });
 
   it('a missing file, a corrupt checkpoint and mismatched weights fail with exit 1 and say why', async () => {
-    const missing = await cli('convert', '--timm', join(tmp, 'nope.safetensors'), '--model', 'swin_tiny_patch4_window7_224', '--out', join(tmp, 'x'));
+    const missing = await cli(
+      'convert',
+      '--timm',
+      join(tmp, 'nope.safetensors'),
+      '--model',
+      'swin_tiny_patch4_window7_224',
+      '--out',
+      join(tmp, 'x'),
+    );
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/checkpoint not found: .*nope\.safetensors/);
 
     const bytes = readFileSync(WEIGHTS);
     const truncated = join(tmp, 'truncated.safetensors');
     writeFileSync(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
-    const t = await cli('convert', '--timm', truncated, '--model', 'swin_tiny_patch4_window7_224', '--config', CASE, '--out', join(tmp, 'y'));
+    const t = await cli(
+      'convert',
+      '--timm',
+      truncated,
+      '--model',
+      'swin_tiny_patch4_window7_224',
+      '--config',
+      CASE,
+      '--out',
+      join(tmp, 'y'),
+    );
     expect(t.code).toBe(1);
     expect(t.err).toMatch(/safetensors/);
 
@@ -137,7 +168,17 @@ describe('visbackbones errors and exit codes', () => {
 
     // right file, wrong architecture: strict loading lists the problems
     const other = JSON.stringify({ imgSize: 64, windowSize: 4, embedDim: 8, depths: [2, 2], numHeads: [1, 2], numClasses: 10 });
-    const w = await cli('convert', '--timm', WEIGHTS, '--model', 'swin_tiny_patch4_window7_224', '--config', other, '--out', join(tmp, 'w'));
+    const w = await cli(
+      'convert',
+      '--timm',
+      WEIGHTS,
+      '--model',
+      'swin_tiny_patch4_window7_224',
+      '--config',
+      other,
+      '--out',
+      join(tmp, 'w'),
+    );
     expect(w.code).toBe(1);
     expect(w.err).toMatch(/strict loading/);
     expect(w.err).toMatch(/unexpected keys \(\d+\): .*layers\.2\./);
@@ -151,7 +192,11 @@ describe('visbackbones errors and exit codes', () => {
     const usage = spawnSync(process.execPath, [bin, 'info', 'no_such_model_224'], { cwd: ROOT, encoding: 'utf8' });
     expect(usage.status).toBe(2);
     expect(usage.stderr).toMatch(/unknown model/);
-    const missing = spawnSync(process.execPath, [bin, 'convert', '--timm', 'missing.safetensors', '--model', 'swin_tiny_patch4_window7_224', '--out', tmp], { cwd: ROOT, encoding: 'utf8' });
+    const missing = spawnSync(
+      process.execPath,
+      [bin, 'convert', '--timm', 'missing.safetensors', '--model', 'swin_tiny_patch4_window7_224', '--out', tmp],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/checkpoint not found/);
   });

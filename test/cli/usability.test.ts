@@ -77,7 +77,10 @@ describe('visbackbones as a shell user meets it', () => {
     expect(zero.code).toBe(2);
     expect(zero.err).toMatch(/--threads 0: expected a positive integer/);
     // a process of its own: threads re-create this worker's wasm backend otherwise
-    const r = spawnSync(process.execPath, [BIN, 'bench', 'cswin_tiny_224', '--threads', '2', '--reps', '1'], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [BIN, 'bench', 'cswin_tiny_224', '--threads', '2', '--reps', '1'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/cswin_tiny_224 on wasm \(2 threads\): batch 1 at 224x224/);
     expect(Number(/([0-9.]+) img\/s/.exec(r.stdout)![1])).toBeGreaterThan(0);

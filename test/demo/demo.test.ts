@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_MODELS, DemoOptions, runDemo } from '../../examples/demo/pipeline.js';
+import { DEMO_MODELS, DemoOptions, FIGURE_LABEL_WIDTH, FIGURE_ROWS, QUICK_STEPS, runDemo } from '../../examples/demo/pipeline.js';
 import { swinV2 } from '../../src/models/swin/index.js'; // registers the families, so a saved directory can be rebuilt
 import { readSafetensors } from '../../src/weights/safetensors.js';
 import { loadLayersModelFromDir } from '../../src/weights/tfjsFormat.js';
@@ -23,8 +23,7 @@ import { useBackend } from '../helpers/backends.js';
 const TINY: DemoOptions = {
   model: 'swinv2_demo',
   seed: 0,
-  pretrainSteps: 600,
-  finetuneSteps: 300,
+  ...QUICK_STEPS,
   labelsPerClass: 100,
   pretrainImages: 2048,
   testImages: 600,
@@ -45,33 +44,38 @@ describe('demo at a tiny configuration (wasm)', () => {
     const before = tf.memory().numTensors;
     const r = await runDemo({ ...TINY, out: tmp, verbose: false });
     expect(tf.memory().numTensors).toBe(before);
-    console.log(`demo tiny: pretrain loss ${r.pretrain.firstLoss.toFixed(4)} -> ${r.pretrain.lastLoss.toFixed(4)}; fine-tuned ${(100 * r.finetune.accuracy).toFixed(1)}% vs scratch ${(100 * r.scratch.accuracy).toFixed(1)}% on ${r.testImages} images; ${r.seconds.toFixed(0)} s`);
+    console.log(
+      `demo tiny: pretrain loss ${r.pretrain.firstLoss.toFixed(4)} -> ${r.pretrain.lastLoss.toFixed(4)}; fine-tuned ${(100 * r.finetune.accuracy).toFixed(1)}% vs scratch ${(100 * r.scratch.accuracy).toFixed(1)}% on ${r.testImages} images; ${r.seconds.toFixed(0)} s`,
+    );
 
     // SimMIM learned something
     expect(r.pretrain.steps).toBe(TINY.pretrainSteps);
     expect(r.pretrain.lastLoss).toBeLessThan(0.8 * r.pretrain.firstLoss);
 
-    // the PNG: 4 rows (input, masked, reconstruction, pasted) of 8 images
+    // the PNG: a label column, then 4 rows (input, masked, prediction, pasted) of 8 images
+    expect(FIGURE_ROWS).toHaveLength(4);
     const png = readFileSync(r.files.reconstructionPng);
     expect(png.toString('latin1', 1, 4)).toBe('PNG');
     const w = png.readUInt32BE(16);
     const h = png.readUInt32BE(20);
     const size = (TINY.config?.imgSize ?? DEMO_MODELS[TINY.model!].config.imgSize) as number;
     const scale = Math.max(1, Math.round(96 / size));
-    expect([w, h]).toEqual([2 + 8 * (size * scale + 2), 2 + 4 * (size * scale + 2)]);
+    expect([w, h]).toEqual([2 + FIGURE_LABEL_WIDTH + 2 + 8 * (size * scale + 2), 2 + 4 * (size * scale + 2)]);
     expect(inflateSync(png.subarray(41, 41 + png.readUInt32BE(33))).length).toBe(h * (w * 3 + 1));
 
     // the saved classifier: timm keys load strictly into a fresh model; the TF.js directory gives the same logits
-    const sd = readSafetensors(new Uint8Array(readFileSync(r.files.classifierSafetensors)));
+    const sd = readSafetensors(new Uint8Array(readFileSync(r.files.classifierSafetensors!)));
     expect(Object.keys(sd)).toContain('head.fc.weight');
     expect(Object.keys(sd)).toContain('layers.0.blocks.0.attn.cpb_mlp.0.weight');
     const cfg = { ...DEMO_MODELS[TINY.model!].config, ...(TINY.config ?? {}), numClasses: TINY.numClasses ?? 6 };
     const model = swinV2(cfg);
     model.loadStateDict(sd);
     tf.dispose(Object.values(sd));
-    const dir = await loadLayersModelFromDir(r.files.tfjsDir);
-    const info = JSON.parse(readFileSync(join(r.files.tfjsDir, 'visbackbones.json'), 'utf8'));
+    const dir = await loadLayersModelFromDir(r.files.tfjsDir!);
+    const info = JSON.parse(readFileSync(join(r.files.tfjsDir!, 'visbackbones.json'), 'utf8'));
     expect(info.inputShape).toEqual([size, size, 3]);
+    expect(info.classNames).toEqual(r.classNames);
+    expect(r.classNames).toHaveLength(TINY.numClasses ?? 6);
     const x = tf.randomNormal([3, size, size, 3], 0, 1, 'float32', 5);
     const a = model.forwardLogits(x);
     const b = dir.predict(x) as tf.Tensor;

@@ -66,7 +66,8 @@ for (const backend of BACKENDS) {
       const v = images.dataSync();
       const raw = ds.render(2);
       let err = 0;
-      for (let p = 0; p < 16 * 16 * 3; p++) err = Math.max(err, Math.abs(v[16 * 16 * 3 + p] - (raw[p] - SHAPES_MEAN[p % 3]) / SHAPES_STD[p % 3]));
+      for (let p = 0; p < 16 * 16 * 3; p++)
+        err = Math.max(err, Math.abs(v[16 * 16 * 3 + p] - (raw[p] - SHAPES_MEAN[p % 3]) / SHAPES_STD[p % 3]));
       expect(err).toBeLessThan(1e-6);
       tf.dispose([images, labels]);
       expect(tf.memory().numTensors).toBe(before);

@@ -25,7 +25,9 @@ interface Snippet {
 
 function snippets(): Snippet[] {
   const out: Snippet[] = [];
-  for (const guide of readdirSync(GUIDES).filter((f) => f.endsWith('.md')).sort()) {
+  for (const guide of readdirSync(GUIDES)
+    .filter((f) => f.endsWith('.md'))
+    .sort()) {
     const text = readFileSync(join(GUIDES, guide), 'utf8');
     const re = /^([ \t]*)```ts\n([\s\S]*?)^\1```/gm;
     let m: RegExpExecArray | null;
@@ -57,17 +59,36 @@ afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
 describe('docs/guides code blocks', () => {
   it('the guides are all there, and most have code', () => {
-    const core = ['backends.md', 'browser.md', 'custom-backbone.md', 'heads-and-transfer.md', 'pretraining.md', 'quick-start.md', 'timm-checkpoints.md'];
+    const core = [
+      'backends.md',
+      'browser.md',
+      'custom-backbone.md',
+      'heads-and-transfer.md',
+      'pretraining.md',
+      'quick-start.md',
+      'timm-checkpoints.md',
+    ];
     expect(readdirSync(GUIDES).sort()).toEqual(expect.arrayContaining(core));
     // a guide per family or system beside the core ones: every guide file has a code block
-    for (const g of readdirSync(GUIDES).filter((f) => f.endsWith('.md'))) expect(ALL.some((s) => s.guide === g), g).toBe(true);
+    for (const g of readdirSync(GUIDES).filter((f) => f.endsWith('.md')))
+      expect(
+        ALL.some((s) => s.guide === g),
+        g,
+      ).toBe(true);
     expect(new Set(ALL.map((s) => s.guide)).size).toBeGreaterThanOrEqual(6);
     expect(ALL.filter((s) => s.run).length).toBeGreaterThanOrEqual(4);
   });
 
   it('every ts block type-checks against the sources', () => {
-    const cfg = ts.getParsedCommandLineOfConfigFile(join(ROOT, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} })!;
-    const program = ts.createProgram(ALL.map((s) => s.file), { ...cfg.options, noEmit: true, module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 });
+    const cfg = ts.getParsedCommandLineOfConfigFile(
+      join(ROOT, 'tsconfig.json'),
+      {},
+      { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} },
+    )!;
+    const program = ts.createProgram(
+      ALL.map((s) => s.file),
+      { ...cfg.options, noEmit: true, module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    );
     const problems = ts
       .getPreEmitDiagnostics(program)
       .filter((d) => d.file && d.file.fileName.startsWith(OUT))

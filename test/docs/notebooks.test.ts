@@ -38,7 +38,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('docs/notebooks', () => {
   it('every notebook file is covered by this test', () => {
-    const files = readdirSync(NOTEBOOK_DIR).filter((f) => f.endsWith('.ts') && f !== 'lib.ts').sort();
+    const files = readdirSync(NOTEBOOK_DIR)
+      .filter((f) => f.endsWith('.ts') && f !== 'lib.ts')
+      .sort();
     expect(files).toEqual(['cpbAcrossWindows.ts', 'hogTargets.ts', 'shiftedWindowAttention.ts', 'simmimMasks.ts']);
   });
 });

@@ -28,7 +28,7 @@ function parsePng(png: Uint8Array) {
   expect(Array.from(png.subarray(0, 8))).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const chunks: { type: string; data: Uint8Array }[] = [];
-  for (let o = 8; o < png.length; ) {
+  for (let o = 8; o < png.length;) {
     const len = dv.getUint32(o);
     const type = String.fromCharCode(...png.subarray(o + 4, o + 8));
     const data = png.subarray(o + 8, o + 8 + len);
@@ -38,7 +38,13 @@ function parsePng(png: Uint8Array) {
   }
   expect(chunks.map((c) => c.type)).toEqual(['IHDR', 'IDAT', 'IEND']);
   const ih = new DataView(chunks[0].data.buffer, chunks[0].data.byteOffset, 13);
-  return { width: ih.getUint32(0), height: ih.getUint32(4), depth: chunks[0].data[8], colorType: chunks[0].data[9], raw: new Uint8Array(inflateSync(chunks[1].data)) };
+  return {
+    width: ih.getUint32(0),
+    height: ih.getUint32(4),
+    depth: chunks[0].data[8],
+    colorType: chunks[0].data[9],
+    raw: new Uint8Array(inflateSync(chunks[1].data)),
+  };
 }
 
 describe('PNG encoder', () => {
@@ -54,7 +60,10 @@ describe('PNG encoder', () => {
     expect(adler32(b)).toBe(((s << 16) | a) >>> 0);
   });
 
-  for (const [label, deflate] of [['stored blocks', undefined], ['node zlib', (d: Uint8Array) => new Uint8Array(deflateSync(d))]] as const) {
+  for (const [label, deflate] of [
+    ['stored blocks', undefined],
+    ['node zlib', (d: Uint8Array) => new Uint8Array(deflateSync(d))],
+  ] as const) {
     for (const channels of [3, 4] as const) {
       it(`${label}, ${channels} channels: the file decodes to the same pixels (several stored blocks)`, () => {
         const w = 173;
@@ -73,7 +82,9 @@ describe('PNG encoder', () => {
   }
 
   it('rejects a pixel buffer of the wrong size', () => {
-    expect(() => encodePng(new Uint8Array(10), 2, 2, { channels: 3 })).toThrow(/pixels has 10 values; expected width\*height\*channels = 2\*2\*3 = 12/);
+    expect(() => encodePng(new Uint8Array(10), 2, 2, { channels: 3 })).toThrow(
+      /pixels has 10 values; expected width\*height\*channels = 2\*2\*3 = 12/,
+    );
   });
 
   it('imageGrid places upscaled cells with padding; colormap spans its range', () => {
@@ -93,54 +104,52 @@ describe('PNG encoder', () => {
   });
 });
 
-for (const backend of BACKENDS) describe(`PCA on ${backend}`, () => {
-  beforeAll(async () => {
-    await useBackend(backend);
-  });
-  it('recovers planted directions and their variances', () => {
-    // three orthonormal directions in 6-D with standard deviations 5, 2, 0.5 (+ tiny noise)
-    const d = 6;
-    const dirs = [
-      [1, 1, 0, 0, 0, 0].map((v) => v / Math.SQRT2),
-      [0, 0, 1, -1, 0, 0].map((v) => v / Math.SQRT2),
-      [0, 0, 0, 0, 1, 0],
-    ];
-    const sds = [5, 2, 0.5];
-    const n = 4000;
-    let seed = 7;
-    const rnd = () => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return seed / 2147483648;
-    };
-    const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
-    const rows = new Float32Array(n * d);
-    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) {
-      const z = gauss() * sds[c];
-      for (let j = 0; j < d; j++) rows[i * d + j] += z * dirs[c][j] + 3;
-    }
-    const x = tf.tensor2d(rows, [n, d]);
-    const { components, variances } = principalComponents(x, 3);
-    // direct sample covariance, for the variances along the found directions
-    const mean = new Float64Array(d);
-    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += rows[i * d + j] / n;
-    components.forEach((v, c) => {
-      const dot = v.reduce((s, vi, j) => s + vi * dirs[c][j], 0);
-      expect(Math.abs(dot)).toBeGreaterThan(0.999);
-      let varAlong = 0;
-      for (let i = 0; i < n; i++) {
-        let p = 0;
-        for (let j = 0; j < d; j++) p += (rows[i * d + j] - mean[j]) * v[j];
-        varAlong += (p * p) / (n - 1);
-      }
-      expect(Math.abs(variances[c] - varAlong) / varAlong).toBeLessThan(1e-3);
+for (const backend of BACKENDS)
+  describe(`PCA on ${backend}`, () => {
+    beforeAll(async () => {
+      await useBackend(backend);
     });
-    const rgb = pcaToRgb(x.reshape([1, 40, 100, d]));
-    expect([rgb.width, rgb.height, rgb.data.length]).toEqual([100, 40, 4000 * 3]);
-    expect(Math.min(...rgb.data)).toBe(0);
-    expect(Math.max(...rgb.data)).toBe(1);
-    x.dispose();
+    it('recovers planted directions and their variances', () => {
+      // three orthonormal directions in 6-D with standard deviations 5, 2, 0.5 (+ tiny noise)
+      const d = 6;
+      const dirs = [[1, 1, 0, 0, 0, 0].map((v) => v / Math.SQRT2), [0, 0, 1, -1, 0, 0].map((v) => v / Math.SQRT2), [0, 0, 0, 0, 1, 0]];
+      const sds = [5, 2, 0.5];
+      const n = 4000;
+      let seed = 7;
+      const rnd = () => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed / 2147483648;
+      };
+      const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+      const rows = new Float32Array(n * d);
+      for (let i = 0; i < n; i++)
+        for (let c = 0; c < 3; c++) {
+          const z = gauss() * sds[c];
+          for (let j = 0; j < d; j++) rows[i * d + j] += z * dirs[c][j] + 3;
+        }
+      const x = tf.tensor2d(rows, [n, d]);
+      const { components, variances } = principalComponents(x, 3);
+      // direct sample covariance, for the variances along the found directions
+      const mean = new Float64Array(d);
+      for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += rows[i * d + j] / n;
+      components.forEach((v, c) => {
+        const dot = v.reduce((s, vi, j) => s + vi * dirs[c][j], 0);
+        expect(Math.abs(dot)).toBeGreaterThan(0.999);
+        let varAlong = 0;
+        for (let i = 0; i < n; i++) {
+          let p = 0;
+          for (let j = 0; j < d; j++) p += (rows[i * d + j] - mean[j]) * v[j];
+          varAlong += (p * p) / (n - 1);
+        }
+        expect(Math.abs(variances[c] - varAlong) / varAlong).toBeLessThan(1e-3);
+      });
+      const rgb = pcaToRgb(x.reshape([1, 40, 100, d]));
+      expect([rgb.width, rgb.height, rgb.data.length]).toEqual([100, 40, 4000 * 3]);
+      expect(Math.min(...rgb.data)).toBe(0);
+      expect(Math.max(...rgb.data)).toBe(1);
+      x.dispose();
+    });
   });
-});
 
 const CASES = [
   { name: 'swin_p4w4_64', build: swin },
@@ -171,9 +180,11 @@ for (const backend of BACKENDS) {
         const mask = blk.attnMask!.dataSync();
         const p = m.probs.dataSync();
         let maskedMax = 0;
-        for (let b = 0; b < 2; b++) for (let w = 0; w < 16; w++) for (let i = 0; i < 256; i++) {
-          if (mask[w * 256 + i] < 0) maskedMax = Math.max(maskedMax, p[(b * 16 + w) * 256 + i]);
-        }
+        for (let b = 0; b < 2; b++)
+          for (let w = 0; w < 16; w++)
+            for (let i = 0; i < 256; i++) {
+              if (mask[w * 256 + i] < 0) maskedMax = Math.max(maskedMax, p[(b * 16 + w) * 256 + i]);
+            }
         expect(maskedMax).toBeLessThan(1e-20);
         // probabilities x values, merged and projected == the attention module's own output
         const err = tf.tidy(() => {
@@ -185,7 +196,8 @@ for (const backend of BACKENDS) {
           const [bw, n, ch] = win.shape;
           let qkv = blk.attn.qkv.forward(win.reshape([bw * n, ch])) as tf.Tensor;
           const a = blk.attn;
-          if (a instanceof CosineWindowAttention && a.qBias && a.vBias) qkv = tf.add(qkv, tf.concat([a.qBias.value, tf.zeros([ch]), a.vBias.value]));
+          if (a instanceof CosineWindowAttention && a.qBias && a.vBias)
+            qkv = tf.add(qkv, tf.concat([a.qBias.value, tf.zeros([ch]), a.vBias.value]));
           const [, , v] = splitQkv(qkv, bw, n, 1);
           const o = mergeHeads(tf.matMul(m.probs.reshape([bw, n, n]), v), bw, 1);
           const got = blk.attn.proj.forward(o.reshape([bw * n, ch])).reshape([bw, n, ch]);

@@ -43,10 +43,16 @@ for (const backend of BACKENDS) {
       console.log(`direct-computation max abs errors [${backend}]`, JSON.stringify(errs));
     });
 
-    it('interpolateNhwc bilinear / nearest (the heads\' resizes) follow PyTorch (align_corners=False; nearest = floor(dst * in / out))', () => {
+    it("interpolateNhwc bilinear / nearest (the heads' resizes) follow PyTorch (align_corners=False; nearest = floor(dst * in / out))", () => {
       const x = R.randomTensor([2, 3, 5, 2], 1);
       const xa = R.fromTensor(x);
-      for (const [oh, ow] of [[7, 11], [6, 10], [2, 3], [1, 1], [8, 8]] as [number, number][]) {
+      for (const [oh, ow] of [
+        [7, 11],
+        [6, 10],
+        [2, 3],
+        [1, 1],
+        [8, 8],
+      ] as [number, number][]) {
         const yb = interpolateNhwc(x, [oh, ow], { mode: 'bilinear' });
         expectClose(`bilinear 3x5->${oh}x${ow}`, yb, R.bilinear(xa, oh, ow), errs);
         const yn = interpolateNhwc(x, [oh, ow], { mode: 'nearest' });
@@ -59,7 +65,11 @@ for (const backend of BACKENDS) {
 
     it('FPN: lateral 1x1, nearest top-down + add, 3x3 outputs, extra levels (max-pool and convs)', () => {
       const chs = [3, 5, 4];
-      const sizes: [number, number][] = [[7, 9], [4, 5], [2, 3]];
+      const sizes: [number, number][] = [
+        [7, 9],
+        [4, 5],
+        [2, 3],
+      ];
       const feats = chs.map((c, i) => R.randomTensor([2, ...sizes[i], c], 10 + i));
       const fa = feats.map(R.fromTensor);
       for (const mode of [false, 'on_input', 'on_output'] as const) {
@@ -70,7 +80,8 @@ for (const backend of BACKENDS) {
         expect(outs.length).toBe(5);
         // reference
         const lat = fa.map((f, i) => R.conv2d(f, sd[`lateral_convs.${i}.conv.weight`], sd[`lateral_convs.${i}.conv.bias`]));
-        for (let i = lat.length - 1; i > 0; i--) lat[i - 1] = R.add(lat[i - 1], R.nearest(lat[i], lat[i - 1].shape[1], lat[i - 1].shape[2]));
+        for (let i = lat.length - 1; i > 0; i--)
+          lat[i - 1] = R.add(lat[i - 1], R.nearest(lat[i], lat[i - 1].shape[1], lat[i - 1].shape[2]));
         const ref = lat.map((l, i) => R.conv2d(l, sd[`fpn_convs.${i}.conv.weight`], sd[`fpn_convs.${i}.conv.bias`], 1, 1));
         if (!mode) {
           ref.push(R.maxPool(ref[2], 1, 2));
@@ -78,7 +89,9 @@ for (const backend of BACKENDS) {
         } else {
           const src = mode === 'on_input' ? fa[2] : ref[2];
           ref.push(R.conv2d(src, sd['fpn_convs.3.conv.weight'], sd['fpn_convs.3.conv.bias'], 2, 1));
-          ref.push(R.conv2d(mode === 'on_output' ? R.relu(ref[3]) : ref[3], sd['fpn_convs.4.conv.weight'], sd['fpn_convs.4.conv.bias'], 2, 1));
+          ref.push(
+            R.conv2d(mode === 'on_output' ? R.relu(ref[3]) : ref[3], sd['fpn_convs.4.conv.weight'], sd['fpn_convs.4.conv.bias'], 2, 1),
+          );
         }
         outs.forEach((o, i) => expectClose(`fpn(${mode}) level ${i}`, o, ref[i], errs));
         tf.dispose(outs);
@@ -90,7 +103,11 @@ for (const backend of BACKENDS) {
 
     it('UPerNet: the PPM branch (adaptive pooling by hand) and the whole head match loops', () => {
       const chs = [3, 4, 6];
-      const sizes: [number, number][] = [[14, 10], [7, 5], [4, 3]];
+      const sizes: [number, number][] = [
+        [14, 10],
+        [7, 5],
+        [4, 3],
+      ];
       const feats = chs.map((c, i) => R.randomTensor([2, ...sizes[i], c], 20 + i));
       const fa = feats.map(R.fromTensor);
       const head = uperNet({ inChannels: chs, channels: 5, numClasses: 3, poolScales: [1, 2, 3, 6] });
@@ -99,7 +116,9 @@ for (const backend of BACKENDS) {
 
       // PPM branch: bottleneck(concat([x, up(cbr(adaptive_pool_s(x))) for s in scales]))
       const x = fa[2];
-      const branches = [1, 2, 3, 6].map((s, i) => R.bilinear(convModuleRef(R.adaptiveAvgPool(x, s), sd, `psp_modules.${i}.1`, 0), x.shape[1], x.shape[2]));
+      const branches = [1, 2, 3, 6].map((s, i) =>
+        R.bilinear(convModuleRef(R.adaptiveAvgPool(x, s), sd, `psp_modules.${i}.1`, 0), x.shape[1], x.shape[2]),
+      );
       const psp = convModuleRef(R.concatC([x, ...branches]), sd, 'bottleneck', 1);
       const pspOut = head.pspForward(feats);
       expectClose('uperNet psp branch', pspOut, psp, errs);
@@ -131,12 +150,32 @@ for (const backend of BACKENDS) {
       const xa = R.fromTensor(x);
       const sfp = simpleFeaturePyramid({ inChans: 8, outChans: 4, topBlock: true });
       const sd = R.fixedWeights(sfp, 5);
-      expect(Object.keys(sd).filter((k) => k.startsWith('simfp_2.')).sort()).toEqual(
-        ['simfp_2.0.bias', 'simfp_2.0.weight', 'simfp_2.1.bias', 'simfp_2.1.weight', 'simfp_2.3.bias', 'simfp_2.3.weight', 'simfp_2.4.norm.bias', 'simfp_2.4.norm.weight', 'simfp_2.4.weight', 'simfp_2.5.norm.bias', 'simfp_2.5.norm.weight', 'simfp_2.5.weight'],
-      );
+      expect(
+        Object.keys(sd)
+          .filter((k) => k.startsWith('simfp_2.'))
+          .sort(),
+      ).toEqual([
+        'simfp_2.0.bias',
+        'simfp_2.0.weight',
+        'simfp_2.1.bias',
+        'simfp_2.1.weight',
+        'simfp_2.3.bias',
+        'simfp_2.3.weight',
+        'simfp_2.4.norm.bias',
+        'simfp_2.4.norm.weight',
+        'simfp_2.4.weight',
+        'simfp_2.5.norm.bias',
+        'simfp_2.5.norm.weight',
+        'simfp_2.5.weight',
+      ]);
       const tail = (t: R.Arr, p: string, j: number) => {
         const a = R.layerNormC(R.conv2d(t, sd[`${p}.${j}.weight`], null), sd[`${p}.${j}.norm.weight`], sd[`${p}.${j}.norm.bias`], 1e-6);
-        return R.layerNormC(R.conv2d(a, sd[`${p}.${j + 1}.weight`], null, 1, 1), sd[`${p}.${j + 1}.norm.weight`], sd[`${p}.${j + 1}.norm.bias`], 1e-6);
+        return R.layerNormC(
+          R.conv2d(a, sd[`${p}.${j + 1}.weight`], null, 1, 1),
+          sd[`${p}.${j + 1}.norm.weight`],
+          sd[`${p}.${j + 1}.norm.bias`],
+          1e-6,
+        );
       };
       let u = R.convTranspose2d(xa, sd['simfp_2.0.weight'], sd['simfp_2.0.bias']);
       u = R.gelu(R.layerNormC(u, sd['simfp_2.1.weight'], sd['simfp_2.1.bias'], 1e-6));
@@ -150,7 +189,13 @@ for (const backend of BACKENDS) {
       ref.push(R.maxPool(ref[3], 1, 2));
       const before = tf.memory().numTensors;
       const outs = sfp.forward(x);
-      expect(outs.map((o) => o.shape)).toEqual([[2, 12, 16, 4], [2, 6, 8, 4], [2, 3, 4, 4], [2, 1, 2, 4], [2, 1, 1, 4]]);
+      expect(outs.map((o) => o.shape)).toEqual([
+        [2, 12, 16, 4],
+        [2, 6, 8, 4],
+        [2, 3, 4, 4],
+        [2, 1, 2, 4],
+        [2, 1, 1, 4],
+      ]);
       expect(sfp.outStrides).toEqual([4, 8, 16, 32, 64]);
       outs.forEach((o, i) => expectClose(`sfp level ${i}`, o, ref[i], errs));
       tf.dispose(outs);
@@ -165,7 +210,11 @@ for (const backend of BACKENDS) {
       const head = segmentationHead({ inChannels: [3, 5], numClasses: 4 });
       const sd = R.fixedWeights(head, 6);
       const cat = R.concatC([fa[0], R.bilinear(fa[1], 6, 4)]);
-      const logitsRef = R.conv2d(R.batchNormEval(cat, sd['bn.weight'], sd['bn.bias'], sd['bn.running_mean'], sd['bn.running_var']), sd['conv_seg.weight'], sd['conv_seg.bias']);
+      const logitsRef = R.conv2d(
+        R.batchNormEval(cat, sd['bn.weight'], sd['bn.bias'], sd['bn.running_mean'], sd['bn.running_var']),
+        sd['conv_seg.weight'],
+        sd['conv_seg.bias'],
+      );
       const logits = head.forward(feats);
       expectClose('segmentation head logits', logits, logitsRef, errs);
 
@@ -203,14 +252,27 @@ for (const backend of BACKENDS) {
       const xa = R.fromTensor(x);
       const head = normMlpClassifierHead({ inChans: 6, numClasses: 3, hiddenSize: 5 });
       const sd = R.fixedWeights(head, 8);
-      expect(Object.keys(sd).sort()).toEqual(['fc.bias', 'fc.weight', 'norm.bias', 'norm.weight', 'pre_logits.fc.bias', 'pre_logits.fc.weight']);
+      expect(Object.keys(sd).sort()).toEqual([
+        'fc.bias',
+        'fc.weight',
+        'norm.bias',
+        'norm.weight',
+        'pre_logits.fc.bias',
+        'pre_logits.fc.weight',
+      ]);
       const pooled = R.zeros([2, 6]);
-      for (let b = 0; b < 2; b++) for (let p = 0; p < 12; p++) for (let c = 0; c < 6; c++) pooled.data[b * 6 + c] += xa.data[(b * 12 + p) * 6 + c] / 12;
+      for (let b = 0; b < 2; b++)
+        for (let p = 0; p < 12; p++) for (let c = 0; c < 6; c++) pooled.data[b * 6 + c] += xa.data[(b * 12 + p) * 6 + c] / 12;
       const n = R.layerNormC(pooled, sd['norm.weight'], sd['norm.bias'], 1e-6);
       const lin = (v: R.Arr, w: R.Arr, bias: R.Arr) => {
         const [o, i] = w.shape;
         const y = R.zeros([v.shape[0], o]);
-        for (let b = 0; b < v.shape[0]; b++) for (let k = 0; k < o; k++) { let s = bias.data[k]; for (let j = 0; j < i; j++) s += v.data[b * i + j] * w.data[k * i + j]; y.data[b * o + k] = s; }
+        for (let b = 0; b < v.shape[0]; b++)
+          for (let k = 0; k < o; k++) {
+            let s = bias.data[k];
+            for (let j = 0; j < i; j++) s += v.data[b * i + j] * w.data[k * i + j];
+            y.data[b * o + k] = s;
+          }
         return y;
       };
       const h = lin(n, sd['pre_logits.fc.weight'], sd['pre_logits.fc.bias']);

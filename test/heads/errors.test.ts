@@ -13,7 +13,8 @@ import { runWithAdapters, StageAdapters, stageAdapters } from '../../src/transfe
 import { useBackend } from '../helpers/backends.js';
 import { expectError } from '../helpers/errors.js';
 
-const tinySwin = (embedDim = 8) => swin({ imgSize: 32, patchSize: 4, embedDim, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 });
+const tinySwin = (embedDim = 8) =>
+  swin({ imgSize: 32, patchSize: 4, embedDim, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 });
 const tinyVit = () => vit({ imgSize: 32, patchSize: 16, embedDim: 16, depth: 2, numHeads: 2, numClasses: 0 });
 
 describe('head configuration errors', () => {
@@ -24,11 +25,17 @@ describe('head configuration errors', () => {
   it('attach: backbone channels that differ from the head inChannels are named', () => {
     const b = tinySwin();
     const h = uperNet({ inChannels: [8, 16, 32, 32], channels: 8, numClasses: 3 });
-    expectError(() => attach(b, h), /uperNet was built with inChannels \[8, 16, 32, 32\] but the backbone's feature channels are \[8, 16, 32, 64\]/);
+    expectError(
+      () => attach(b, h),
+      /uperNet was built with inChannels \[8, 16, 32, 32\] but the backbone's feature channels are \[8, 16, 32, 64\]/,
+    );
     const f = fpn({ inChannels: [8, 16, 32], outChans: 8 });
     expectError(() => attach(b, f), /fpn was built for 3 feature levels .* but the backbone provides 4/);
     const s = segmentationHead({ inChannels: [8, 16, 32, 64], numClasses: 3, inStrides: [4, 8, 16, 16] });
-    expectError(() => attach(b, s), /segmentationHead was built for strides \[4, 8, 16, 16\] but the backbone's feature strides are \[4, 8, 16, 32\]/);
+    expectError(
+      () => attach(b, s),
+      /segmentationHead was built for strides \[4, 8, 16, 16\] but the backbone's feature strides are \[4, 8, 16, 32\]/,
+    );
     for (const m of [h, f, s, b]) m.dispose();
   });
 
@@ -39,7 +46,10 @@ describe('head configuration errors', () => {
     const sfp = simpleFeaturePyramid({ inChans: 16, outChans: 8, inStride: 8 });
     expectError(() => attach(b, sfp), /takes a stride-8 map but the backbone's levels have strides \[16, 16\]/);
     const sfp16 = simpleFeaturePyramid({ inChans: 12, outChans: 8 });
-    expectError(() => attach(b, sfp16), /simpleFeaturePyramid was built with inChannels \[12\] but the backbone's feature channels are \[16\]/);
+    expectError(
+      () => attach(b, sfp16),
+      /simpleFeaturePyramid was built with inChannels \[12\] but the backbone's feature channels are \[16\]/,
+    );
     const up = uperNet({ inChannels: [8, 8, 8], channels: 8, numClasses: 2 });
     const neck = simpleFeaturePyramid({ inChans: 16, outChans: 8 });
     expectError(() => attach(b, up, { neck }), /uperNet was built for 3 feature levels .* provides 4 .*strides \[4, 8, 16, 32\]/);
@@ -51,7 +61,10 @@ describe('head configuration errors', () => {
     const ok = [tf.zeros([1, 8, 8, 4]), tf.zeros([1, 4, 4, 6]), tf.zeros([1, 2, 2, 8])];
     const badC = [ok[0], ok[1], tf.zeros([1, 2, 2, 5])];
     const badS = [ok[0], ok[1], tf.zeros([1, 4, 4, 8])];
-    expectError(() => h.forward(badC), /uperNet: feature level 2 has 5 channels \(shape \[1, 2, 2, 5\]\) but the head was built with inChannels\[2\] = 8/);
+    expectError(
+      () => h.forward(badC),
+      /uperNet: feature level 2 has 5 channels \(shape \[1, 2, 2, 5\]\) but the head was built with inChannels\[2\] = 8/,
+    );
     expectError(() => h.forward(ok.slice(0, 2)), /uperNet was built for 3 feature levels .* but got 2 maps/);
     expectError(() => h.forward(badS), /uperNet expects strides increasing by 2x between levels, but level 1 is 4x4 and level 2 is 4x4/);
     const f = fpn({ inChannels: [4, 6, 8], outChans: 4 });
@@ -83,7 +96,10 @@ describe('head configuration errors', () => {
     const ad = new StageAdapters([{ numChs: 64, module: 'norm' }]);
     const x = tf.zeros([1, 32, 32, 3]);
     const before = tf.memory().numTensors;
-    expectError(() => runWithAdapters(b, ad, () => b.forwardIntermediates(x, { intermediatesOnly: true })), /adapters were not applied: the backbone's forward never called the stage module\(s\) norm/);
+    expectError(
+      () => runWithAdapters(b, ad, () => b.forwardIntermediates(x, { intermediatesOnly: true })),
+      /adapters were not applied: the backbone's forward never called the stage module\(s\) norm/,
+    );
     expect(tf.memory().numTensors).toBe(before);
     expect(Object.prototype.hasOwnProperty.call(b.norm, 'forward')).toBe(false); // restored
     x.dispose();

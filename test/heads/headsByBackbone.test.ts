@@ -44,7 +44,13 @@ for (const backend of BACKENDS) {
           const x = tf.randomNormal([2, s, s, 3], 0, 1, 'float32', 1);
           const maps = b.forwardIntermediates(x, { intermediatesOnly: true });
           // the backbone's own levels agree with featureInfo
-          maps.forEach((m, i) => expect([m.shape[1], m.shape[2], m.shape[3]], `${fam.name} level ${i}`).toEqual([Math.ceil(s / info[i].reduction), Math.ceil(s / info[i].reduction), info[i].numChs]));
+          maps.forEach((m, i) =>
+            expect([m.shape[1], m.shape[2], m.shape[3]], `${fam.name} level ${i}`).toEqual([
+              Math.ceil(s / info[i].reduction),
+              Math.ceil(s / info[i].reduction),
+              info[i].numChs,
+            ]),
+          );
           tf.dispose(maps);
 
           // classifiers on forwardFeatures
@@ -59,11 +65,16 @@ for (const backend of BACKENDS) {
           }
 
           // simple feature pyramid on the stride-16 level
-          const at16 = info.map((l, i) => (l.reduction === 16 ? i : -1)).filter((i) => i >= 0).pop()!;
+          const at16 = info
+            .map((l, i) => (l.reduction === 16 ? i : -1))
+            .filter((i) => i >= 0)
+            .pop()!;
           const sfp = simpleFeaturePyramid({ inChans: info[at16].numChs, outChans: 8, topBlock: true });
           const pyr = run(attach(b, sfp), x) as tf.Tensor[];
           expect(sfp.outStrides).toEqual([4, 8, 16, 32, 64]);
-          pyr.forEach((p, i) => expect(p.shape, `sfp level ${i}`).toEqual([2, Math.ceil(s / sfp.outStrides[i]), Math.ceil(s / sfp.outStrides[i]), 8]));
+          pyr.forEach((p, i) =>
+            expect(p.shape, `sfp level ${i}`).toEqual([2, Math.ceil(s / sfp.outStrides[i]), Math.ceil(s / sfp.outStrides[i]), 8]),
+          );
           tf.dispose(pyr);
           release(sfp);
 
@@ -81,7 +92,10 @@ for (const backend of BACKENDS) {
           tf.dispose(fo);
           release(f, n1);
 
-          for (const make of [() => uperNet({ inChannels: chs, channels: 8, numClasses: 3 }), () => segmentationHead({ inChannels: chs, numClasses: 3 })]) {
+          for (const make of [
+            () => uperNet({ inChannels: chs, channels: 8, numClasses: 3 }),
+            () => segmentationHead({ inChannels: chs, numClasses: 3 }),
+          ]) {
             const n2 = neck();
             const h = make();
             const m = attach(b, h, { neck: n2 });

@@ -41,7 +41,10 @@ export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): tf
  * biases in +-0.2, norm weights in [0.5, 1.5], running variances in [0.5, 1.5], running means in +-0.3.
  * Returns the dict that was loaded (PyTorch layouts).
  */
-export function fixedWeights(m: { stateDict(): Record<string, tf.Tensor>; loadStateDict(sd: Record<string, tf.Tensor>): unknown }, seed: number): Record<string, Arr> {
+export function fixedWeights(
+  m: { stateDict(): Record<string, tf.Tensor>; loadStateDict(sd: Record<string, tf.Tensor>): unknown },
+  seed: number,
+): Record<string, Arr> {
   const sd = m.stateDict();
   const out: Record<string, tf.Tensor> = {};
   let k = 0;
@@ -125,7 +128,8 @@ export function layerNormC(x: Arr, w: Arr | null, b: Arr | null, eps: number): A
     let v = 0;
     for (let c = 0; c < C; c++) v += (x.data[p * C + c] - m) ** 2;
     v /= C;
-    for (let c = 0; c < C; c++) y.data[p * C + c] = ((x.data[p * C + c] - m) / Math.sqrt(v + eps)) * (w ? w.data[c] : 1) + (b ? b.data[c] : 0);
+    for (let c = 0; c < C; c++)
+      y.data[p * C + c] = ((x.data[p * C + c] - m) / Math.sqrt(v + eps)) * (w ? w.data[c] : 1) + (b ? b.data[c] : 0);
   }
   return y;
 }
@@ -142,7 +146,15 @@ export function batchNormEval(x: Arr, w: Arr, b: Arr, mean: Arr, vr: Arr, eps = 
 }
 
 /** BatchNorm in training mode: batch statistics (biased variance) and the new running statistics. */
-export function batchNormTrain(x: Arr, w: Arr, b: Arr, mean: Arr, vr: Arr, eps = 1e-5, momentum = 0.1): { y: Arr; runningMean: Arr; runningVar: Arr } {
+export function batchNormTrain(
+  x: Arr,
+  w: Arr,
+  b: Arr,
+  mean: Arr,
+  vr: Arr,
+  eps = 1e-5,
+  momentum = 0.1,
+): { y: Arr; runningMean: Arr; runningVar: Arr } {
   const C = x.shape[x.shape.length - 1];
   const n = x.data.length / C;
   const y = zeros(x.shape.slice());

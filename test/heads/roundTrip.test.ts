@@ -22,14 +22,29 @@ import { BACKENDS, useBackend } from '../helpers/backends.js';
 const CASES: { name: string; build: () => AttachedModel; prefixes: string[] }[] = [
   {
     name: 'swin + uperNet',
-    build: () => attach(swin({ imgSize: 32, patchSize: 4, embedDim: 8, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 }), uperNet({ inChannels: [8, 16, 32, 64], channels: 8, numClasses: 3 })),
+    build: () =>
+      attach(
+        swin({ imgSize: 32, patchSize: 4, embedDim: 8, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 }),
+        uperNet({ inChannels: [8, 16, 32, 64], channels: 8, numClasses: 3 }),
+      ),
     prefixes: ['backbone.', 'head.'],
   },
   {
     name: 'vitDet + simple feature pyramid + FPN',
     build: () =>
       attach(
-        vitDet({ imgSize: 32, patchSize: 16, embedDim: 16, depth: 2, numHeads: 2, windowSize: 2, globalAttnIndexes: [1], useRelPos: true, neckChans: 8, numClasses: 0 }),
+        vitDet({
+          imgSize: 32,
+          patchSize: 16,
+          embedDim: 16,
+          depth: 2,
+          numHeads: 2,
+          windowSize: 2,
+          globalAttnIndexes: [1],
+          useRelPos: true,
+          neckChans: 8,
+          numClasses: 0,
+        }),
         fpn({ inChannels: [8, 8, 8, 8, 8], outChans: 8, numOuts: 6, addExtraConvs: 'on_output' }),
         { neck: simpleFeaturePyramid({ inChans: 16, outChans: 8, topBlock: true }) },
       ),
@@ -67,7 +82,11 @@ for (const backend of BACKENDS) {
         for (let i = 0; i < 2; i++) tf.dispose(a.forward(x, { training: true }));
         const sd = a.stateDict();
         const keys = Object.keys(sd);
-        for (const p of c.prefixes) expect(keys.some((k) => k.startsWith(p)), p).toBe(true);
+        for (const p of c.prefixes)
+          expect(
+            keys.some((k) => k.startsWith(p)),
+            p,
+          ).toBe(true);
         expect(keys.every((k) => c.prefixes.some((p) => k.startsWith(p)))).toBe(true);
         const bbKeys = Object.keys(a.backbone.stateDict()).map((k) => `backbone.${k}`);
         expect(keys.filter((k) => k.startsWith('backbone.')).sort()).toEqual(bbKeys.sort());

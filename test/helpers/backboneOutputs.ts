@@ -30,7 +30,12 @@ export interface PinnedOutput {
  * `forwardIntermediates` and again from the featuresOnly model. `levels` says how many levels each
  * path returned (the caller checks it against {@link featureLevels}); dispose `outputs` when done.
  */
-export function backboneOutputs(fx: Fixture, model: Backbone, featuresOnly: Backbone, x: tf.Tensor): { outputs: PinnedOutput[]; levels: [number, number]; dispose(): void } {
+export function backboneOutputs(
+  fx: Fixture,
+  model: Backbone,
+  featuresOnly: Backbone,
+  x: tf.Tensor,
+): { outputs: PinnedOutput[]; levels: [number, number]; dispose(): void } {
   const logits = model.forward(x) as tf.Tensor;
   const feats = model.forwardFeatures(x);
   const pre = model.forwardHead(feats, { preLogits: true });

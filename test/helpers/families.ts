@@ -16,7 +16,12 @@ export interface Family {
   build(size: number, overrides?: Record<string, unknown>): Backbone;
 }
 
-export const FAMILIES: Family[] = listFamilies().map((f) => ({ name: f.name, plain: f.plain, classifier: f.classifier, build: (s, o = {}) => f.tiny(s, o) }));
+export const FAMILIES: Family[] = listFamilies().map((f) => ({
+  name: f.name,
+  plain: f.plain,
+  classifier: f.classifier,
+  build: (s, o = {}) => f.tiny(s, o),
+}));
 
 /**
  * Put a freshly built model of a family into a state where every variable gets a gradient (the

@@ -16,10 +16,18 @@ export interface StepCheckOptions {
  * variable gets a gradient that is neither null nor all zero and that the loss is finite (and, with
  * `expectUpdate`, that the step moved the first variable). Returns the loss value.
  */
-export function stepAndCheckGradients(module: Module, lossFn: () => tf.Scalar, optimizer: tf.Optimizer, opts: StepCheckOptions = {}): number {
+export function stepAndCheckGradients(
+  module: Module,
+  lossFn: () => tf.Scalar,
+  optimizer: tf.Optimizer,
+  opts: StepCheckOptions = {},
+): number {
   const prefix = opts.label ? `${opts.label}: ` : '';
   const vars = module.trainableVariables();
-  const names = module.namedParameters().filter(([, p]) => p.trainable).map(([n]) => n);
+  const names = module
+    .namedParameters()
+    .filter(([, p]) => p.trainable)
+    .map(([n]) => n);
   const { value, grads } = tf.variableGrads(lossFn, vars);
   const dead: string[] = [];
   vars.forEach((v, i) => {
@@ -72,7 +80,12 @@ export function step(module: Module, lossFn: () => tf.Scalar, optimizer: tf.Opti
  * (so use an optimizer without slot variables, e.g. SGD). Returns the loss of every step and the names
  * of the kernels the first step ran.
  */
-export async function trainSteps(module: Module, lossFn: () => tf.Scalar, optimizer: tf.Optimizer, steps: number): Promise<{ losses: number[]; kernels: Set<string> }> {
+export async function trainSteps(
+  module: Module,
+  lossFn: () => tf.Scalar,
+  optimizer: tf.Optimizer,
+  steps: number,
+): Promise<{ losses: number[]; kernels: Set<string> }> {
   const losses: number[] = [];
   const before = tf.memory().numTensors;
   const prof = await tf.profile(() => {

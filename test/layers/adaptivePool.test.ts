@@ -63,7 +63,8 @@ for (const backend of BACKENDS) {
       // d/dx[y][x] = sum over the cells whose bins hold (y, x) of g / bin size
       const gv = g.dataSync();
       const exp = new Float32Array(15);
-      const bins = (n: number, o: number) => Array.from({ length: o }, (_, i) => [Math.floor((i * n) / o), Math.floor(((i + 1) * n + o - 1) / o)]);
+      const bins = (n: number, o: number) =>
+        Array.from({ length: o }, (_, i) => [Math.floor((i * n) / o), Math.floor(((i + 1) * n + o - 1) / o)]);
       bins(5, 2).forEach(([y0, y1], i) =>
         bins(3, 2).forEach(([x0, x1], j) => {
           for (let yy = y0; yy < y1; yy++) for (let xx = x0; xx < x1; xx++) exp[yy * 3 + xx] += gv[i * 2 + j] / ((y1 - y0) * (x1 - x0));

@@ -43,8 +43,12 @@ for (const backend of BACKENDS) {
           expect(compare(y, ref, 1e-4, 1e-5).worstExcess).toBeLessThanOrEqual(0);
           // d/da sum(y * g) = g @ b^T: compare with tfjs's own matMul gradient
           const g = tf.randomNormal([n, m, p], 0, 1, 'float32', 3);
-          const [ga, gb] = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(batchedMatMul(x as tf.Tensor3D, w as tf.Tensor3D, transposeB), g)))([a, b]);
-          const [ra, rb] = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, w as tf.Tensor3D, false, transposeB), g)))([a, b]);
+          const [ga, gb] = tf.grads((x: tf.Tensor, w: tf.Tensor) =>
+            tf.sum(tf.mul(batchedMatMul(x as tf.Tensor3D, w as tf.Tensor3D, transposeB), g)),
+          )([a, b]);
+          const [ra, rb] = tf.grads((x: tf.Tensor, w: tf.Tensor) =>
+            tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, w as tf.Tensor3D, false, transposeB), g)),
+          )([a, b]);
           expect(compare(ga, ra, 1e-4, 1e-5).worstExcess).toBeLessThanOrEqual(0);
           expect(compare(gb, rb, 1e-4, 1e-5).worstExcess).toBeLessThanOrEqual(0);
           tf.dispose([a, b, y, ref, g, ga, gb, ra, rb]);

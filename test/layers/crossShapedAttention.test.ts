@@ -17,8 +17,16 @@ type Arr = ArrayLike<number>;
  * over the tokens of the same stripe; the branch outputs are concatenated and projected.
  */
 function cswinAttnLoops(
-  x: Arr, [b, h, w, c]: number[], heads: number, s: number, full: boolean,
-  wqkv: Arr, bqkv: Arr, wproj: Arr, bproj: Arr, getV: { w: Arr; b: Arr }[],
+  x: Arr,
+  [b, h, w, c]: number[],
+  heads: number,
+  s: number,
+  full: boolean,
+  wqkv: Arr,
+  bqkv: Arr,
+  wproj: Arr,
+  bproj: Arr,
+  getV: { w: Arr; b: Arr }[],
 ): Float64Array {
   const n = h * w;
   const qkv = new Float64Array(b * n * 3 * c);
@@ -95,9 +103,25 @@ function randomize(attn: CrossShapedAttention): Record<string, tf.Tensor> {
 
 const CASES = [
   { name: 'stripes (split 2) on a 4x6 map', dim: 8, heads: 4, res: [4, 6] as [number, number], split: 2, full: false, branches: 2 },
-  { name: 'stripes of width 1 (one head per branch)', dim: 6, heads: 2, res: [3, 3] as [number, number], split: 1, full: false, branches: 2 },
+  {
+    name: 'stripes of width 1 (one head per branch)',
+    dim: 6,
+    heads: 2,
+    res: [3, 3] as [number, number],
+    split: 1,
+    full: false,
+    branches: 2,
+  },
   { name: 'last-stage full attention', dim: 8, heads: 2, res: [2, 3] as [number, number], split: 1, full: true, branches: 1 },
-  { name: 'map equal to the split size: one full branch', dim: 8, heads: 4, res: [3, 3] as [number, number], split: 3, full: false, branches: 1 },
+  {
+    name: 'map equal to the split size: one full branch',
+    dim: 8,
+    heads: 4,
+    res: [3, 3] as [number, number],
+    split: 3,
+    full: false,
+    branches: 1,
+  },
 ];
 
 for (const backend of BACKENDS) {
@@ -109,7 +133,13 @@ for (const backend of BACKENDS) {
     for (const [ci, c] of CASES.entries()) {
       it(`${c.name}: equals the loop computation`, () => {
         manualSeed(40 + ci);
-        const attn = new CrossShapedAttention({ dim: c.dim, numHeads: c.heads, resolution: c.res, splitSize: c.split, fullAttention: c.full });
+        const attn = new CrossShapedAttention({
+          dim: c.dim,
+          numHeads: c.heads,
+          resolution: c.res,
+          splitSize: c.split,
+          fullAttention: c.full,
+        });
         expect(attn.branches).toBe(c.branches);
         expect(attn.attns.length).toBe(c.branches);
         const sd = randomize(attn);
@@ -120,7 +150,18 @@ for (const backend of BACKENDS) {
         expect(y.shape).toEqual(shape);
         const d = (k: string) => sd[k].dataSync();
         const getV = Array.from({ length: c.branches }, (_, r) => ({ w: d(`attns.${r}.get_v.weight`), b: d(`attns.${r}.get_v.bias`) }));
-        const ref = cswinAttnLoops(x.dataSync(), shape, c.heads, c.split, c.branches === 1, d('qkv.weight'), d('qkv.bias'), d('proj.weight'), d('proj.bias'), getV);
+        const ref = cswinAttnLoops(
+          x.dataSync(),
+          shape,
+          c.heads,
+          c.split,
+          c.branches === 1,
+          d('qkv.weight'),
+          d('qkv.bias'),
+          d('proj.weight'),
+          d('proj.bias'),
+          getV,
+        );
         const err = maxAbsDiff(y.dataSync(), ref);
         console.log(`${c.name} [${backend}] max abs err ${err}`);
         expect(err).toBeLessThan(2e-5);
@@ -136,8 +177,14 @@ for (const backend of BACKENDS) {
       const sd = attn.stateDict();
       const shapes = Object.fromEntries(Object.entries(sd).map(([k, v]) => [k, v.shape]));
       expect(shapes).toEqual({
-        'qkv.weight': [24, 8], 'qkv.bias': [24], 'proj.weight': [8, 8], 'proj.bias': [8],
-        'attns.0.get_v.weight': [4, 1, 3, 3], 'attns.0.get_v.bias': [4], 'attns.1.get_v.weight': [4, 1, 3, 3], 'attns.1.get_v.bias': [4],
+        'qkv.weight': [24, 8],
+        'qkv.bias': [24],
+        'proj.weight': [8, 8],
+        'proj.bias': [8],
+        'attns.0.get_v.weight': [4, 1, 3, 3],
+        'attns.0.get_v.bias': [4],
+        'attns.1.get_v.weight': [4, 1, 3, 3],
+        'attns.1.get_v.bias': [4],
       });
       tf.dispose(Object.values(sd));
       attn.dispose();
@@ -153,10 +200,14 @@ describe('CrossShapedAttention errors and stripe shapes', () => {
   });
   it('rejects heads that do not split between the two stripe directions', () => {
     expect(() => new CrossShapedAttention({ dim: 12, numHeads: 3, resolution: 4, splitSize: 2 })).toThrow(VisBackbonesError);
-    expect(() => new CrossShapedAttention({ dim: 12, numHeads: 3, resolution: 4, splitSize: 2 })).toThrow(/numHeads 3 cannot be split evenly/);
+    expect(() => new CrossShapedAttention({ dim: 12, numHeads: 3, resolution: 4, splitSize: 2 })).toThrow(
+      /numHeads 3 cannot be split evenly/,
+    );
   });
   it('rejects a splitSize that does not divide the map', () => {
-    expect(() => new CrossShapedAttention({ dim: 8, numHeads: 2, resolution: [6, 6], splitSize: 4 })).toThrow(/splitSize 4 does not divide the 6x6 token map/);
+    expect(() => new CrossShapedAttention({ dim: 8, numHeads: 2, resolution: [6, 6], splitSize: 4 })).toThrow(
+      /splitSize 4 does not divide the 6x6 token map/,
+    );
   });
   it('rejects an input of the wrong size', () => {
     const attn = new CrossShapedAttention({ dim: 8, numHeads: 2, resolution: 4, splitSize: 2 });

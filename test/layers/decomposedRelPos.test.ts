@@ -40,7 +40,8 @@ function directGetRelPos(q: number, k: number, table: number[][]): number[][][] 
   return out;
 }
 
-const randTable = (l: number, c: number, seed: number) => tf.tidy(() => tf.randomNormal([l, c], 0, 1, 'float32', seed).arraySync() as number[][]);
+const randTable = (l: number, c: number, seed: number) =>
+  tf.tidy(() => tf.randomNormal([l, c], 0, 1, 'float32', seed).arraySync() as number[][]);
 
 describe('relative position lookup', () => {
   it('q = k = 4 with a 7-row table: row (i, j) selects entry i - j + 3', () => {
@@ -87,7 +88,12 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const out = addDecomposedRelPos(attn, q, rh, rw, [qh, qw], [kh, kw]);
       expect(tf.memory().numTensors).toBe(before + 1);
-      const [a, qa, rha, rwa] = [attn.arraySync() as number[][][], q.arraySync() as number[][][], rh.arraySync() as number[][][], rw.arraySync() as number[][][]];
+      const [a, qa, rha, rwa] = [
+        attn.arraySync() as number[][][],
+        q.arraySync() as number[][][],
+        rh.arraySync() as number[][][],
+        rw.arraySync() as number[][][],
+      ];
       const exp: number[] = [];
       for (let n = 0; n < b; n++) {
         for (let y = 0; y < qh; y++) {
@@ -119,7 +125,10 @@ for (const backend of BACKENDS) {
       for (const size of [4, 6]) {
         const x = tf.randomNormal([2, size, size, 8], 0, 1, 'float32', size);
         const before = tf.memory().numTensors;
-        const { grads, value } = tf.variableGrads(() => tf.sum(tf.square(attn.forward(x))) as tf.Scalar, [attn.relPosH!.variable, attn.relPosW!.variable]);
+        const { grads, value } = tf.variableGrads(
+          () => tf.sum(tf.square(attn.forward(x))) as tf.Scalar,
+          [attn.relPosH!.variable, attn.relPosW!.variable],
+        );
         for (const g of Object.values(grads)) expect(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0])).toBeGreaterThan(0);
         tf.dispose([value, ...Object.values(grads)]);
         expect(tf.memory().numTensors).toBe(before);

@@ -64,7 +64,13 @@ for (const backend of BACKENDS) {
       const y = grn.forward(xNchw);
       expect(y.shape).toEqual([b, c, h, w]);
       const yNhwc = y.transpose([0, 2, 3, 1]);
-      const ref = grnLoops(xNhwc.dataSync() as Float32Array, [b, h, w, c], gamma.dataSync() as Float32Array, beta.dataSync() as Float32Array, 1e-3);
+      const ref = grnLoops(
+        xNhwc.dataSync() as Float32Array,
+        [b, h, w, c],
+        gamma.dataSync() as Float32Array,
+        beta.dataSync() as Float32Array,
+        1e-3,
+      );
       expect(maxAbsDiff(yNhwc.dataSync(), ref)).toBeLessThan(1e-5);
       tf.dispose([xNhwc, xNchw, y, yNhwc, gamma, beta]);
       grn.dispose();

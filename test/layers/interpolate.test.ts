@@ -187,7 +187,8 @@ for (const backend of BACKENDS) {
         for (let a = 0; a < 3; a++) {
           for (const [iy, wy] of taps(a, 5, 3)) {
             for (let q = 0; q < 7; q++) {
-              for (const [ix, wx] of taps(q, 4, 7)) for (let ch = 0; ch < 2; ch++) exp[(iy * 4 + ix) * 2 + ch] += wy * wx * gv[(a * 7 + q) * 2 + ch];
+              for (const [ix, wx] of taps(q, 4, 7))
+                for (let ch = 0; ch < 2; ch++) exp[(iy * 4 + ix) * 2 + ch] += wy * wx * gv[(a * 7 + q) * 2 + ch];
             }
           }
         }
@@ -197,7 +198,11 @@ for (const backend of BACKENDS) {
     }
 
     it('interpolateRows resizes a [L, C] table along L as F.interpolate(mode="linear")', () => {
-      const t = tf.tensor2d([[0, 1], [2, -1], [4, 3]]);
+      const t = tf.tensor2d([
+        [0, 1],
+        [2, -1],
+        [4, 3],
+      ]);
       const r = interpolateRows(t, 5);
       const v = t.arraySync();
       const exp: number[] = [];

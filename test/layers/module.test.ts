@@ -56,11 +56,25 @@ for (const backend of BACKENDS) {
 
     it('Linear: weight [out, in]; y = x W^T + b', () => {
       const lin = new Linear(3, 2);
-      const sd = { weight: tf.tensor2d([[1, 2, 3], [-1, 0.5, 2]]), bias: tf.tensor1d([0.1, -0.2]) };
+      const sd = {
+        weight: tf.tensor2d([
+          [1, 2, 3],
+          [-1, 0.5, 2],
+        ]),
+        bias: tf.tensor1d([0.1, -0.2]),
+      };
       lin.loadStateDict(sd);
-      const x = tf.tensor2d([[1, 1, 1], [2, -1, 0.5]]);
+      const x = tf.tensor2d([
+        [1, 1, 1],
+        [2, -1, 0.5],
+      ]);
       const y = lin.forward(x);
-      expect(maxDiff(y, [[6.1, 1.3], [1.6, -1.7]])).toBeLessThan(1e-6);
+      expect(
+        maxDiff(y, [
+          [6.1, 1.3],
+          [1.6, -1.7],
+        ]),
+      ).toBeLessThan(1e-6);
       const back = lin.stateDict();
       expect(back.weight.shape).toEqual([2, 3]);
       expect(Array.from(back.weight.dataSync())).toEqual(Array.from(sd.weight.dataSync()));
@@ -85,7 +99,14 @@ for (const backend of BACKENDS) {
         const b = tf.randomNormal([cout], 0, 1, 'float32', 4);
         conv.loadStateDict({ weight: w, bias: b });
         const y = conv.forward(x);
-        const ref = directConv(x.arraySync() as number[][][][], w.arraySync() as number[][][][], b.arraySync() as number[], stride, pad, groups);
+        const ref = directConv(
+          x.arraySync() as number[][][][],
+          w.arraySync() as number[][][][],
+          b.arraySync() as number[],
+          stride,
+          pad,
+          groups,
+        );
         expect(maxDiff(y, ref)).toBeLessThan(1e-4);
         const sd = conv.stateDict();
         expect(sd.weight.shape).toEqual([cout, cin / groups, k, k]);

@@ -27,7 +27,12 @@ type Mat = number[][];
  * softmax; `+ q` (residual pooling); output projection.
  */
 function directPoolingAttention(x: Arr, b: number, o: PoolingAttentionOptions, sd: Record<string, Arr>): { y: Float64Array; nq: number } {
-  const { dim, dimOut, numHeads: heads, featSize: [H, W] } = o;
+  const {
+    dim,
+    dimOut,
+    numHeads: heads,
+    featSize: [H, W],
+  } = o;
   const hd = dimOut / heads;
   const cls = o.hasClsToken ? 1 : 0;
   const n = H * W + cls;
@@ -60,7 +65,8 @@ function directPoolingAttention(x: Arr, b: number, o: PoolingAttentionOptions, s
       for (const row of out) {
         const m = row.reduce((a, c) => a + c, 0) / hd;
         const va = row.reduce((a, c) => a + (c - m) ** 2, 0) / hd;
-        for (let d = 0; d < hd; d++) row[d] = ((row[d] - m) / Math.sqrt(va + (o.normEps ?? 1e-6))) * sd[`${nname}.weight`][d] + sd[`${nname}.bias`][d];
+        for (let d = 0; d < hd; d++)
+          row[d] = ((row[d] - m) / Math.sqrt(va + (o.normEps ?? 1e-6))) * sd[`${nname}.weight`][d] + sd[`${nname}.bias`][d];
       }
     }
     return { t: out, size: [oh, ow] };
@@ -93,7 +99,8 @@ function directPoolingAttention(x: Arr, b: number, o: PoolingAttentionOptions, s
           if (o.relPosType === 'spatial' && i >= cls && j >= cls) {
             const [iy, ix] = [Math.floor((i - cls) / qw), (i - cls) % qw];
             const [jy, jx] = [Math.floor((j - cls) / kw), (j - cls) % kw];
-            const dist = (a: number, c: number, ql: number, kl: number) => Math.floor(a * Math.max(kl / ql, 1) - c * Math.max(ql / kl, 1) + (kl - 1) * Math.max(ql / kl, 1));
+            const dist = (a: number, c: number, ql: number, kl: number) =>
+              Math.floor(a * Math.max(kl / ql, 1) - c * Math.max(ql / kl, 1) + (kl - 1) * Math.max(ql / kl, 1));
             const dh = dist(iy, jy, qh, kh);
             const dw = dist(ix, jx, qw, kw);
             for (let d = 0; d < hd; d++) s += qi[d] * (sd.rel_pos_h[dh * hd + d] + sd.rel_pos_w[dw * hd + d]);
@@ -125,12 +132,47 @@ function directPoolingAttention(x: Arr, b: number, o: PoolingAttentionOptions, s
 
 const base = { kernelQ: [3, 3] as [number, number], kernelKv: [3, 3] as [number, number], relPosType: 'spatial' };
 const CASES: { name: string; b: number; opts: PoolingAttentionOptions }[] = [
-  { name: 'q stride 1, kv stride 4 (stage-0 pattern), 1 head', b: 2, opts: { ...base, dim: 4, dimOut: 4, numHeads: 1, featSize: [8, 8], strideQ: [1, 1], strideKv: [4, 4] } },
-  { name: 'q stride 2, kv stride 1, width 4 -> 8, 2 heads', b: 2, opts: { ...base, dim: 4, dimOut: 8, numHeads: 2, featSize: [6, 6], strideQ: [2, 2], strideKv: [1, 1] } },
-  { name: 'q stride 2, kv stride 3 (non-integer grid ratio 3:2)', b: 1, opts: { ...base, dim: 4, dimOut: 4, numHeads: 1, featSize: [6, 6], strideQ: [2, 2], strideKv: [3, 3] } },
-  { name: 'q stride 2, kv stride 2, class token', b: 2, opts: { ...base, dim: 6, dimOut: 6, numHeads: 2, featSize: [4, 4], strideQ: [2, 2], strideKv: [2, 2], hasClsToken: true } },
-  { name: 'class token, no residual pooling, no rel pos', b: 1, opts: { ...base, dim: 4, dimOut: 4, numHeads: 2, featSize: [4, 4], strideQ: [1, 1], strideKv: [2, 2], hasClsToken: true, residualPooling: false, relPosType: '' } },
-  { name: "max pooling mode ('max'), rel pos", b: 1, opts: { ...base, dim: 4, dimOut: 4, numHeads: 1, featSize: [4, 4], strideQ: [2, 2], strideKv: [1, 1], mode: 'max' } },
+  {
+    name: 'q stride 1, kv stride 4 (stage-0 pattern), 1 head',
+    b: 2,
+    opts: { ...base, dim: 4, dimOut: 4, numHeads: 1, featSize: [8, 8], strideQ: [1, 1], strideKv: [4, 4] },
+  },
+  {
+    name: 'q stride 2, kv stride 1, width 4 -> 8, 2 heads',
+    b: 2,
+    opts: { ...base, dim: 4, dimOut: 8, numHeads: 2, featSize: [6, 6], strideQ: [2, 2], strideKv: [1, 1] },
+  },
+  {
+    name: 'q stride 2, kv stride 3 (non-integer grid ratio 3:2)',
+    b: 1,
+    opts: { ...base, dim: 4, dimOut: 4, numHeads: 1, featSize: [6, 6], strideQ: [2, 2], strideKv: [3, 3] },
+  },
+  {
+    name: 'q stride 2, kv stride 2, class token',
+    b: 2,
+    opts: { ...base, dim: 6, dimOut: 6, numHeads: 2, featSize: [4, 4], strideQ: [2, 2], strideKv: [2, 2], hasClsToken: true },
+  },
+  {
+    name: 'class token, no residual pooling, no rel pos',
+    b: 1,
+    opts: {
+      ...base,
+      dim: 4,
+      dimOut: 4,
+      numHeads: 2,
+      featSize: [4, 4],
+      strideQ: [1, 1],
+      strideKv: [2, 2],
+      hasClsToken: true,
+      residualPooling: false,
+      relPosType: '',
+    },
+  },
+  {
+    name: "max pooling mode ('max'), rel pos",
+    b: 1,
+    opts: { ...base, dim: 4, dimOut: 4, numHeads: 1, featSize: [4, 4], strideQ: [2, 2], strideKv: [1, 1], mode: 'max' },
+  },
 ];
 
 for (const backend of BACKENDS) {
@@ -177,7 +219,9 @@ for (const backend of BACKENDS) {
     it('rejects bad configs and token counts with clear errors', () => {
       const ok: PoolingAttentionOptions = { ...base, dim: 8, dimOut: 8, numHeads: 2, featSize: [4, 4], strideQ: [1, 1], strideKv: [2, 2] };
       expect(() => new PoolingAttention({ ...ok, numHeads: 3 })).toThrow(/numHeads 3 does not divide the attention width 8/);
-      expect(() => new PoolingAttention({ ...ok, featSize: [4, 6] })).toThrow(/spatial relative positions need a square token grid, got 4x6/);
+      expect(() => new PoolingAttention({ ...ok, featSize: [4, 6] })).toThrow(
+        /spatial relative positions need a square token grid, got 4x6/,
+      );
       expect(() => new PoolingAttention({ ...ok, strideQ: [1, 2] })).toThrow(/only square pooling is supported/);
       expect(() => new PoolingAttention({ ...ok, mode: 'lp' as 'max' })).toThrow(/pooling mode 'lp' is not supported/);
       const m = new PoolingAttention(ok);

@@ -29,7 +29,8 @@ function aaBicubicTaps(o: number, n: number, m: number): [number, number][] {
   const support = 2 * Math.max(s, 1);
   const c = (o + 0.5) * s;
   const taps: [number, number][] = [];
-  for (let i = Math.max(0, Math.trunc(c - support + 0.5)); i < Math.min(n, Math.trunc(c + support + 0.5)); i++) taps.push([i, keysHalf((i + 0.5 - c) / Math.max(s, 1))]);
+  for (let i = Math.max(0, Math.trunc(c - support + 0.5)); i < Math.min(n, Math.trunc(c + support + 0.5)); i++)
+    taps.push([i, keysHalf((i + 0.5 - c) / Math.max(s, 1))]);
   const total = taps.reduce((acc, [, w]) => acc + w, 0);
   return taps.map(([i, w]) => [i, w / total]);
 }
@@ -37,7 +38,9 @@ function aaBicubicTaps(o: number, n: number, m: number): [number, number][] {
 /** A fixed, deliberately non-polynomial position embedding: prefix row, then an h x w grid of C channels. */
 function fixedPosEmbed(h: number, w: number, c: number): number[][] {
   const rows: number[][] = [Array.from({ length: c }, (_, k) => 0.25 * (k + 1))];
-  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) rows.push(Array.from({ length: c }, (_, k) => Math.cos(0.9 * i + 0.4 * k) + 0.5 * Math.sin(1.3 * j - k) + 0.1 * i * j));
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++)
+      rows.push(Array.from({ length: c }, (_, k) => Math.cos(0.9 * i + 0.4 * k) + 0.5 * Math.sin(1.3 * j - k) + 0.1 * i * j));
   return rows;
 }
 
@@ -48,7 +51,8 @@ function expectedResample(rows: number[][], [h, w]: [number, number], [nh, nw]: 
   for (let a = 0; a < nh; a++) {
     for (let b = 0; b < nw; b++) {
       const v = new Array(c).fill(0);
-      for (const [i, wy] of aaBicubicTaps(a, h, nh)) for (const [j, wx] of aaBicubicTaps(b, w, nw)) for (let k = 0; k < c; k++) v[k] += wy * wx * rows[1 + i * w + j][k];
+      for (const [i, wy] of aaBicubicTaps(a, h, nh))
+        for (const [j, wx] of aaBicubicTaps(b, w, nw)) for (let k = 0; k < c; k++) v[k] += wy * wx * rows[1 + i * w + j][k];
       out.push(v);
     }
   }
@@ -97,7 +101,15 @@ for (const backend of BACKENDS) {
       const src = vit({ ...TINY, imgSize: 16 });
       const sd = src.stateDict();
       sd.pos_embed.dispose();
-      sd.pos_embed = tf.tensor3d([[[7, 7, 7, 7], [1, 2, 3, 4], [5, 6, 7, 8], [0, 0, 1, 1], [2, -2, 4, 3]]]);
+      sd.pos_embed = tf.tensor3d([
+        [
+          [7, 7, 7, 7],
+          [1, 2, 3, 4],
+          [5, 6, 7, 8],
+          [0, 0, 1, 1],
+          [2, -2, 4, 3],
+        ],
+      ]);
       const model = vit({ ...TINY, imgSize: 8 });
       loadTimmWeights(model, sd);
       const got = model.stateDict();
@@ -206,8 +218,17 @@ for (const backend of BACKENDS) {
 
 describe('pseudo-inverse and errors', () => {
   it('pinv of a rank-2 5x4 matrix satisfies the four Moore-Penrose conditions', () => {
-    const b = [[1, 2], [0, 1], [3, -1], [2, 2], [-1, 0.5]];
-    const c = [[1, 0, 2, -1], [0.5, 1, 1, 3]];
+    const b = [
+      [1, 2],
+      [0, 1],
+      [3, -1],
+      [2, 2],
+      [-1, 0.5],
+    ];
+    const c = [
+      [1, 0, 2, -1],
+      [0.5, 1, 1, 3],
+    ];
     const a = b.flatMap((row) => c[0].map((_, j) => row[0] * c[0][j] + row[1] * c[1][j]));
     const p = pinv(a, 5, 4); // [4, 5]
     const mul = (x: ArrayLike<number>, y: ArrayLike<number>, m: number, k: number, n: number) =>

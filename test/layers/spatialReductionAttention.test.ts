@@ -94,7 +94,8 @@ function directSra(x: Arr, [b, h, w, c]: number[], o: SpatialReductionAttentionO
           for (let co = 0; co < c; co++) {
             let s = sd['sr.bias'][co];
             for (let ci = 0; ci < c; ci++) {
-              for (let ky = 0; ky < r; ky++) for (let kx = 0; kx < r; kx++) s += xb[((oy * r + ky) * w + ox * r + kx) * c + ci] * wt[((co * c + ci) * r + ky) * r + kx];
+              for (let ky = 0; ky < r; ky++)
+                for (let kx = 0; kx < r; kx++) s += xb[((oy * r + ky) * w + ox * r + kx) * c + ci] * wt[((co * c + ci) * r + ky) * r + kx];
             }
             src[(oy * gw + ox) * c + co] = s;
           }
@@ -158,7 +159,9 @@ for (const backend of BACKENDS) {
         const r = compare(y, ref, 1e-5, 1e-4);
         expect(r.worstExcess, `max abs err ${r.maxAbsErr}`).toBeLessThanOrEqual(0);
         expect(Object.keys(sd).sort()).toEqual(
-          (opts.linear || (opts.srRatio ?? 1) > 1 ? ['kv', 'norm', 'proj', 'q', 'sr'] : ['kv', 'proj', 'q']).flatMap((p) => [`${p}.bias`, `${p}.weight`]).sort(),
+          (opts.linear || (opts.srRatio ?? 1) > 1 ? ['kv', 'norm', 'proj', 'q', 'sr'] : ['kv', 'proj', 'q'])
+            .flatMap((p) => [`${p}.bias`, `${p}.weight`])
+            .sort(),
         );
         tf.dispose([x, y, ref, ...Object.values(sdT)]);
         m.dispose();

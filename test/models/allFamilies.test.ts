@@ -39,7 +39,15 @@ for (const backend of BACKENDS) {
                 };
                 collect(mm.forward(x, { training }));
                 // fixed random weights: a plain mean of a LayerNorm's output does not depend on its weight
-                return tf.concat(outs.map((t, i) => t.mul(tf.randomNormal(t.shape, 0, 1, 'float32', 100 + i)).reshape([2, -1]).mean(1, true)), 1) as tf.Tensor2D;
+                return tf.concat(
+                  outs.map((t, i) =>
+                    t
+                      .mul(tf.randomNormal(t.shape, 0, 1, 'float32', 100 + i))
+                      .reshape([2, -1])
+                      .mean(1, true),
+                  ),
+                  1,
+                ) as tf.Tensor2D;
               });
         const before = tf.memory().numTensors;
 
@@ -73,7 +81,8 @@ for (const backend of BACKENDS) {
         // backward: every trainable variable gets a gradient
         const y = tf.oneHot(tf.tensor1d([1, 3], 'int32'), 5);
         const opt = tf.train.sgd(0.01);
-        const loss = () => (fam.classifier ? tf.losses.softmaxCrossEntropy(y, score(m, true)) : tf.mean(tf.square(score(m, true)))) as tf.Scalar;
+        const loss = () =>
+          (fam.classifier ? tf.losses.softmaxCrossEntropy(y, score(m, true)) : tf.mean(tf.square(score(m, true)))) as tf.Scalar;
         stepAndCheckGradients(m, loss, opt);
         const afterStep = tf.memory().numTensors;
         stepAndCheckGradients(m, loss, opt);
@@ -117,16 +126,29 @@ for (const backend of BACKENDS) {
           const ff = m.forwardFeatures(x);
           expect(Array.from(trunkFull.dataSync())).toEqual(Array.from(ff.dataSync()));
           tf.dispose([trunkFull, ff, ...mapsFull]);
-          const indexSets: (number | number[])[] = [[0], [n - 1], [-1], 1, n, Array.from({ length: n }, (_, i) => i), ...(n > 2 ? [[0, 2]] : [])];
+          const indexSets: (number | number[])[] = [
+            [0],
+            [n - 1],
+            [-1],
+            1,
+            n,
+            Array.from({ length: n }, (_, i) => i),
+            ...(n > 2 ? [[0, 2]] : []),
+          ];
           for (const indices of indexSets) {
-            const want = typeof indices === 'number' ? Array.from({ length: indices }, (_, i) => n - indices + i) : indices.map((i) => (i < 0 ? n + i : i));
+            const want =
+              typeof indices === 'number'
+                ? Array.from({ length: indices }, (_, i) => n - indices + i)
+                : indices.map((i) => (i < 0 ? n + i : i));
             for (const stopEarly of [false, true]) {
               for (const intermediatesOnly of [false, true]) {
                 const what = `norm=${norm} indices=${JSON.stringify(indices)} stopEarly=${stopEarly} intermediatesOnly=${intermediatesOnly}`;
                 const res = m.forwardIntermediates(x, { indices, norm, stopEarly, intermediatesOnly });
                 const maps = intermediatesOnly ? (res as tf.Tensor4D[]) : (res as [tf.Tensor, tf.Tensor4D[]])[1];
                 expect(maps.length, what).toBe(want.length);
-                maps.forEach((t, k) => expect(Array.from(t.dataSync()), `${what} level ${want[k]}`).toEqual(Array.from(full[want[k]].dataSync())));
+                maps.forEach((t, k) =>
+                  expect(Array.from(t.dataSync()), `${what} level ${want[k]}`).toEqual(Array.from(full[want[k]].dataSync())),
+                );
                 if (!intermediatesOnly) {
                   const trunk = (res as [tf.Tensor, tf.Tensor4D[]])[0];
                   expect(trunk.shape[0], what).toBe(1);
@@ -194,7 +216,11 @@ describe('registry', () => {
       expect(typeof getFamilyFactory(e.family)).toBe('function');
       expect(e.pretrainedCfg.inputSize[0]).toBe(3);
     }
-    for (const fam of FAMILIES) expect(names.some((n) => getModelEntry(n).family === fam.name), fam.name).toBe(true);
+    for (const fam of FAMILIES)
+      expect(
+        names.some((n) => getModelEntry(n).family === fam.name),
+        fam.name,
+      ).toBe(true);
     expect(listFamilies().map((f) => f.name)).toEqual(FAMILIES.map((f) => f.name));
   });
 });

@@ -25,7 +25,10 @@ function toOfficial(sd: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
   const out: Record<string, tf.Tensor> = {};
   for (const [k0, v] of Object.entries(sd)) {
     let k = k0.replace(/^stem\./, 'downsample_layers.0.').replace(/^stages\.(\d+)\.downsample\./, 'downsample_layers.$1.');
-    k = k.replace(/^stages\.(\d+)\.blocks\.(\d+)\./, 'stages.$1.$2.').replace('.conv_dw.', '.dwconv.').replace('.mlp.fc', '.pwconv');
+    k = k
+      .replace(/^stages\.(\d+)\.blocks\.(\d+)\./, 'stages.$1.$2.')
+      .replace('.conv_dw.', '.dwconv.')
+      .replace('.mlp.fc', '.pwconv');
     k = k.replace(/^head\.norm\./, 'norm.').replace(/^head\.fc\./, 'head.');
     if (k.includes('.mlp.grn.')) {
       k = k.replace('.mlp.grn.weight', '.grn.gamma').replace('.mlp.grn.bias', '.grn.beta');
@@ -73,10 +76,20 @@ describe('ConvNeXt V2 heads and variants', () => {
     const fo = convnextV2({ ...fx.case.config, featuresOnly: true });
     const res = loadTimmWeights(fo, fx.weightsBytes!);
     expect(res.skipped.sort()).toEqual(['head.fc.bias', 'head.fc.weight', 'head.norm.bias', 'head.norm.weight']);
-    expect(fo.featureInfo.map((f) => [f.numChs, f.reduction, f.module])).toEqual([[8, 4, 'stages.0'], [16, 8, 'stages.1'], [32, 16, 'stages.2'], [64, 32, 'stages.3']]);
+    expect(fo.featureInfo.map((f) => [f.numChs, f.reduction, f.module])).toEqual([
+      [8, 4, 'stages.0'],
+      [16, 8, 'stages.1'],
+      [32, 16, 'stages.2'],
+      [64, 32, 'stages.3'],
+    ]);
     const x = nchwToNhwc(fx.io.input);
     const maps = fo.forward(x) as tf.Tensor4D[];
-    expect(maps.map((m) => m.shape)).toEqual([[2, 16, 16, 8], [2, 8, 8, 16], [2, 4, 4, 32], [2, 2, 2, 64]]);
+    expect(maps.map((m) => m.shape)).toEqual([
+      [2, 16, 16, 8],
+      [2, 8, 8, 16],
+      [2, 4, 4, 32],
+      [2, 2, 2, 64],
+    ]);
     tf.dispose(maps);
     fo.dispose();
 
@@ -93,11 +106,22 @@ describe('ConvNeXt V2 heads and variants', () => {
     m.dispose();
   });
 
-  it('registers timm\'s ConvNeXt V2 variants with their configs and resolutions', () => {
+  it("registers timm's ConvNeXt V2 variants with their configs and resolutions", () => {
     const names = listModels('convnextv2*');
     for (const n of ['atto', 'femto', 'pico', 'nano', 'tiny', 'base', 'large', 'huge']) expect(names).toContain(`convnextv2_${n}`);
-    expect(getModelEntry('convnextv2_atto').config).toMatchObject({ depths: [2, 2, 6, 2], dims: [40, 80, 160, 320], useGrn: true, lsInitValue: null, convMlp: true });
-    expect(getModelEntry('convnextv2_tiny').config).toMatchObject({ depths: [3, 3, 9, 3], dims: [96, 192, 384, 768], useGrn: true, lsInitValue: null });
+    expect(getModelEntry('convnextv2_atto').config).toMatchObject({
+      depths: [2, 2, 6, 2],
+      dims: [40, 80, 160, 320],
+      useGrn: true,
+      lsInitValue: null,
+      convMlp: true,
+    });
+    expect(getModelEntry('convnextv2_tiny').config).toMatchObject({
+      depths: [3, 3, 9, 3],
+      dims: [96, 192, 384, 768],
+      useGrn: true,
+      lsInitValue: null,
+    });
     expect(getModelEntry('convnextv2_tiny').config.convMlp).toBeUndefined();
     expect(getModelEntry('convnextv2_huge').config).toMatchObject({ depths: [3, 3, 27, 3], dims: [352, 704, 1408, 2816] });
     expect(getModelEntry('convnextv2_huge').pretrainedCfg.inputSize).toEqual([3, 384, 384]);
@@ -126,8 +150,12 @@ describe('ConvNeXt V2 clear errors', () => {
   });
   it('unsupported or inconsistent configs', () => {
     expect(() => convnextV2({ depths: [1, 1], dims: [8, 16, 32] })).toThrow(/dims lists 3 widths for 2 stages/);
-    expect(() => convnextV2({ depths: [1, 1, 1, 1], dims: [8, 16, 32, 64], stemType: 'overlap' })).toThrow(/stemType 'overlap' is not supported/);
-    expect(() => convnextV2({ depths: [1, 1, 1, 1], dims: [8, 16, 32, 64], headHiddenSize: 128 })).toThrow(/headHiddenSize 128 is not supported/);
+    expect(() => convnextV2({ depths: [1, 1, 1, 1], dims: [8, 16, 32, 64], stemType: 'overlap' })).toThrow(
+      /stemType 'overlap' is not supported/,
+    );
+    expect(() => convnextV2({ depths: [1, 1, 1, 1], dims: [8, 16, 32, 64], headHiddenSize: 128 })).toThrow(
+      /headHiddenSize 128 is not supported/,
+    );
   });
 });
 

@@ -25,7 +25,7 @@ describe('createModel overrides', () => {
     expect(m2.numClasses).toBe(19168);
     m2.dispose();
   });
-  it("every family accepts its own resolved config (so family + config rebuild the model)", () => {
+  it('every family accepts its own resolved config (so family + config rebuild the model)', () => {
     for (const f of listFamilies()) {
       const m = withoutInit(() => f.tiny(64));
       const again = withoutInit(() => getFamily(f.name).create(m.config));

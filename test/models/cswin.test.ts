@@ -29,11 +29,17 @@ for (const backend of BACKENDS) {
       const model = cswin({ ...fx.case.config, featuresOnly: true, outIndices: [0, -1] });
       loadTimmWeights(model, fx.weightsBytes!);
       expect(model.featureInfo.map((f) => [f.numChs, f.reduction, f.module])).toEqual([
-        [12, 4, 'stage1'], [24, 8, 'stage2'], [48, 16, 'stage3'], [96, 32, 'stage4'],
+        [12, 4, 'stage1'],
+        [24, 8, 'stage2'],
+        [48, 16, 'stage3'],
+        [96, 32, 'stage4'],
       ]);
       const x = nchwToNhwc(fx.io.input);
       const maps = model.forward(x) as tf.Tensor4D[];
-      expect(maps.map((m) => m.shape)).toEqual([[2, 16, 16, 12], [2, 2, 2, 96]]);
+      expect(maps.map((m) => m.shape)).toEqual([
+        [2, 16, 16, 12],
+        [2, 2, 2, 96],
+      ]);
       const exp = nchwToNhwc(fx.io['features.3']);
       expect(compare(maps[1], exp, fx.case.atol, fx.case.rtol).worstExcess).toBeLessThanOrEqual(0);
       tf.dispose([x, exp, ...maps]);
@@ -56,14 +62,31 @@ describe('CSWin heads and variants', () => {
   });
 
   it('registers the official variants with their configs', () => {
-    expect(listModels('cswin*')).toEqual(['cswin_base_224', 'cswin_base_384', 'cswin_large_224', 'cswin_large_384', 'cswin_small_224', 'cswin_tiny_224']);
+    expect(listModels('cswin*')).toEqual([
+      'cswin_base_224',
+      'cswin_base_384',
+      'cswin_large_224',
+      'cswin_large_384',
+      'cswin_small_224',
+      'cswin_tiny_224',
+    ]);
     const t = getModelEntry('cswin_tiny_224');
     expect(t.config).toMatchObject({ embedDim: 64, depth: [1, 2, 21, 1], splitSize: [1, 2, 7, 7], numHeads: [2, 4, 8, 16], imgSize: 224 });
-    expect(getModelEntry('cswin_large_384').config).toMatchObject({ imgSize: 384, embedDim: 144, splitSize: [1, 2, 12, 12], numHeads: [6, 12, 24, 24] });
+    expect(getModelEntry('cswin_large_384').config).toMatchObject({
+      imgSize: 384,
+      embedDim: 144,
+      splitSize: [1, 2, 12, 12],
+      numHeads: [6, 12, 24, 24],
+    });
     expect(getModelEntry('cswin_base_384').pretrainedCfg.inputSize).toEqual([3, 384, 384]);
     const m = createModel('cswin_tiny_224', { numClasses: 0 });
     expect(m.featureInfo.map((f) => f.numChs)).toEqual([64, 128, 256, 512]);
-    expect((m as ReturnType<typeof cswin>).resolutions).toEqual([[56, 56], [28, 28], [14, 14], [7, 7]]);
+    expect((m as ReturnType<typeof cswin>).resolutions).toEqual([
+      [56, 56],
+      [28, 28],
+      [14, 14],
+      [7, 7],
+    ]);
     // stage 3 of the 224 models: 14x14 map, split 7 -> two stripe branches; stage 4 full attention
     const blocks = (m as ReturnType<typeof cswin>).stages.map((s) => s.items[0].attn.branches);
     expect(blocks).toEqual([2, 2, 2, 1]);
@@ -82,7 +105,9 @@ describe('CSWin clear errors', () => {
     expect(() => cswin({ ...base, imgSize: 96 })).toThrow(/splitSize\[2\] = 7 does not divide stage 3's 6x6 token map/);
   });
   it('heads that do not split evenly between the stripe directions', () => {
-    expect(() => cswin({ ...base, imgSize: 224, numHeads: [3, 2, 4, 4], embedDim: 12 })).toThrow(/numHeads\[0\] = 3 cannot be split evenly/);
+    expect(() => cswin({ ...base, imgSize: 224, numHeads: [3, 2, 4, 4], embedDim: 12 })).toThrow(
+      /numHeads\[0\] = 3 cannot be split evenly/,
+    );
   });
   it('an input of another size than imgSize', () => {
     const m = cswin({ ...base, imgSize: 224, splitSize: [1, 2, 7, 7] });
@@ -108,7 +133,8 @@ describe('CSWin training on wasm', () => {
     const lossFn = () => tf.losses.softmaxCrossEntropy(labels, model.forward(x, { training: true }) as tf.Tensor) as tf.Scalar;
     const { losses, kernels } = await trainSteps(model, lossFn, opt, 10);
     // the conv gradients run on the kernels registered for wasm (stem / merge convs, LePE)
-    for (const k of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) expect(kernels.has(k), k).toBe(true);
+    for (const k of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'])
+      expect(kernels.has(k), k).toBe(true);
     console.log(`tiny CSWin wasm losses ${losses.map((l) => l.toFixed(4)).join(' ')}`);
     expect(losses[9]).toBeLessThan(losses[0]);
     expect(losses.every((l) => Number.isFinite(l))).toBe(true);

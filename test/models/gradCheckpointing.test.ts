@@ -18,7 +18,10 @@ interface StepResult {
 function randomInput(shape: number[], seed: number): tf.Tensor {
   const rand = mulberry32(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => rand() * 2 - 1), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rand() * 2 - 1),
+    shape,
+  );
 }
 
 /** One loss + gradient pass over every trainable variable of `model`; the peak bytes it held. */
@@ -27,7 +30,10 @@ async function step(model: Module, x: tf.Tensor, run: (x: tf.Tensor) => tf.Tenso
   const before = tf.memory().numTensors;
   let res: { value: tf.Scalar; grads: tf.NamedTensorMap } | null = null;
   const info = await tf.profile(() => {
-    res = tf.variableGrads(() => tf.tidy(() => tf.mean(tf.square(run(x)))) as tf.Scalar, vars.map(([, p]) => p.variable));
+    res = tf.variableGrads(
+      () => tf.tidy(() => tf.mean(tf.square(run(x)))) as tf.Scalar,
+      vars.map(([, p]) => p.variable),
+    );
   });
   const { value, grads } = res!;
   const out: Record<string, Float32Array> = {};
@@ -44,13 +50,20 @@ function maxDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array
   return m;
 }
 
-async function compare(label: string, model: Module & { setGradCheckpointing(on?: boolean): void }, x: tf.Tensor, run: (x: tf.Tensor) => tf.Tensor) {
+async function compare(
+  label: string,
+  model: Module & { setGradCheckpointing(on?: boolean): void },
+  x: tf.Tensor,
+  run: (x: tf.Tensor) => tf.Tensor,
+) {
   const plain = await step(model, x, run);
   model.setGradCheckpointing(true);
   const chk = await step(model, x, run);
   model.setGradCheckpointing(false);
   const diff = maxDiff(plain.grads, chk.grads);
-  console.log(`${label}: peak ${plain.peakBytes} -> ${chk.peakBytes} bytes (${((1 - chk.peakBytes / plain.peakBytes) * 100).toFixed(1)}% less), max |grad diff| ${diff}`);
+  console.log(
+    `${label}: peak ${plain.peakBytes} -> ${chk.peakBytes} bytes (${((1 - chk.peakBytes / plain.peakBytes) * 100).toFixed(1)}% less), max |grad diff| ${diff}`,
+  );
   expect(Object.keys(chk.grads)).toEqual(Object.keys(plain.grads));
   expect(diff).toBe(0);
   expect(chk.leaked).toBe(0);
@@ -65,7 +78,10 @@ for (const backend of BACKENDS) {
     for (const family of listFamilies()) {
       it(`${family.name}: the same gradients with less memory, nothing leaks`, async () => {
         // SeMask's semantic layers apply a fixed dropout (0.1) outside the blocks: without them both runs are deterministic
-        const model = family.tiny(64, family.name === 'semask_swin' ? { dropPathRate: 0, numSemBlocks: [0, 0, 0, 0] } : { dropPathRate: 0 });
+        const model = family.tiny(
+          64,
+          family.name === 'semask_swin' ? { dropPathRate: 0, numSemBlocks: [0, 0, 0, 0] } : { dropPathRate: 0 },
+        );
         const x = randomInput([2, 64, 64, model.inChans], 1);
         await compare(`${backend} ${family.name}`, model, x, (t) => model.forwardFeatures(t, { training: true }));
         x.dispose();
@@ -109,7 +125,14 @@ for (const backend of BACKENDS) {
     });
 
     it('BEVT, video and image streams: the same gradients with less memory, nothing leaks', async () => {
-      const model = bevtSwin({ embedDim: 8, depths: [1, 1, 2, 1], numHeads: [1, 1, 2, 2], windowSize: [2, 2, 2], patchNorm: true, dropPathRate: 0 });
+      const model = bevtSwin({
+        embedDim: 8,
+        depths: [1, 1, 2, 1],
+        numHeads: [1, 1, 2, 2],
+        windowSize: [2, 2, 2],
+        patchNorm: true,
+        dropPathRate: 0,
+      });
       const v = randomInput([1, 4, 32, 32, 3], 4);
       await compare(`${backend} bevt video`, model, v, (t) => model.forward(t, { training: true }));
       const img = randomInput([1, 64, 64, 3], 5);

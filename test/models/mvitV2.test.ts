@@ -49,20 +49,32 @@ describe('MViTv2 configs and variants', () => {
     await useBackend('cpu');
   });
 
-  it('resolves the nested cfg exactly as timm\'s MultiScaleVitCfg.__post_init__ (case.json resolved_cfg)', () => {
+  it("resolves the nested cfg exactly as timm's MultiScaleVitCfg.__post_init__ (case.json resolved_cfg)", () => {
     const fx = loadFixture(CASE);
     const got = resolveMultiScaleVitCfg(fx.case.config.cfg) as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(fx.case.resolved_cfg as Record<string, unknown>)) expect(got[camel(k)], k).toEqual(v);
     fx.dispose();
   });
 
-  it('registers timm\'s variants; mvitv2_large moves the width change into the MLP (expand_attn=False)', () => {
-    expect(listModels('mvitv2_*')).toEqual(
-      ['mvitv2_base', 'mvitv2_base_cls', 'mvitv2_huge_cls', 'mvitv2_large', 'mvitv2_large_cls', 'mvitv2_small', 'mvitv2_small_cls', 'mvitv2_tiny'],
-    );
+  it("registers timm's variants; mvitv2_large moves the width change into the MLP (expand_attn=False)", () => {
+    expect(listModels('mvitv2_*')).toEqual([
+      'mvitv2_base',
+      'mvitv2_base_cls',
+      'mvitv2_huge_cls',
+      'mvitv2_large',
+      'mvitv2_large_cls',
+      'mvitv2_small',
+      'mvitv2_small_cls',
+      'mvitv2_tiny',
+    ]);
     expect(getModelEntry('mvitv2_tiny').config).toEqual({ cfg: { depths: [1, 2, 5, 2] } });
     const tiny = createModel('mvitv2_tiny');
-    expect(tiny.featureInfo.map((f) => [f.numChs, f.reduction])).toEqual([[96, 4], [192, 8], [384, 16], [768, 32]]);
+    expect(tiny.featureInfo.map((f) => [f.numChs, f.reduction])).toEqual([
+      [96, 4],
+      [192, 8],
+      [384, 16],
+      [768, 32],
+    ]);
     const shapes = Object.fromEntries(tiny.namedParameters().map(([k, p]) => [k, p.torchShape]));
     expect(shapes['stages.1.blocks.0.shortcut_proj_attn.weight']).toEqual([192, 96]);
     expect(shapes['stages.0.blocks.0.attn.pool_k.weight']).toEqual([96, 1, 3, 3]);
@@ -108,15 +120,37 @@ describe('MViTv2 configs and variants', () => {
 
   it('rejects bad configs and inputs with clear errors', () => {
     const cfg = { depths: [1, 1, 2, 1], embedDim: 8, numHeads: 1 };
-    expectError(() => mvitV2({ cfg: { ...cfg, numHeads: 3 }, imgSize: 64 }), /numHeads\[0\] = 3 does not divide the stage-0 attention width 8/);
-    expectError(() => mvitV2({ cfg: { ...cfg, numHeads: [1, 2, 4, 6] }, imgSize: 64 }), /numHeads\[3\] = 6 does not divide the stage-3 attention width 64/);
-    expectError(() => mvitV2({ cfg: { ...cfg, embedDim: [8, 16, 32] }, imgSize: 64 }), /cfg.embedDim has 3 entries but cfg.depths has 4 stages/);
+    expectError(
+      () => mvitV2({ cfg: { ...cfg, numHeads: 3 }, imgSize: 64 }),
+      /numHeads\[0\] = 3 does not divide the stage-0 attention width 8/,
+    );
+    expectError(
+      () => mvitV2({ cfg: { ...cfg, numHeads: [1, 2, 4, 6] }, imgSize: 64 }),
+      /numHeads\[3\] = 6 does not divide the stage-3 attention width 64/,
+    );
+    expectError(
+      () => mvitV2({ cfg: { ...cfg, embedDim: [8, 16, 32] }, imgSize: 64 }),
+      /cfg.embedDim has 3 entries but cfg.depths has 4 stages/,
+    );
     expectError(() => mvitV2({ cfg, imgSize: 66 }), /image size 66x66 is not divisible by cfg.patchStride 4/);
     expectError(() => mvitV2({ cfg, imgSize: 48 }), /cfg.strideQ\[3\] = \[2, 2\] does not divide the stage-3 token grid 3x3/);
     expectError(() => mvitV2({ cfg, imgSize: 72 }), /cfg.strideKv\[0\] = \[4, 4\] does not divide the stage-0 token grid 18x18/);
     expectError(() => mvitV2({ cfg, imgSize: [64, 128] }), /spatial relative positions need a square token grid, got 16x32/);
     expectError(() => mvitV2({ cfg: { ...cfg, poolFirst: true }, imgSize: 64 }), /poolFirst/);
-    expectError(() => mvitV2({ cfg: { ...cfg, strideQ: [[1, 1], [2, 2]] }, imgSize: 64 }), /cfg.strideQ needs one \[sh, sw\] per stage \(4\)/);
+    expectError(
+      () =>
+        mvitV2({
+          cfg: {
+            ...cfg,
+            strideQ: [
+              [1, 1],
+              [2, 2],
+            ],
+          },
+          imgSize: 64,
+        }),
+      /cfg.strideQ needs one \[sh, sw\] per stage \(4\)/,
+    );
     expectError(() => mvitV2({ cfg, imgSize: 64, globalPool: 'token' }), /globalPool 'token' needs cfg.useClsToken = true/);
     const m = mvitV2({ cfg, imgSize: 64, numClasses: 10 });
     const x = tf.zeros([1, 32, 32, 3]);

@@ -48,7 +48,12 @@ describe('PVT v2 configs and variants', () => {
     const m = createModel('pvt_v2_b2_li', { numClasses: 0 });
     const keys = Object.keys(Object.fromEntries(m.namedParameters()));
     expect(keys).toContain('stages.0.blocks.0.attn.sr.weight');
-    expect(m.featureInfo.map((f) => [f.numChs, f.reduction])).toEqual([[64, 4], [128, 8], [320, 16], [512, 32]]);
+    expect(m.featureInfo.map((f) => [f.numChs, f.reduction])).toEqual([
+      [64, 4],
+      [128, 8],
+      [320, 16],
+      [512, 32],
+    ]);
     // linear SRA: a 1x1 conv and no strided reduction, in every stage including the last
     const sr = m.namedParameters().find(([k]) => k === 'stages.3.blocks.0.attn.sr.weight')![1];
     expect(sr.torchShape).toEqual([512, 512, 1, 1]);
@@ -60,7 +65,12 @@ describe('PVT v2 configs and variants', () => {
     const x = tf.zeros([1, 224, 224, 3]);
     const before = tf.memory().numTensors;
     const maps = m.forward(x) as tf.Tensor4D[];
-    expect(maps.map((t) => t.shape)).toEqual([[1, 56, 56, 32], [1, 28, 28, 64], [1, 14, 14, 160], [1, 7, 7, 256]]);
+    expect(maps.map((t) => t.shape)).toEqual([
+      [1, 56, 56, 32],
+      [1, 28, 28, 64],
+      [1, 14, 14, 160],
+      [1, 7, 7, 256],
+    ]);
     tf.dispose(maps);
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();
@@ -94,7 +104,10 @@ describe('PVT v2 configs and variants', () => {
     const base: PvtV2Config = { depths: [1, 1, 1, 1], embedDims: [8, 16, 32, 64], numHeads: [1, 2, 4, 8], numClasses: 10 };
     expectError(() => pvtV2({ ...base, numHeads: [1, 3, 4, 8] }), /numHeads\[1\] = 3 does not divide embedDims\[1\] = 16/);
     expectError(() => pvtV2({ ...base, embedDims: [8, 16, 32] }), /embedDims has 3 entries but depths has 4 stages/);
-    expectError(() => pvtV2({ ...base, imgSize: 80 }), /srRatios\[0\] = 8 does not divide the stage-0 token grid 20x20 of a 80x80 input: the input size must be a multiple of 32/);
+    expectError(
+      () => pvtV2({ ...base, imgSize: 80 }),
+      /srRatios\[0\] = 8 does not divide the stage-0 token grid 20x20 of a 80x80 input: the input size must be a multiple of 32/,
+    );
     expectError(() => pvtV2({ ...base, srRatios: [8, 4, 0, 1] }), /srRatios\[2\] must be a positive integer, got 0/);
     expectError(() => pvtV2({ ...base, globalPool: 'max' as 'avg' }), /globalPool 'max' is not supported/);
     const m = pvtV2(base);

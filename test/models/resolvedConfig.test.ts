@@ -23,7 +23,8 @@ describe('resolved configs', () => {
         if (family.classifier && family.name !== 'pvt') common.push('globalPool');
         for (const k of common) expect(Object.keys(m.config)).toContain(k);
         const keys = new Set(Object.keys(m.config));
-        for (const name of family.variants) for (const k of Object.keys(getModelEntry(name).config)) expect(keys, `${name}: ${k}`).toContain(k);
+        for (const name of family.variants)
+          for (const k of Object.keys(getModelEntry(name).config)) expect(keys, `${name}: ${k}`).toContain(k);
         m.dispose();
         again.dispose();
       });

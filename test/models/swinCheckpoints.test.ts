@@ -25,7 +25,10 @@ describe('Swin checkpoints: layouts, buffers, heads, other window sizes', () => 
     await useBackend('cpu');
   });
 
-  for (const [name, build] of [['swin_p4w4_64', swin], ['swinv2_p4w4_64', swinV2]] as const) {
+  for (const [name, build] of [
+    ['swin_p4w4_64', swin],
+    ['swinv2_p4w4_64', swinV2],
+  ] as const) {
     it(`${name}: the original Microsoft layout with persistent buffers loads to the same logits`, () => {
       const fx = loadFixture(name);
       const sd = toMicrosoftLayout(readSafetensors(fx.weightsBytes!));
@@ -36,7 +39,9 @@ describe('Swin checkpoints: layouts, buffers, heads, other window sizes', () => 
       sd['layers.0.blocks.1.attn_mask'] = tf.zeros([16, 16, 16]);
       const m = build(fx.case.config);
       const res = loadTimmWeights(m, sd);
-      expect(res.skipped).toEqual(expect.arrayContaining(['layers.0.blocks.0.attn.relative_position_index', 'layers.0.blocks.1.attn_mask']));
+      expect(res.skipped).toEqual(
+        expect.arrayContaining(['layers.0.blocks.0.attn.relative_position_index', 'layers.0.blocks.1.attn_mask']),
+      );
       const x = nchwToNhwc(fx.io.input);
       const y = m.forwardLogits(x);
       expect(compare(y, fx.io.logits, fx.case.atol, fx.case.rtol).worstExcess).toBeLessThanOrEqual(0);
@@ -54,7 +59,10 @@ describe('Swin checkpoints: layouts, buffers, heads, other window sizes', () => 
         const x = nchwToNhwc(fx.io.input);
         if ('featuresOnly' in over) {
           const feats = m.forward(x) as tf.Tensor4D[];
-          expect(feats.map((f) => f.shape)).toEqual([[2, 16, 16, 16], [2, 4, 4, 64]]);
+          expect(feats.map((f) => f.shape)).toEqual([
+            [2, 16, 16, 16],
+            [2, 4, 4, 64],
+          ]);
           const exp = nchwToNhwc(fx.io['features.0']);
           expect(compare(feats[1], nchwToNhwc(fx.io['features.2']), fx.case.atol, fx.case.rtol).worstExcess).toBeLessThanOrEqual(0);
           expect(compare(feats[0], exp, fx.case.atol, fx.case.rtol).worstExcess).toBeLessThanOrEqual(0);
@@ -90,7 +98,8 @@ describe('Swin checkpoints: layouts, buffers, heads, other window sizes', () => 
     const m = swin({ ...fx.case.config, windowSize: 8 });
     loadTimmWeights(m, fx.weightsBytes!);
     expect(m.layers.items[0].blocks.items[0].attn.opts.windowSize).toEqual([8, 8]);
-    const t = (m.layers.items[0].blocks.items[0].attn as unknown as { relativePositionBiasTable: { value: tf.Tensor } }).relativePositionBiasTable.value;
+    const t = (m.layers.items[0].blocks.items[0].attn as unknown as { relativePositionBiasTable: { value: tf.Tensor } })
+      .relativePositionBiasTable.value;
     expect(t.shape).toEqual([225, 1]);
     tf.dispose(m.forwardLogits(tf.zeros([1, 64, 64, 3])));
     m.dispose();
@@ -115,14 +124,34 @@ describe('Swin checkpoints: layouts, buffers, heads, other window sizes', () => 
   it('registry: every published Swin and SwinV2 variant is listed; small ones build with the right feature info', () => {
     const names = listModels('swin*');
     for (const n of [
-      'swin_tiny_patch4_window7_224', 'swin_small_patch4_window7_224', 'swin_base_patch4_window7_224', 'swin_base_patch4_window12_384',
-      'swin_large_patch4_window7_224', 'swin_large_patch4_window12_384', 'swin_s3_tiny_224', 'swinv2_tiny_window8_256',
-      'swinv2_tiny_window16_256', 'swinv2_small_window8_256', 'swinv2_small_window16_256', 'swinv2_base_window8_256',
-      'swinv2_base_window16_256', 'swinv2_base_window12_192', 'swinv2_base_window12to16_192to256', 'swinv2_base_window12to24_192to384',
-      'swinv2_large_window12_192', 'swinv2_large_window12to16_192to256', 'swinv2_large_window12to24_192to384',
-    ]) expect(names).toContain(n);
+      'swin_tiny_patch4_window7_224',
+      'swin_small_patch4_window7_224',
+      'swin_base_patch4_window7_224',
+      'swin_base_patch4_window12_384',
+      'swin_large_patch4_window7_224',
+      'swin_large_patch4_window12_384',
+      'swin_s3_tiny_224',
+      'swinv2_tiny_window8_256',
+      'swinv2_tiny_window16_256',
+      'swinv2_small_window8_256',
+      'swinv2_small_window16_256',
+      'swinv2_base_window8_256',
+      'swinv2_base_window16_256',
+      'swinv2_base_window12_192',
+      'swinv2_base_window12to16_192to256',
+      'swinv2_base_window12to24_192to384',
+      'swinv2_large_window12_192',
+      'swinv2_large_window12to16_192to256',
+      'swinv2_large_window12to24_192to384',
+    ])
+      expect(names).toContain(n);
     const m = createModel('swinv2_tiny_window8_256', { numClasses: 0 });
-    expect(m.featureInfo.map((f) => [f.numChs, f.reduction])).toEqual([[96, 4], [192, 8], [384, 16], [768, 32]]);
+    expect(m.featureInfo.map((f) => [f.numChs, f.reduction])).toEqual([
+      [96, 4],
+      [192, 8],
+      [384, 16],
+      [768, 32],
+    ]);
     // parameter count from the SwinV2 architecture, term by term
     const dims = [96, 192, 384, 768];
     const heads = [3, 6, 12, 24];
@@ -130,7 +159,8 @@ describe('Swin checkpoints: layouts, buffers, heads, other window sizes', () => 
     let expected = 3 * 16 * 96 + 96 + 2 * 96; // patch_embed proj + norm
     dims.forEach((c, i) => {
       if (i > 0) expected += 4 * dims[i - 1] * c + 2 * c; // downsample reduction + norm(2C)
-      const block = 2 * c + (3 * c * c + 2 * c + heads[i] + (2 * 512 + 512) + 512 * heads[i] + c * c + c) + 2 * c + (c * 4 * c + 4 * c + 4 * c * c + c);
+      const block =
+        2 * c + (3 * c * c + 2 * c + heads[i] + (2 * 512 + 512) + 512 * heads[i] + c * c + c) + 2 * c + (c * 4 * c + 4 * c + 4 * c * c + c);
       expected += depths[i] * block;
     });
     expected += 2 * 768; // final norm

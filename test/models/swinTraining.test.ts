@@ -12,7 +12,10 @@ for (const backend of BACKENDS) {
     beforeAll(async () => {
       await useBackend(backend);
     });
-    for (const [name, build] of [['swin', swin], ['swinV2', swinV2]] as const) {
+    for (const [name, build] of [
+      ['swin', swin],
+      ['swinV2', swinV2],
+    ] as const) {
       it(`${name}: no leak in forward and in an optimizer step; gradients reach every variable; loss falls`, () => {
         manualSeed(7);
         const model = build(tiny);
@@ -31,7 +34,11 @@ for (const backend of BACKENDS) {
           // timm's init: zero res-post-norms, so every block is the identity at first and the attention
           // and MLP weights get their first gradient only once a step has moved those norms
           for (const [k, p] of model.namedParameters()) {
-            if (/^layers\.\d+\.blocks\.\d+\.norm[12]\./.test(k)) expect(tf.tidy(() => tf.max(tf.abs(p.value)).dataSync()[0]), k).toBe(0);
+            if (/^layers\.\d+\.blocks\.\d+\.norm[12]\./.test(k))
+              expect(
+                tf.tidy(() => tf.max(tf.abs(p.value)).dataSync()[0]),
+                k,
+              ).toBe(0);
           }
           const y0 = tf.randomNormal([2, 8, 8, 8], 0, 1, 'float32', 5);
           const y1 = model.layers.items[0].forward(y0);

@@ -103,19 +103,31 @@ describe('ViT variants and errors', () => {
   it("registers timm's ViT variants with their configs", () => {
     const names = listModels('vit_*');
     for (const n of [
-      'vit_tiny_patch16_224', 'vit_tiny_patch16_384', 'vit_small_patch16_224', 'vit_small_patch16_384', 'vit_base_patch16_224',
-      'vit_base_patch16_384', 'vit_large_patch16_224', 'vit_large_patch16_384', 'vit_base_patch32_224',
-    ]) expect(names).toContain(n);
+      'vit_tiny_patch16_224',
+      'vit_tiny_patch16_384',
+      'vit_small_patch16_224',
+      'vit_small_patch16_384',
+      'vit_base_patch16_224',
+      'vit_base_patch16_384',
+      'vit_large_patch16_224',
+      'vit_large_patch16_384',
+      'vit_base_patch32_224',
+    ])
+      expect(names).toContain(n);
     expect(getModelEntry('vit_large_patch16_384').config).toMatchObject({ imgSize: 384, embedDim: 1024, depth: 24, numHeads: 16 });
     expect(getModelEntry('vit_base_patch32_224').config).toMatchObject({ patchSize: 32, embedDim: 768 });
-    expect(getModelEntry('vit_small_patch16_384').pretrainedCfg).toMatchObject({ inputSize: [3, 384, 384], cropPct: 1.0, mean: [0.5, 0.5, 0.5] });
+    expect(getModelEntry('vit_small_patch16_384').pretrainedCfg).toMatchObject({
+      inputSize: [3, 384, 384],
+      cropPct: 1.0,
+      mean: [0.5, 0.5, 0.5],
+    });
   });
 
   it('vit_tiny_patch16_224 has the parameter count of its architecture and the timm key set', () => {
     const m = createModel('vit_tiny_patch16_224');
     const d = 192;
     const perBlock = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
-    const expected = (3 * 16 * 16 * d + d) + d + 197 * d + 12 * perBlock + 2 * d + (d * 1000 + 1000);
+    const expected = 3 * 16 * 16 * d + d + d + 197 * d + 12 * perBlock + 2 * d + (d * 1000 + 1000);
     expect(m.numParams()).toBe(expected);
     const keys = m.namedParameters().map(([n]) => n);
     expect(keys.slice(0, 4)).toEqual(['cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_embed.proj.bias']);
@@ -130,7 +142,12 @@ describe('ViT variants and errors', () => {
     expect(keys).toContain('fc_norm.weight');
     expect(keys).not.toContain('norm.weight');
     m.resetClassifier(0);
-    expect(m.namedParameters().map(([n]) => n).some((n) => n.startsWith('head'))).toBe(false);
+    expect(
+      m
+        .namedParameters()
+        .map(([n]) => n)
+        .some((n) => n.startsWith('head')),
+    ).toBe(false);
     const x = tf.zeros([1, 16, 16, 3]);
     const y = m.forward(x) as tf.Tensor;
     expect(y.shape).toEqual([1, 8]);

@@ -37,7 +37,10 @@ for (const backend of BACKENDS) {
         [2, 8, 8, 32],
         [2, 8, 8, 32],
       ]);
-      for (const [t, i] of [[out[0], 0], [out[1], 2]] as const) {
+      for (const [t, i] of [
+        [out[0], 0],
+        [out[1], 2],
+      ] as const) {
         const exp = nchwToNhwc(fx.io[`features.${i}`]);
         expect(compare(t, exp, fx.case.atol, fx.case.rtol).worstExcess).toBeLessThanOrEqual(0);
         exp.dispose();
@@ -143,8 +146,20 @@ describe('ViTDet checkpoints, variants and errors', () => {
   });
 
   it("registers timm's SAM variants; samvit_base_patch16_224 has no abs pos embed and a LayerNorm2d neck", () => {
-    expect(listModels('samvit*')).toEqual(['samvit_base_patch16', 'samvit_base_patch16_224', 'samvit_huge_patch16', 'samvit_large_patch16']);
-    expect(getModelEntry('samvit_large_patch16').config).toMatchObject({ embedDim: 1024, depth: 24, numHeads: 16, globalAttnIndexes: [5, 11, 17, 23], windowSize: 14, imgSize: 1024 });
+    expect(listModels('samvit*')).toEqual([
+      'samvit_base_patch16',
+      'samvit_base_patch16_224',
+      'samvit_huge_patch16',
+      'samvit_large_patch16',
+    ]);
+    expect(getModelEntry('samvit_large_patch16').config).toMatchObject({
+      embedDim: 1024,
+      depth: 24,
+      numHeads: 16,
+      globalAttnIndexes: [5, 11, 17, 23],
+      windowSize: 14,
+      imgSize: 1024,
+    });
     expect(getModelEntry('samvit_huge_patch16').pretrainedCfg).toMatchObject({ inputSize: [3, 1024, 1024], numClasses: 0 });
     // the 224 variant's structure, at a small width
     const m = createModel('samvit_base_patch16_224', { embedDim: 32, depth: 3, numHeads: 2, globalAttnIndexes: [2] });
@@ -163,9 +178,13 @@ describe('ViTDet checkpoints, variants and errors', () => {
   it('rejects bad configs and inputs with clear errors', () => {
     const base = { imgSize: 64, patchSize: 8, embedDim: 32, depth: 3, numHeads: 2, windowSize: 4, globalAttnIndexes: [2], neckChans: 16 };
     expect(() => vitDet({ ...base, numHeads: 3 })).toThrow(/numHeads 3 does not divide embedDim 32/);
-    expect(() => vitDet({ ...base, globalAttnIndexes: [3] })).toThrow(/globalAttnIndexes entry 3 is out of range: expected block indices 0..2/);
+    expect(() => vitDet({ ...base, globalAttnIndexes: [3] })).toThrow(
+      /globalAttnIndexes entry 3 is out of range: expected block indices 0..2/,
+    );
     expect(() => vitDet({ ...base, globalAttnIndexes: [-1] })).toThrow(/entry -1 is out of range/);
-    expect(() => vitDet({ ...base, windowSize: 16, windowPadding: false })).toThrow(/windowSize 16 is larger than the token grid 8x8.*windowPadding is false/);
+    expect(() => vitDet({ ...base, windowSize: 16, windowPadding: false })).toThrow(
+      /windowSize 16 is larger than the token grid 8x8.*windowPadding is false/,
+    );
     expect(() => vitDet({ ...base, windowSize: 3, windowPadding: false })).toThrow(/windowSize 3 does not divide the token grid 8x8/);
     expect(() => vitDet({ ...base, windowSize: -2 })).toThrow(/windowSize must be a non-negative integer/);
     expect(() => vitDet({ ...base, imgSize: 60 })).toThrow(/imgSize 60 is not a positive multiple of patchSize 8/);

@@ -51,10 +51,16 @@ let proj: string;
 /** `cmd args` in `cwd`, its output returned; a failure throws with stdout and stderr. */
 function sh(cmd: string, args: string[], cwd: string, timeout = 300_000): string {
   try {
-    return execFileSync(cmd, args, { cwd, encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    return execFileSync(cmd, args, {
+      cwd,
+      encoding: 'utf8',
+      timeout,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
   } catch (e) {
     const x = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${x.message}\n${x.stdout ?? ''}\n${x.stderr ?? ''}`);
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${x.message}\n${x.stdout ?? ''}\n${x.stderr ?? ''}`, { cause: e });
   }
 }
 
@@ -68,11 +74,15 @@ beforeAll(() => {
   proj = join(tmp, 'proj');
   mkdirSync(join(proj, 'node_modules'), { recursive: true });
   // what `npm init -y` writes (npm 10+): CommonJS by default
-  writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'proj', version: '1.0.0', main: 'index.js', type: 'commonjs', license: 'ISC' }, null, 2));
+  writeFileSync(
+    join(proj, 'package.json'),
+    JSON.stringify({ name: 'proj', version: '1.0.0', main: 'index.js', type: 'commonjs', license: 'ISC' }, null, 2),
+  );
   sh('tar', ['xzf', join(tmp, packed[0].filename), '-C', join(proj, 'node_modules')], tmp);
   sh('mv', [join(proj, 'node_modules', 'package'), join(proj, 'node_modules', 'visbackbones')], tmp);
   // the installed peer and dependencies: this checkout's (offline)
-  for (const scope of ['@tensorflow', '@huggingface']) symlinkSync(join(ROOT, 'node_modules', scope), join(proj, 'node_modules', scope), 'dir');
+  for (const scope of ['@tensorflow', '@huggingface'])
+    symlinkSync(join(ROOT, 'node_modules', scope), join(proj, 'node_modules', scope), 'dir');
   console.log(`packaging: build ${(tBuild / 1000).toFixed(1)} s, pack + install ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }, 660_000);
 
@@ -83,7 +93,16 @@ afterAll(() => {
 describe('the packed package', () => {
   it('ships the built entry points, the browser build and the kernels; no sources or tests', () => {
     const pkgDir = join(proj, 'node_modules', 'visbackbones');
-    for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/browser/index.js', 'dist/cli.js', 'dist/kernels.wasm', 'bin/visbackbones.js', 'README.md']) {
+    for (const f of [
+      'dist/index.js',
+      'dist/index.cjs',
+      'dist/index.d.ts',
+      'dist/browser/index.js',
+      'dist/cli.js',
+      'dist/kernels.wasm',
+      'bin/visbackbones.js',
+      'README.md',
+    ]) {
       expect(existsSync(join(pkgDir, f)), f).toBe(true);
     }
     expect(existsSync(join(pkgDir, 'src'))).toBe(false);
@@ -100,66 +119,103 @@ describe('the packed package', () => {
     const mts = sh(process.execPath, [tsx, 'quickstart.mts'], proj, 120_000);
     expect(mts).toMatch(/\[ 1, 10 \]/);
     // and the TypeScript one type-checks against the published .d.ts, as a user's tsc would see it
-    writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true }, files: ['quickstart.mts'] }));
+    writeFileSync(
+      join(proj, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+        },
+        files: ['quickstart.mts'],
+      }),
+    );
     sh(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], proj, 240_000);
   }, 600_000);
 
   it('a browser entry bundles with esbuild without flags or warnings', async () => {
     writeFileSync(join(proj, 'entry.js'), BROWSER_ENTRY);
     const esbuild = await import('esbuild');
-    const r = await esbuild.build({ entryPoints: [join(proj, 'entry.js')], bundle: true, outfile: join(proj, 'esbuild', 'app.js'), absWorkingDir: proj, logLevel: 'silent' });
+    const r = await esbuild.build({
+      entryPoints: [join(proj, 'entry.js')],
+      bundle: true,
+      outfile: join(proj, 'esbuild', 'app.js'),
+      absWorkingDir: proj,
+      logLevel: 'silent',
+    });
     expect(r.errors).toEqual([]);
     expect(r.warnings.map((w) => `${w.text} (${w.location?.file}:${w.location?.line})`)).toEqual([]);
-    writeFileSync(join(proj, 'esbuild', 'index.html'), '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><script src="app.js"></script></body></html>');
+    writeFileSync(
+      join(proj, 'esbuild', 'index.html'),
+      '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><script src="app.js"></script></body></html>',
+    );
   }, 120_000);
 
   it('a browser entry bundles with Vite without warnings', async () => {
-    writeFileSync(join(proj, 'index.html'), '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><script type="module" src="./entry.js"></script></body></html>');
+    writeFileSync(
+      join(proj, 'index.html'),
+      '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><script type="module" src="./entry.js"></script></body></html>',
+    );
     const { build, createLogger } = await import('vite');
     const logger = createLogger('warn', { allowClearScreen: false });
     const warnings: string[] = [];
     logger.warn = (msg) => warnings.push(msg);
     logger.warnOnce = (msg) => warnings.push(msg);
-    await build({ root: proj, configFile: false, logLevel: 'warn', customLogger: logger, build: { outDir: join(proj, 'vite'), emptyOutDir: true, chunkSizeWarningLimit: 1e9 } });
+    await build({
+      root: proj,
+      configFile: false,
+      logLevel: 'warn',
+      customLogger: logger,
+      build: { outDir: join(proj, 'vite'), emptyOutDir: true, chunkSizeWarningLimit: 1e9 },
+    });
     expect(warnings).toEqual([]);
   }, 240_000);
 
-  describe.skipIf(!HAVE_CHROMIUM)(`the bundles in headless Chromium (${HAVE_CHROMIUM ? CHROMIUM : `skipped: ${CHROMIUM} not found`})`, () => {
-    let server: Server;
-    let base: string;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    let browser: any;
-    beforeAll(async () => {
-      server = await serve([
-        ['/esbuild/', join(proj, 'esbuild')],
-        // Vite's default base is '/': its page is served at the root
-        ['/', join(proj, 'vite')],
-      ]);
-      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const { chromium } = await import('playwright-core');
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
-    }, 120_000);
-    afterAll(async () => {
-      await browser?.close();
-      await new Promise((r) => (server ? server.close(r) : r(null)));
-    });
+  describe.skipIf(!HAVE_CHROMIUM)(
+    `the bundles in headless Chromium (${HAVE_CHROMIUM ? CHROMIUM : `skipped: ${CHROMIUM} not found`})`,
+    () => {
+      let server: Server;
+      let base: string;
+      let browser: any;
+      beforeAll(async () => {
+        server = await serve([
+          ['/esbuild/', join(proj, 'esbuild')],
+          // Vite's default base is '/': its page is served at the root
+          ['/', join(proj, 'vite')],
+        ]);
+        base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        const { chromium } = await import('playwright-core');
+        browser = await chromium.launch({
+          executablePath: CHROMIUM,
+          headless: true,
+          args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+        });
+      }, 120_000);
+      afterAll(async () => {
+        await browser?.close();
+        await new Promise((r) => (server ? server.close(r) : r(null)));
+      });
 
-    for (const bundler of ['esbuild', 'vite']) {
-      it(`${bundler}: builds a tiny model and gets logits`, async () => {
-        const page = await browser.newPage();
-        const errors: string[] = [];
-        page.on('pageerror', (e: Error) => errors.push(e.message));
-        page.on('console', (m: { type(): string; text(): string }) => m.type() === 'error' && errors.push(m.text()));
-        await page.goto(bundler === 'vite' ? `${base}/index.html` : `${base}/${bundler}/index.html`);
-        await page.waitForFunction(() => document.body.dataset.status === 'done', null, { timeout: 60_000 });
-        const result = await page.evaluate(() => (window as unknown as { __vb: Record<string, unknown> }).__vb);
-        expect(result.error, errors.join('\n')).toBeUndefined();
-        expect(result.shape).toEqual([1, 10]);
-        expect(result.finite).toBe(true);
-        expect(result.spread as number).toBeGreaterThan(0);
-        expect(errors).toEqual([]);
-        await page.close();
-      }, 180_000);
-    }
-  });
+      for (const bundler of ['esbuild', 'vite']) {
+        it(`${bundler}: builds a tiny model and gets logits`, async () => {
+          const page = await browser.newPage();
+          const errors: string[] = [];
+          page.on('pageerror', (e: Error) => errors.push(e.message));
+          page.on('console', (m: { type(): string; text(): string }) => m.type() === 'error' && errors.push(m.text()));
+          await page.goto(bundler === 'vite' ? `${base}/index.html` : `${base}/${bundler}/index.html`);
+          await page.waitForFunction(() => document.body.dataset.status === 'done', null, { timeout: 60_000 });
+          const result = await page.evaluate(() => (window as unknown as { __vb: Record<string, unknown> }).__vb);
+          expect(result.error, errors.join('\n')).toBeUndefined();
+          expect(result.shape).toEqual([1, 10]);
+          expect(result.finite).toBe(true);
+          expect(result.spread as number).toBeGreaterThan(0);
+          expect(errors).toEqual([]);
+          await page.close();
+        }, 180_000);
+      }
+    },
+  );
 });

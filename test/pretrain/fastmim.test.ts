@@ -45,7 +45,8 @@ for (const backend of BACKENDS) {
         for (let i = 0; i < 4; i++)
           for (let j = 0; j < 4; j++)
             for (let k = 0; k < 27; k++)
-              for (let r = 0; r < 2; r++) for (let c = 0; c < 2; c++) expect(v[n][i * 4 + j][k * 4 + r * 2 + c]).toBe(hog[n][i * 2 + r][j * 2 + c][k]);
+              for (let r = 0; r < 2; r++)
+                for (let c = 0; c < 2; c++) expect(v[n][i * 4 + j][k * 4 + r * 2 + c]).toBe(hog[n][i * 2 + r][j * 2 + c][k]);
       tf.dispose([x, t]);
       model.dispose();
     });
@@ -54,7 +55,14 @@ for (const backend of BACKENDS) {
       it(`${fam.name}: masked blocks are replaced in pixel space; gradients everywhere; 30 steps lower the loss; no leak`, () => {
         const model = seeded(21, () => fastmim(fam.build(), DECODER));
         const names = model.namedParameters().map(([n]) => n);
-        for (const k of ['mask_token', 'decoder_embed.weight', 'decoder_blocks.0.attn.qkv.weight', 'decoder_norm.weight', 'decoder_pred.weight']) expect(names).toContain(k);
+        for (const k of [
+          'mask_token',
+          'decoder_embed.weight',
+          'decoder_blocks.0.attn.qkv.weight',
+          'decoder_norm.weight',
+          'decoder_pred.weight',
+        ])
+          expect(names).toContain(k);
         const x = smoothImages(2, 32, 3);
         const x2 = smoothImages(2, 32, 4);
         const all = tf.ones([2, 4, 4]);
@@ -86,7 +94,9 @@ for (const backend of BACKENDS) {
         const infos = trainer.fit(tensorDataset(data), { epochs: 30, batchSize: 2, maxSteps: 30 });
         expect(new Set(counts.slice(1)).size).toBe(1);
         const { first, last } = firstLast(infos);
-        console.log(`FastMIM ${fam.name} [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`);
+        console.log(
+          `FastMIM ${fam.name} [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`,
+        );
         // margin: the mean loss of the last 5 steps is at most 80% of the first 5
         expect(last).toBeLessThan(0.8 * first);
         tf.dispose(data);
@@ -120,12 +130,16 @@ for (const backend of BACKENDS) {
     });
 
     it('clear errors: HOG pool vs stride, mask grid, image size, classifier', () => {
-      expect(() => fastmim(swin(TINY_SWIN), { ...DECODER, hogPool: 16 })).toThrow(/encoder stride 8 is not divisible by the HOG pool size 16/);
+      expect(() => fastmim(swin(TINY_SWIN), { ...DECODER, hogPool: 16 })).toThrow(
+        /encoder stride 8 is not divisible by the HOG pool size 16/,
+      );
       expect(() => fastmim(vit({ ...TINY_VIT, numClasses: 3 }), DECODER)).toThrow(/numClasses: 0/);
       const model = fastmim(swin(TINY_SWIN), DECODER);
       const x = tf.zeros([2, 32, 32, 3]);
       const bad = tf.zeros([2, 8, 8]);
-      expect(() => model.forward(x, { mask: bad })).toThrow(/expected a mask \[2, 4, 4\] \(image 32x32 \/ stride 8\), got shape \[2, 8, 8\]/);
+      expect(() => model.forward(x, { mask: bad })).toThrow(
+        /expected a mask \[2, 4, 4\] \(image 32x32 \/ stride 8\), got shape \[2, 8, 8\]/,
+      );
       const x36 = tf.zeros([2, 36, 36, 3]);
       expect(() => model.forward(x36, { mask: bad })).toThrow(/36x36 is not divisible by the encoder stride 8/);
       tf.dispose([x, bad, x36]);

@@ -39,7 +39,10 @@ for (const backend of BACKENDS) {
       const atRemoved = tf.tidy(() => tf.max(tf.abs(tf.mul(a, mask.expandDims(-1)))).dataSync()[0]);
       expect(atRemoved).toBe(0);
       // control: without the masking the same perturbation leaks into the visible features
-      const leak = maxAbsDiff(tf.tidy(() => tf.mul(model.backbone.forwardFeatures(x), tf.sub(1, mask.expandDims(-1)))), tf.tidy(() => tf.mul(model.backbone.forwardFeatures(x2), tf.sub(1, mask.expandDims(-1)))));
+      const leak = maxAbsDiff(
+        tf.tidy(() => tf.mul(model.backbone.forwardFeatures(x), tf.sub(1, mask.expandDims(-1)))),
+        tf.tidy(() => tf.mul(model.backbone.forwardFeatures(x2), tf.sub(1, mask.expandDims(-1)))),
+      );
       expect(leak).toBeGreaterThan(1e-4);
       const pred = model.forward(x, { mask });
       expect(pred.shape).toEqual([2, 4, 4, 8 * 8 * 3]);
@@ -52,7 +55,15 @@ for (const backend of BACKENDS) {
       // check below) the removed patches of tiny random images stay at the zero-prediction baseline for many more steps
       const model = seeded(42, () => fcmae(convnextV2(TINY_CNX), { ...DECODER, normPixLoss: false }));
       const names = model.namedParameters().map(([n]) => n);
-      for (const k of ['proj.weight', 'mask_token', 'decoder.0.conv_dw.weight', 'decoder.0.mlp.grn.weight', 'pred.weight', 'encoder.stem.0.weight']) expect(names).toContain(k);
+      for (const k of [
+        'proj.weight',
+        'mask_token',
+        'decoder.0.conv_dw.weight',
+        'decoder.0.mlp.grn.weight',
+        'pred.weight',
+        'encoder.stem.0.weight',
+      ])
+        expect(names).toContain(k);
       // images smooth at the scale of the 8 px patches (16 px noise cells), so removed patches are predictable from their neighbours
       const data = smoothImages(8, 32, 4, 3, 16);
       const batch = tf.tidy(() => data.slice([0, 0, 0, 0], [2, -1, -1, -1]));
@@ -75,7 +86,9 @@ for (const backend of BACKENDS) {
       const infos = trainer.fit(tensorDataset(data), { epochs: 30, batchSize: 2, maxSteps: 30 });
       expect(new Set(counts.slice(1)).size).toBe(1);
       const { first, last } = firstLast(infos);
-      console.log(`FCMAE convnextv2 [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`);
+      console.log(
+        `FCMAE convnextv2 [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`,
+      );
       // margin: the mean loss of the last 5 steps is at most 80% of the first 5 (measured ~0.66)
       expect(last).toBeLessThan(0.8 * first);
       tf.dispose(data);
@@ -88,7 +101,9 @@ for (const backend of BACKENDS) {
       const model = fcmae(convnextV2(TINY_CNX), DECODER);
       const x = tf.zeros([2, 32, 32, 3]);
       const bad = tf.zeros([2, 2, 2]);
-      expect(() => model.forward(x, { mask: bad })).toThrow(/expected a mask \[2, 4, 4\] \(image 32x32 \/ stride 8\), got shape \[2, 2, 2\]/);
+      expect(() => model.forward(x, { mask: bad })).toThrow(
+        /expected a mask \[2, 4, 4\] \(image 32x32 \/ stride 8\), got shape \[2, 2, 2\]/,
+      );
       const x36 = tf.zeros([2, 36, 36, 3]);
       expect(() => model.forward(x36, { mask: bad })).toThrow(/36x36 is not divisible by the encoder stride 8/);
       tf.dispose([x, bad, x36]);

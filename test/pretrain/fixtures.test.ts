@@ -67,7 +67,11 @@ for (const backend of BACKENDS) {
       // the mask grid is the (1, L, 1) mask, row-major
       expectClose(errs, 'mask', grid.reshape([1, -1, 1]), fx.io.mask, fx);
       // per-stage nearest-upsampled copies (strides 4, 8, 16 for stride 32)
-      for (const [name, f] of [['mask_s1', 8], ['mask_s2', 4], ['mask_s3', 2]] as const) {
+      for (const [name, f] of [
+        ['mask_s1', 8],
+        ['mask_s2', 4],
+        ['mask_s3', 2],
+      ] as const) {
         const up = repeatMask(grid, f);
         expectClose(errs, name, up.reshape([1, -1, 1]), fx.io[name], fx);
         up.dispose();

@@ -9,19 +9,25 @@ import { simmimLoss } from '../../src/pretrain/simmimLoss.js';
 describe('pretraining losses reject wrong shapes with clear errors', () => {
   const x = tf.zeros([2, 64, 64, 3]);
   it('simmimLoss', () => {
-    expect(() => simmimLoss(x, tf.zeros([2, 64, 64, 1]), tf.zeros([2, 16, 16]), { patchSize: 4 })).toThrow(/reconstruction shape \[2, 64, 64, 1\] differs/);
+    expect(() => simmimLoss(x, tf.zeros([2, 64, 64, 1]), tf.zeros([2, 16, 16]), { patchSize: 4 })).toThrow(
+      /reconstruction shape \[2, 64, 64, 1\] differs/,
+    );
     expect(() => simmimLoss(x, x, tf.zeros([2, 8, 8]), { patchSize: 4 })).toThrow(/expected a mask \[2, 16, 16\]/);
     expect(() => simmimLoss(x, x, tf.zeros([2, 16, 16]), { patchSize: 5 })).toThrow(/64x64 is not divisible by patchSize 5/);
   });
   it('mixmimLoss', () => {
     const odd = tf.zeros([3, 64, 64, 3]);
     expect(() => mixmimLoss(odd, tf.zeros([6, 4, 3072]), tf.zeros([2, 2]), { patchSize: 32 })).toThrow(/batch must be even .* B = 3/);
-    expect(() => mixmimLoss(x, tf.zeros([2, 4, 3072]), tf.zeros([2, 2]), { patchSize: 32 })).toThrow(/expected a reconstruction \[4, 4, 3072\]/);
+    expect(() => mixmimLoss(x, tf.zeros([2, 4, 3072]), tf.zeros([2, 2]), { patchSize: 32 })).toThrow(
+      /expected a reconstruction \[4, 4, 3072\]/,
+    );
     expect(() => mixmimLoss(x, tf.zeros([4, 4, 3072]), tf.zeros([4, 4]), { patchSize: 32 })).toThrow(/batch-shared mask \[2, 2\]/);
     odd.dispose();
   });
   it('fcmaeLoss', () => {
-    expect(() => fcmaeLoss(x, tf.zeros([2, 4, 100]), tf.zeros([2, 2, 2]), { patchSize: 32 })).toThrow(/expected a prediction \[2, 4, 3072\]/);
+    expect(() => fcmaeLoss(x, tf.zeros([2, 4, 100]), tf.zeros([2, 2, 2]), { patchSize: 32 })).toThrow(
+      /expected a prediction \[2, 4, 3072\]/,
+    );
     expect(() => fcmaeLoss(x, tf.zeros([2, 4, 3072]), tf.zeros([2, 4]), { patchSize: 32 })).toThrow(/expected a mask \[2, 2, 2\]/);
     expect(() => fcmaeLoss(x, tf.zeros([2, 4, 3072]), tf.zeros([2, 2, 2]), { patchSize: 0 })).toThrow(VisBackbonesError);
   });

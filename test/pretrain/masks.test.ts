@@ -82,8 +82,12 @@ for (const backend of BACKENDS) {
     });
 
     it('simmimMask rejects bad geometry with clear errors', () => {
-      expect(() => simmimMask({ inputSize: 190, maskPatchSize: 32, modelPatchSize: 4, maskRatio: 0.6 })).toThrow(/inputSize 190 is not divisible by maskPatchSize 32/);
-      expect(() => simmimMask({ inputSize: 192, maskPatchSize: 32, modelPatchSize: 5, maskRatio: 0.6 })).toThrow(/maskPatchSize 32 is not divisible by modelPatchSize 5/);
+      expect(() => simmimMask({ inputSize: 190, maskPatchSize: 32, modelPatchSize: 4, maskRatio: 0.6 })).toThrow(
+        /inputSize 190 is not divisible by maskPatchSize 32/,
+      );
+      expect(() => simmimMask({ inputSize: 192, maskPatchSize: 32, modelPatchSize: 5, maskRatio: 0.6 })).toThrow(
+        /maskPatchSize 32 is not divisible by modelPatchSize 5/,
+      );
       expect(() => simmimMask({ inputSize: 192, maskPatchSize: 32, modelPatchSize: 4, maskRatio: 1.2 })).toThrow(VisBackbonesError);
     });
 
@@ -115,7 +119,9 @@ for (const backend of BACKENDS) {
       for (const s of v) expect(sum(s.flat())).toBe(49 - Math.floor(49 * 0.4));
       expect(new Set(v.map((s) => s.flat().join(''))).size).toBeGreaterThan(1);
       m.dispose();
-      expect(() => fcmaeMask({ batch: 1, inputSize: 100, patchSize: 32, maskRatio: 0.6 })).toThrow(/100x100 is not divisible by the mask patchSize 32/);
+      expect(() => fcmaeMask({ batch: 1, inputSize: 100, patchSize: 32, maskRatio: 0.6 })).toThrow(
+        /100x100 is not divisible by the mask patchSize 32/,
+      );
     });
 
     it('mixmimMask: one batch-shared mask with nearest upsampled per-stage copies', () => {
@@ -123,7 +129,12 @@ for (const backend of BACKENDS) {
       const m = mixmimMask({ inputSize: 128, encoderStride: 32, numStages: 4, maskRatio: 0.5, seed: 2 });
       expect(m.mask.shape).toEqual([4, 4]);
       expect(sum(m.mask.dataSync())).toBe(8);
-      expect(m.stageMasks.map((s) => s.shape)).toEqual([[32, 32], [16, 16], [8, 8], [4, 4]]);
+      expect(m.stageMasks.map((s) => s.shape)).toEqual([
+        [32, 32],
+        [16, 16],
+        [8, 8],
+        [4, 4],
+      ]);
       const g = m.mask.arraySync();
       m.stageMasks.forEach((s, i) => {
         const f = 2 ** (3 - i);
@@ -132,7 +143,9 @@ for (const backend of BACKENDS) {
       });
       disposeMixMIMMask(m);
       expect(tf.memory().numTensors).toBe(before);
-      expect(() => mixmimMask({ inputSize: 100, encoderStride: 32, numStages: 4, maskRatio: 0.5 })).toThrow(/not divisible by the encoder stride 32/);
+      expect(() => mixmimMask({ inputSize: 100, encoderStride: 32, numStages: 4, maskRatio: 0.5 })).toThrow(
+        /not divisible by the encoder stride 32/,
+      );
     });
 
     it('blockMask: BEiT block masking never exceeds the target and masks rectangles', () => {

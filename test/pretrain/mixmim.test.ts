@@ -50,7 +50,9 @@ for (const backend of BACKENDS) {
         expect(maxDiffWhere(z, zp, fromB)).toBeGreaterThan(1e-3);
         // control: the same mixing without the per-image attention masks leaks image 3 into image 0's tokens
         const leak = (t: tf.Tensor) =>
-          model.encoder.forward(t, { embedHook: (e) => tf.add(mixWithPartner(e, mask.stageMasks[0]), model.absolutePosEmbed.value.reshape([1, 8, 8, -1])) });
+          model.encoder.forward(t, {
+            embedHook: (e) => tf.add(mixWithPartner(e, mask.stageMasks[0]), model.absolutePosEmbed.value.reshape([1, 8, 8, -1])),
+          });
         const l0 = leak(x);
         const l1 = leak(xp);
         expect(maxDiffWhere(l0, l1, fromA)).toBeGreaterThan(1e-3);
@@ -66,9 +68,22 @@ for (const backend of BACKENDS) {
         // gradient checks) a model this small needs far more than 30 steps to beat the zero-prediction baseline
         const model = seeded(13, () => mixmim(fam.build(TINY_SWIN), { ...DECODER, normPixLoss: false }));
         const names = model.namedParameters().map(([n]) => n);
-        for (const k of ['absolute_pos_embed', 'mask_token', 'decoder_pos_embed', 'decoder_embed.weight', 'decoder_blocks.0.attn.qkv.weight', 'decoder_norm.weight', 'decoder_pred.weight', 'encoder.layers.1.downsample.reduction.weight']) expect(names).toContain(k);
+        for (const k of [
+          'absolute_pos_embed',
+          'mask_token',
+          'decoder_pos_embed',
+          'decoder_embed.weight',
+          'decoder_blocks.0.attn.qkv.weight',
+          'decoder_norm.weight',
+          'decoder_pred.weight',
+          'encoder.layers.1.downsample.reduction.weight',
+        ])
+          expect(names).toContain(k);
         // the position embeddings are frozen, everything else trains
-        const frozen = model.namedParameters().filter(([, p]) => !p.trainable).map(([n]) => n);
+        const frozen = model
+          .namedParameters()
+          .filter(([, p]) => !p.trainable)
+          .map(([n]) => n);
         expect(frozen.sort()).toEqual(['absolute_pos_embed', 'decoder_pos_embed']);
         const data = smoothImages(8, 32, 14);
         const mask = model.generateMask(1);
@@ -98,7 +113,9 @@ for (const backend of BACKENDS) {
         const infos = trainer.fit(tensorDataset(data), { epochs: 30, batchSize: 2, maxSteps: 30 });
         expect(new Set(counts.slice(1)).size).toBe(1);
         const { first, last } = firstLast(infos);
-        console.log(`MixMIM ${fam.name} [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`);
+        console.log(
+          `MixMIM ${fam.name} [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`,
+        );
         // margin: the mean loss of the last 5 steps is at most 80% of the first 5 (measured ~0.58)
         expect(last).toBeLessThan(0.8 * first);
         tf.dispose(data);
@@ -116,7 +133,10 @@ for (const backend of BACKENDS) {
       const big = tf.zeros([2, 64, 64, 3]);
       expect(() => model.forward(big, { mask })).toThrow(/expects 32x32 images/);
       const x = tf.zeros([2, 32, 32, 3]);
-      const wrong = { mask: tf.zeros([2, 2]) as tf.Tensor2D, stageMasks: [tf.zeros([4, 4]) as tf.Tensor2D, tf.zeros([2, 2]) as tf.Tensor2D] };
+      const wrong = {
+        mask: tf.zeros([2, 2]) as tf.Tensor2D,
+        stageMasks: [tf.zeros([4, 4]) as tf.Tensor2D, tf.zeros([2, 2]) as tf.Tensor2D],
+      };
       expect(() => model.forward(x, { mask: wrong })).toThrow(/mask grid \[4, 4\] at stride 8, got \[2, 2\]/);
       tf.dispose([odd, big, x, wrong.mask, ...wrong.stageMasks]);
       disposeMixMIMMask(mask);

@@ -98,7 +98,12 @@ for (const backend of BACKENDS) {
       const std = 4;
       const g = Array.from({ length: 8 }, (_, i) => Math.exp(-0.5 * ((i - 3.5) / std) ** 2));
       const s = g.reduce((a, b) => a + b, 0) ** 2;
-      for (const [i, j] of [[0, 0], [3, 4], [9, 15], [12, 7]]) {
+      for (const [i, j] of [
+        [0, 0],
+        [3, 4],
+        [9, 15],
+        [12, 7],
+      ]) {
         const k = (g[i % 8] * g[j % 8]) / s;
         expect(wv[i][j][1]).toBeCloseTo(r[i][j][1] * k, 5);
       }

@@ -32,7 +32,8 @@ for (const backend of BACKENDS) {
           for (let ww = 0; ww < w; ww++)
             for (let i = 0; i < r; i++)
               for (let j = 0; j < r; j++)
-                for (let cc = 0; cc < c; cc++) expect(v[n][hh * r + i][ww * r + j][cc]).toBe(data[((n * h + hh) * w + ww) * c * r * r + cc * r * r + i * r + j]);
+                for (let cc = 0; cc < c; cc++)
+                  expect(v[n][hh * r + i][ww * r + j][cc]).toBe(data[((n * h + hh) * w + ww) * c * r * r + cc * r * r + i * r + j]);
       y.dispose();
     });
 
@@ -112,7 +113,9 @@ for (const backend of BACKENDS) {
         // no tensor leak per step (the optimizer moments are created on the first step)
         expect(new Set(counts.slice(1)).size).toBe(1);
         const { first, last } = firstLast(infos);
-        console.log(`SimMIM ${fam.name} [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`);
+        console.log(
+          `SimMIM ${fam.name} [${backend}] loss first5 ${first.toFixed(4)} last5 ${last.toFixed(4)} ratio ${(last / first).toFixed(3)}`,
+        );
         // margin: the mean loss of the last 5 steps is at most 80% of the first 5 (measured ~0.68-0.70)
         expect(last).toBeLessThan(0.8 * first);
         tf.dispose(data);
@@ -126,7 +129,9 @@ for (const backend of BACKENDS) {
       const model = simmim(swinV2(TINY_SWIN));
       const x = tf.zeros([2, 32, 32, 3]);
       const bad = tf.zeros([2, 4, 4]);
-      expect(() => model.forward(x, { mask: bad })).toThrow(/expected a mask \[2, 8, 8\] \(image 32x32 \/ patch 4\), got shape \[2, 4, 4\]/);
+      expect(() => model.forward(x, { mask: bad })).toThrow(
+        /expected a mask \[2, 8, 8\] \(image 32x32 \/ patch 4\), got shape \[2, 4, 4\]/,
+      );
       const x36 = tf.zeros([2, 36, 36, 3]);
       expect(() => model.forward(x36, { mask: tf.zeros([2, 9, 9]) })).toThrow(/36x36 is not divisible by the encoder stride 8/);
       expect(() => model.forward(tf.zeros([2, 32, 32, 1]), { mask: tf.zeros([2, 8, 8]) })).toThrow(/expected 3 input channels/);

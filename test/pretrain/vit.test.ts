@@ -94,8 +94,22 @@ for (const backend of BACKENDS) {
       const teacher = vitTeacher(teacherModel);
       const model = seeded(35, () => milan(vit(TINY_VIT), MILAN_DEC));
       const names = model.namedParameters().map(([n]) => n);
-      for (const k of ['decoder_embed.weight', 'mask_token', 'decoder_pos_embed', 'decoder_blocks.0.attn.q.weight', 'decoder_blocks.0.attn.kv.weight', 'decoder_pred.weight', 'encoder.cls_token']) expect(names).toContain(k);
-      expect(model.namedParameters().filter(([, p]) => !p.trainable).map(([n]) => n)).toEqual(['decoder_pos_embed']);
+      for (const k of [
+        'decoder_embed.weight',
+        'mask_token',
+        'decoder_pos_embed',
+        'decoder_blocks.0.attn.q.weight',
+        'decoder_blocks.0.attn.kv.weight',
+        'decoder_pred.weight',
+        'encoder.cls_token',
+      ])
+        expect(names).toContain(k);
+      expect(
+        model
+          .namedParameters()
+          .filter(([, p]) => !p.trainable)
+          .map(([n]) => n),
+      ).toEqual(['decoder_pos_embed']);
       const data = smoothImages(8, 32, 7);
       const x = tf.tidy(() => data.slice([0, 0, 0, 0], [2, -1, -1, -1]));
       const t = teacher(x);

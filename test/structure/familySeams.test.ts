@@ -32,7 +32,9 @@ function familyNamesByFolder(): Map<string, Set<string>> {
   for (const n of listModels()) {
     const fam = getModelEntry(n).family;
     for (const [folder, set] of byFolder) {
-      const src = files(join(ROOT, 'src', 'models', folder)).map((f) => readFileSync(f, 'utf8')).join('\n');
+      const src = files(join(ROOT, 'src', 'models', folder))
+        .map((f) => readFileSync(f, 'utf8'))
+        .join('\n');
       if (src.includes(`name: '${fam}'`)) set.add(fam);
     }
   }
@@ -41,7 +43,9 @@ function familyNamesByFolder(): Map<string, Set<string>> {
 
 describe('family seams', () => {
   const shared = [
-    ...files(join(ROOT, 'src')).filter((f) => !f.startsWith(join(ROOT, 'src', 'pretrain') + sep) && !f.startsWith(join(ROOT, 'src', 'tasks') + sep)),
+    ...files(join(ROOT, 'src')).filter(
+      (f) => !f.startsWith(join(ROOT, 'src', 'pretrain') + sep) && !f.startsWith(join(ROOT, 'src', 'tasks') + sep),
+    ),
     ...files(join(ROOT, 'test', 'helpers')),
     ...files(join(ROOT, 'gpu')),
     ...files(join(ROOT, 'bench')).filter((f) => !f.startsWith(join(ROOT, 'bench', 'suites') + sep)),
@@ -59,7 +63,10 @@ describe('family seams', () => {
         const literal = [...names].some((n) => text.includes(`'${n}'`));
         if (importRe.test(text) || literal) naming.push(relative(ROOT, f));
       }
-      expect(naming.filter((f) => f !== join('src', 'index.ts')), `files naming ${folder}: ${naming.join(', ')}`).toEqual([]);
+      expect(
+        naming.filter((f) => f !== join('src', 'index.ts')),
+        `files naming ${folder}: ${naming.join(', ')}`,
+      ).toEqual([]);
     });
   }
 });

@@ -20,9 +20,13 @@ import { stageAdapters } from '../../src/transfer/adapter.js';
 import { freeze, freezeStages, frozenParameterNames } from '../../src/transfer/freeze.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 
-const snapshot = (m: Module) => new Map(m.namedParameters().map(([n, p]) => [n, Buffer.from((p.variable.dataSync() as Float32Array).slice().buffer)]));
+const snapshot = (m: Module) =>
+  new Map(m.namedParameters().map(([n, p]) => [n, Buffer.from((p.variable.dataSync() as Float32Array).slice().buffer)]));
 const changed = (before: Map<string, Buffer>, m: Module) =>
-  m.namedParameters().filter(([n, p]) => Buffer.compare(before.get(n)!, Buffer.from((p.variable.dataSync() as Float32Array).slice().buffer)) !== 0).map(([n]) => n);
+  m
+    .namedParameters()
+    .filter(([n, p]) => Buffer.compare(before.get(n)!, Buffer.from((p.variable.dataSync() as Float32Array).slice().buffer)) !== 0)
+    .map(([n]) => n);
 
 /** Fixed labels for a 3-class segmentation of a [2, s, s] batch, 1 pixel in 8 ignored (255). */
 function labels(s: number): tf.Tensor3D {
@@ -36,7 +40,12 @@ function labels(s: number): tf.Tensor3D {
 }
 
 /** Train `model` with Adam on the segmentation loss; returns [train losses, eval loss before, eval loss after]. */
-function train(model: AttachedModel, x: tf.Tensor, y: tf.Tensor, steps: number): { losses: number[]; evalBefore: number; evalAfter: number } {
+function train(
+  model: AttachedModel,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  steps: number,
+): { losses: number[]; evalBefore: number; evalAfter: number } {
   const evalLoss = () => tf.tidy(() => pixelCrossEntropy(model.forward(x) as tf.Tensor, y).dataSync()[0]);
   const evalBefore = evalLoss();
   const opt = tf.train.adam(0.01);
@@ -64,21 +73,42 @@ for (const backend of BACKENDS) {
 
     it('UPerNet on a frozen Swin: 20 steps, backbone bit-identical, loss falls', () => {
       manualSeed(1);
-      const b = swin({ imgSize: 32, patchSize: 4, embedDim: 8, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 });
+      const b = swin({
+        imgSize: 32,
+        patchSize: 4,
+        embedDim: 8,
+        depths: [1, 1, 1, 1],
+        numHeads: [1, 1, 2, 2],
+        windowSize: 2,
+        numClasses: 0,
+      });
       const frozen = freeze(b);
       expect(frozen.length).toBe(b.namedParameters().length);
       const model = attach(b, uperNet({ inChannels: [8, 16, 32, 64], channels: 4, numClasses: 3 }));
       const headVars = model.head.trainableVariables();
-      expect(model.trainableVariables().map((v) => v.name).sort()).toEqual(headVars.map((v) => v.name).sort());
+      expect(
+        model
+          .trainableVariables()
+          .map((v) => v.name)
+          .sort(),
+      ).toEqual(headVars.map((v) => v.name).sort());
       const bb = snapshot(b);
       const hb = snapshot(model.head);
       const x = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 2);
       const y = labels(32);
       const r = train(model, x, y, 20);
-      console.log(`[${backend}] uperNet/swin losses ${r.losses.map((l) => l.toFixed(4)).join(' ')}; eval ${r.evalBefore.toFixed(4)} -> ${r.evalAfter.toFixed(4)}`);
+      console.log(
+        `[${backend}] uperNet/swin losses ${r.losses.map((l) => l.toFixed(4)).join(' ')}; eval ${r.evalBefore.toFixed(4)} -> ${r.evalAfter.toFixed(4)}`,
+      );
       expect(changed(bb, b)).toEqual([]);
       const headChanged = changed(hb, model.head);
-      expect(headChanged.filter((n) => !/running_|num_batches/.test(n)).sort()).toEqual(model.head.namedParameters().filter(([, p]) => p.trainable).map(([n]) => n).sort());
+      expect(headChanged.filter((n) => !/running_|num_batches/.test(n)).sort()).toEqual(
+        model.head
+          .namedParameters()
+          .filter(([, p]) => p.trainable)
+          .map(([n]) => n)
+          .sort(),
+      );
       expect(r.losses[19]).toBeLessThan(r.losses[0]);
       expect(r.evalAfter).toBeLessThan(r.evalBefore);
       tf.dispose([x, y]);
@@ -87,16 +117,31 @@ for (const backend of BACKENDS) {
 
     it('simple feature pyramid + segmentation head on a frozen ViTDet: 20 steps, backbone bit-identical, loss falls', () => {
       manualSeed(2);
-      const b = vitDet({ imgSize: 32, patchSize: 16, embedDim: 16, depth: 2, numHeads: 2, windowSize: 2, globalAttnIndexes: [1], useRelPos: true, neckChans: 8, numClasses: 0 });
+      const b = vitDet({
+        imgSize: 32,
+        patchSize: 16,
+        embedDim: 16,
+        depth: 2,
+        numHeads: 2,
+        windowSize: 2,
+        globalAttnIndexes: [1],
+        useRelPos: true,
+        neckChans: 8,
+        numClasses: 0,
+      });
       freeze(b);
-      const model = attach(b, segmentationHead({ inChannels: [4, 4, 4, 4], numClasses: 3 }), { neck: simpleFeaturePyramid({ inChans: 16, outChans: 4 }) });
+      const model = attach(b, segmentationHead({ inChannels: [4, 4, 4, 4], numClasses: 3 }), {
+        neck: simpleFeaturePyramid({ inChans: 16, outChans: 4 }),
+      });
       expect(model.trainableVariables().length).toBe(model.neck!.trainableVariables().length + model.head.trainableVariables().length);
       const bb = snapshot(b);
       const nb = snapshot(model.neck!);
       const x = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 3);
       const y = labels(32);
       const r = train(model, x, y, 20);
-      console.log(`[${backend}] sfp+seg/vitdet losses ${r.losses.map((l) => l.toFixed(4)).join(' ')}; eval ${r.evalBefore.toFixed(4)} -> ${r.evalAfter.toFixed(4)}`);
+      console.log(
+        `[${backend}] sfp+seg/vitdet losses ${r.losses.map((l) => l.toFixed(4)).join(' ')}; eval ${r.evalBefore.toFixed(4)} -> ${r.evalAfter.toFixed(4)}`,
+      );
       expect(changed(bb, b)).toEqual([]);
       expect(changed(nb, model.neck!).length).toBe(model.neck!.namedParameters().length); // transposed convs, norms and convs all train
       expect(r.losses[19]).toBeLessThan(r.losses[0]);
@@ -119,12 +164,22 @@ for (const backend of BACKENDS) {
       const x = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 4);
       const y = labels(32);
       // the adapters change the features the head sees (they run inside the backbone)
-      const plain = attach(convnextV2({ dims: [8, 8, 16, 16], depths: [1, 1, 1, 1], numClasses: 0 }), segmentationHead({ inChannels: [8, 8, 16, 16], numClasses: 3 }));
+      const plain = attach(
+        convnextV2({ dims: [8, 8, 16, 16], depths: [1, 1, 1, 1], numClasses: 0 }),
+        segmentationHead({ inChannels: [8, 8, 16, 16], numClasses: 3 }),
+      );
       plain.loadStateDict(Object.fromEntries(Object.entries(model.stateDict()).filter(([k]) => !k.startsWith('adapters.'))));
       const r = train(model, x, y, 20);
-      console.log(`[${backend}] adapters/convnext losses ${r.losses.map((l) => l.toFixed(4)).join(' ')}; eval ${r.evalBefore.toFixed(4)} -> ${r.evalAfter.toFixed(4)}`);
+      console.log(
+        `[${backend}] adapters/convnext losses ${r.losses.map((l) => l.toFixed(4)).join(' ')}; eval ${r.evalBefore.toFixed(4)} -> ${r.evalAfter.toFixed(4)}`,
+      );
       expect(changed(bb, b)).toEqual([]);
-      expect(changed(ab, adapters).sort()).toEqual(adapters.namedParameters().map(([n]) => n).sort());
+      expect(changed(ab, adapters).sort()).toEqual(
+        adapters
+          .namedParameters()
+          .map(([n]) => n)
+          .sort(),
+      );
       expect(r.losses[19]).toBeLessThan(r.losses[0]);
       expect(r.evalAfter).toBeLessThan(r.evalBefore);
       // after training, the adapted model differs from the same weights without adapters
@@ -144,7 +199,15 @@ for (const backend of BACKENDS) {
 
     it('freezeStages(backbone, 2): the stem and stages 0-1 stay fixed, later stages and the head train', () => {
       manualSeed(4);
-      const b = swin({ imgSize: 32, patchSize: 4, embedDim: 8, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 });
+      const b = swin({
+        imgSize: 32,
+        patchSize: 4,
+        embedDim: 8,
+        depths: [1, 1, 1, 1],
+        numHeads: [1, 1, 2, 2],
+        windowSize: 2,
+        numClasses: 0,
+      });
       const frozen = freezeStages(b, 2);
       const names = b.namedParameters().map(([n]) => n);
       const expectFrozen = names.filter((n) => /^(patch_embed|layers\.[01])\./.test(n));
@@ -156,7 +219,11 @@ for (const backend of BACKENDS) {
       const y = tf.oneHot(tf.tensor1d([1, 3], 'int32'), 4);
       const opt = tf.train.sgd(0.1);
       for (let i = 0; i < 3; i++) {
-        const l = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.forward(x, { training: true }) as tf.Tensor) as tf.Scalar, true, model.trainableVariables())!;
+        const l = opt.minimize(
+          () => tf.losses.softmaxCrossEntropy(y, model.forward(x, { training: true }) as tf.Tensor) as tf.Scalar,
+          true,
+          model.trainableVariables(),
+        )!;
         l.dispose();
       }
       const moved = changed(before, b);

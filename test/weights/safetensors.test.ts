@@ -28,10 +28,12 @@ function expectSafetensorsError(fn: () => unknown, pattern: RegExp): void {
   expect((err as Error).message).toMatch(pattern);
 }
 
-
 describe('safetensors reader/writer', () => {
   it('round-trips float32, int32 and bool tensors with metadata', () => {
-    const a = tf.tensor([[1.5, -2], [3, 4e-8]]);
+    const a = tf.tensor([
+      [1.5, -2],
+      [3, 4e-8],
+    ]);
     const b = tf.tensor([7, -9, 2147483647], [3], 'int32');
     const c = tf.tensor([true, false, true], [3], 'bool');
     const bytes = writeSafetensors({ a, b, c }, { format: 'pt' });
@@ -80,14 +82,32 @@ describe('safetensors reader/writer', () => {
     const full = build(ok, data);
     expectSafetensorsError(() => readSafetensors(full.subarray(0, full.length - 3)), /lie outside the data section \(13 bytes\)/);
     expectSafetensorsError(
-      () => readSafetensors(build({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data)),
+      () =>
+        readSafetensors(
+          build({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data),
+        ),
       /'a' and 'b' have overlapping data_offsets/,
     );
-    expectSafetensorsError(() => readSafetensors(build({ a: { dtype: 'F32', shape: [2, 2], data_offsets: [8, 24] } }, data)), /outside the data section/);
-    expectSafetensorsError(() => readSafetensors(build({ a: { dtype: 'Q4', shape: [4], data_offsets: [0, 16] } }, data)), /unsupported dtype "Q4"/);
-    expectSafetensorsError(() => readSafetensors(build({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 16] } }, data)), /has 16 bytes but shape \[3\] of F32 needs 12/);
-    expectSafetensorsError(() => readSafetensors(build({ a: { dtype: 'F32', shape: [-1, 4], data_offsets: [0, 16] } }, data)), /invalid shape/);
-    expectSafetensorsError(() => readSafetensors(build({ a: { dtype: 'F32', shape: [4], data_offsets: [16, 0] } }, data)), /start after end/);
+    expectSafetensorsError(
+      () => readSafetensors(build({ a: { dtype: 'F32', shape: [2, 2], data_offsets: [8, 24] } }, data)),
+      /outside the data section/,
+    );
+    expectSafetensorsError(
+      () => readSafetensors(build({ a: { dtype: 'Q4', shape: [4], data_offsets: [0, 16] } }, data)),
+      /unsupported dtype "Q4"/,
+    );
+    expectSafetensorsError(
+      () => readSafetensors(build({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 16] } }, data)),
+      /has 16 bytes but shape \[3\] of F32 needs 12/,
+    );
+    expectSafetensorsError(
+      () => readSafetensors(build({ a: { dtype: 'F32', shape: [-1, 4], data_offsets: [0, 16] } }, data)),
+      /invalid shape/,
+    );
+    expectSafetensorsError(
+      () => readSafetensors(build({ a: { dtype: 'F32', shape: [4], data_offsets: [16, 0] } }, data)),
+      /start after end/,
+    );
     const notJson = build(ok, data);
     notJson[9] = 0x7b; // '{{' breaks JSON
     expectSafetensorsError(() => readSafetensors(notJson), /not valid JSON/);

@@ -17,10 +17,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 const common = [
   join(here, 'assembly', 'index.ts'),
-  '--outFile', 'out.wasm',
-  '-O3', '--noAssert', '--runtime', 'stub',
-  '--importMemory', '--initialMemory', '0', '--noExportMemory',
-  '--enable', 'simd',
+  '--outFile',
+  'out.wasm',
+  '-O3',
+  '--noAssert',
+  '--runtime',
+  'stub',
+  '--importMemory',
+  '--initialMemory',
+  '0',
+  '--noExportMemory',
+  '--enable',
+  'simd',
 ];
 const variants = {
   plain: [],
@@ -37,7 +45,11 @@ async function compile(extra) {
       if (name.endsWith('.wasm')) binary = contents;
     },
     stdout: { write() {} },
-    stderr: { write(s) { errors += s; } },
+    stderr: {
+      write(s) {
+        errors += s;
+      },
+    },
   });
   if (error || !binary) throw new Error(`asc failed: ${error ?? ''}\n${errors}`);
   return new Uint8Array(binary);

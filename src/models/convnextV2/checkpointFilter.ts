@@ -9,7 +9,10 @@ import type { Module } from '../../layers/module.js';
  * timm checkpoints pass unchanged. In both cases an MLP weight stored as a Linear `[out, in]` for a
  * 1x1-conv model (or the reverse) is reshaped to the model's layout. Returns the tensors it created.
  */
-export function convnextCheckpointFilter(sd: Record<string, tf.Tensor>, model: Module): { sd: Record<string, tf.Tensor>; created: tf.Tensor[] } {
+export function convnextCheckpointFilter(
+  sd: Record<string, tf.Tensor>,
+  model: Module,
+): { sd: Record<string, tf.Tensor>; created: tf.Tensor[] } {
   const created: tf.Tensor[] = [];
   const shapes = new Map(model.namedParameters().map(([n, p]) => [n, p.torchShape]));
   const timmLayout = 'head.norm.weight' in sd || 'norm_pre.weight' in sd || Object.keys(sd).some((k) => k.startsWith('stem.'));

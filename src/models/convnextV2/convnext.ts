@@ -43,16 +43,32 @@ export class ConvNeXtStage extends Module {
   constructor(readonly opts: ConvNeXtStageOptions) {
     super();
     this.config = { ...opts };
-    check(opts.downsample || opts.inChs === opts.outChs, () => `ConvNeXtStage: ${opts.inChs} -> ${opts.outChs} channels needs downsample: true`);
+    check(
+      opts.downsample || opts.inChs === opts.outChs,
+      () => `ConvNeXtStage: ${opts.inChs} -> ${opts.outChs} channels needs downsample: true`,
+    );
     this.downsample = opts.downsample
-      ? this.addModule('downsample', new ModuleList<Module>([new LayerNorm(opts.inChs, opts.normEps), new Conv2d(opts.inChs, opts.outChs, 2, { stride: 2, bias: opts.convBias })]))
+      ? this.addModule(
+          'downsample',
+          new ModuleList<Module>([
+            new LayerNorm(opts.inChs, opts.normEps),
+            new Conv2d(opts.inChs, opts.outChs, 2, { stride: 2, bias: opts.convBias }),
+          ]),
+        )
       : null;
     this.blocks = this.addModule('blocks', new ModuleList<ConvNeXtBlock>());
     for (let j = 0; j < opts.depth; j++) {
       this.blocks.push(
         new ConvNeXtBlock({
-          dim: opts.outChs, kernelSize: opts.kernelSize, lsInitValue: opts.lsInitValue, convMlp: opts.convMlp, convBias: opts.convBias,
-          useGrn: opts.useGrn, act: opts.act, normEps: opts.normEps, dropPath: opts.dropPath[j] ?? 0,
+          dim: opts.outChs,
+          kernelSize: opts.kernelSize,
+          lsInitValue: opts.lsInitValue,
+          convMlp: opts.convMlp,
+          convBias: opts.convBias,
+          useGrn: opts.useGrn,
+          act: opts.act,
+          normEps: opts.normEps,
+          dropPath: opts.dropPath[j] ?? 0,
         }),
       );
     }
@@ -107,7 +123,7 @@ export class ConvNeXt extends Backbone {
     this.patchSize = cfg.patchSize ?? 4;
     this.inChans = cfg.inChans ?? 3;
     const featuresOnly = cfg.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : cfg.numClasses ?? 1000;
+    this.numClasses = featuresOnly ? 0 : (cfg.numClasses ?? 1000);
     this.numFeatures = this.dims[n - 1];
     const gp = cfg.globalPool ?? 'avg';
     check(gp === 'avg' || gp === 'max' || gp === 'avgmax', () => `globalPool '${gp}' is not supported (use 'avg', 'max' or 'avgmax')`);
@@ -116,15 +132,27 @@ export class ConvNeXt extends Backbone {
 
     this.stem = this.addModule(
       'stem',
-      new ModuleList<Module>([new Conv2d(this.inChans, this.dims[0], this.patchSize, { stride: this.patchSize, bias: convBias }), new LayerNorm(this.dims[0], this.normEps)]),
+      new ModuleList<Module>([
+        new Conv2d(this.inChans, this.dims[0], this.patchSize, { stride: this.patchSize, bias: convBias }),
+        new LayerNorm(this.dims[0], this.normEps),
+      ]),
     );
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, depths);
     this.stages = this.addModule('stages', new ModuleList<ConvNeXtStage>());
     for (let i = 0; i < n; i++) {
       const st = new ConvNeXtStage({
-        inChs: i === 0 ? this.dims[0] : this.dims[i - 1], outChs: this.dims[i], depth: depths[i], downsample: i > 0, kernelSize: kernelSizes[i],
-        dropPath: dpr[i], lsInitValue: cfg.lsInitValue === undefined ? 1e-6 : cfg.lsInitValue, convMlp: cfg.convMlp ?? false, convBias,
-        useGrn: cfg.useGrn ?? false, act: cfg.actLayer ?? 'gelu', normEps: this.normEps,
+        inChs: i === 0 ? this.dims[0] : this.dims[i - 1],
+        outChs: this.dims[i],
+        depth: depths[i],
+        downsample: i > 0,
+        kernelSize: kernelSizes[i],
+        dropPath: dpr[i],
+        lsInitValue: cfg.lsInitValue === undefined ? 1e-6 : cfg.lsInitValue,
+        convMlp: cfg.convMlp ?? false,
+        convBias,
+        useGrn: cfg.useGrn ?? false,
+        act: cfg.actLayer ?? 'gelu',
+        normEps: this.normEps,
       });
       this.stages.push(st);
     }
@@ -137,14 +165,25 @@ export class ConvNeXt extends Backbone {
 
   private makeHead(numClasses: number): NormClassifierHead | ClassifierHead {
     const dropRate = (this.config.dropRate as number | undefined) ?? 0;
-    if (this.normPre) return new ClassifierHead({ inChans: this.numFeatures, numClasses, poolType: this.globalPoolType as PoolType, dropRate });
-    return new NormClassifierHead({ inChans: this.numFeatures, numClasses, poolType: this.globalPoolType, dropRate, normEps: this.normEps });
+    if (this.normPre)
+      return new ClassifierHead({ inChans: this.numFeatures, numClasses, poolType: this.globalPoolType as PoolType, dropRate });
+    return new NormClassifierHead({
+      inChans: this.numFeatures,
+      numClasses,
+      poolType: this.globalPoolType,
+      dropRate,
+      normEps: this.normEps,
+    });
   }
 
   checkInput(x: tf.Tensor): void {
     const [h, w] = this.checkImageBatch(x);
     const minSize = this.patchSize * 2 ** (this.stages.length - 1);
-    check(h >= minSize && w >= minSize, () => `input ${h}x${w} is too small: the ${this.stages.length} stages (stem stride ${this.patchSize}, then /2 per stage) need at least ${minSize}x${minSize}`);
+    check(
+      h >= minSize && w >= minSize,
+      () =>
+        `input ${h}x${w} is too small: the ${this.stages.length} stages (stem stride ${this.patchSize}, then /2 per stage) need at least ${minSize}x${minSize}`,
+    );
   }
 
   forwardFeatures(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
@@ -176,7 +215,10 @@ export class ConvNeXt extends Backbone {
   /** Replace the classifier (0 removes it); the head's norm keeps its values (timm's `head.reset`). */
   resetClassifier(numClasses: number, globalPool?: string): void {
     if (globalPool !== undefined) {
-      check(globalPool === 'avg' || globalPool === 'max' || globalPool === 'avgmax', () => `globalPool '${globalPool}' is not supported (use 'avg', 'max' or 'avgmax')`);
+      check(
+        globalPool === 'avg' || globalPool === 'max' || globalPool === 'avgmax',
+        () => `globalPool '${globalPool}' is not supported (use 'avg', 'max' or 'avgmax')`,
+      );
       this.globalPoolType = globalPool;
     }
     this.numClasses = numClasses;

@@ -42,8 +42,14 @@ export class CSWinBlock extends Module {
     const { dim } = opts;
     const eps = opts.normEps ?? 1e-5;
     this.attn = new CrossShapedAttention({
-      dim, numHeads: opts.numHeads, resolution: opts.resolution, splitSize: opts.splitSize, fullAttention: opts.lastStage,
-      qkvBias: opts.qkvBias, qkScale: opts.qkScale, attnDrop: opts.attnDrop,
+      dim,
+      numHeads: opts.numHeads,
+      resolution: opts.resolution,
+      splitSize: opts.splitSize,
+      fullAttention: opts.lastStage,
+      qkvBias: opts.qkvBias,
+      qkScale: opts.qkScale,
+      attnDrop: opts.attnDrop,
     });
     // adopt the attention's children under the official names (the block owns and disposes them)
     this.addModule('qkv', this.attn.qkv);

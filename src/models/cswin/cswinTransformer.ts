@@ -49,7 +49,10 @@ export class CSWinTransformer extends Backbone {
     const heads = Array.isArray(nh) ? nh.slice() : depth.map(() => nh);
     check(heads.length === 4, () => `numHeads must list 4 stages, got [${heads.join(', ')}]`);
     const split = cfg.splitSize ?? [3, 5, 7];
-    check(split.length >= 3, () => `splitSize must list at least 3 stripe widths (stages 1-3; the last also serves stage 4), got [${split.join(', ')}]`);
+    check(
+      split.length >= 3,
+      () => `splitSize must list at least 3 stripe widths (stages 1-3; the last also serves stage 4), got [${split.join(', ')}]`,
+    );
     const splits = [split[0], split[1], split[2], split[split.length - 1]];
     const embed = cfg.embedDim ?? 96;
     this.dims = [embed, 2 * embed, 4 * embed, 8 * embed];
@@ -57,7 +60,7 @@ export class CSWinTransformer extends Backbone {
     this.imgSize = Array.isArray(img) ? [img[0], img[1]] : [img, img];
     this.inChans = cfg.inChans ?? 3;
     const featuresOnly = cfg.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : cfg.numClasses ?? 1000;
+    this.numClasses = featuresOnly ? 0 : (cfg.numClasses ?? 1000);
     this.numFeatures = this.dims[3];
     check((cfg.globalPool ?? 'avg') === 'avg', () => `globalPool '${cfg.globalPool}' is not supported: CSWin averages the tokens ('avg')`);
 
@@ -71,7 +74,8 @@ export class CSWinTransformer extends Backbone {
       const want: [number, number] = [Math.floor(this.imgSize[0] / f), Math.floor(this.imgSize[1] / f)];
       check(
         r[0] === want[0] && r[1] === want[1] && r[0] > 0 && r[1] > 0,
-        () => `imgSize ${sizeText} does not give consistent stage resolutions: stage ${i + 1} would be ${r.join('x')} after the convolutions but ${want.join('x')} (= imgSize / ${f}); use a multiple of 32`,
+        () =>
+          `imgSize ${sizeText} does not give consistent stage resolutions: stage ${i + 1} would be ${r.join('x')} after the convolutions but ${want.join('x')} (= imgSize / ${f}); use a multiple of 32`,
       );
       this.resolutions.push(r);
       check(this.dims[i] % heads[i] === 0, () => `numHeads[${i}] = ${heads[i]} does not divide stage ${i + 1}'s width ${this.dims[i]}`);
@@ -79,11 +83,13 @@ export class CSWinTransformer extends Backbone {
       if (!full) {
         check(
           heads[i] % 2 === 0,
-          () => `numHeads[${i}] = ${heads[i]} cannot be split evenly between the vertical and horizontal stripe branches of stage ${i + 1} (needs an even count)`,
+          () =>
+            `numHeads[${i}] = ${heads[i]} cannot be split evenly between the vertical and horizontal stripe branches of stage ${i + 1} (needs an even count)`,
         );
         check(
           r[0] % splits[i] === 0 && r[1] % splits[i] === 0,
-          () => `splitSize[${i}] = ${splits[i]} does not divide stage ${i + 1}'s ${r.join('x')} token map (imgSize ${sizeText} / ${f}): stripes must tile it`,
+          () =>
+            `splitSize[${i}] = ${splits[i]} does not divide stage ${i + 1}'s ${r.join('x')} token map (imgSize ${sizeText} / ${f}): stripes must tile it`,
         );
       }
     }
@@ -91,11 +97,22 @@ export class CSWinTransformer extends Backbone {
     this.stem = this.addModule('stage1_conv_embed', new ConvTokenEmbed({ inChans: this.inChans, embedDim: embed, normEps: 1e-5 }));
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, depth);
     for (let i = 0; i < 4; i++) {
-      if (i > 0) this.merges.push(this.addModule(`merge${i}`, new ConvMerge({ dim: this.dims[i - 1], outDim: this.dims[i], normEps: 1e-5 })));
+      if (i > 0)
+        this.merges.push(this.addModule(`merge${i}`, new ConvMerge({ dim: this.dims[i - 1], outDim: this.dims[i], normEps: 1e-5 })));
       const st = new CSWinStage({
-        dim: this.dims[i], numHeads: heads[i], resolution: this.resolutions[i], splitSize: splits[i], lastStage: i === 3,
-        mlpRatio: cfg.mlpRatio ?? 4, qkvBias: cfg.qkvBias ?? true, qkScale: cfg.qkScale ?? null, drop: cfg.dropRate ?? 0,
-        attnDrop: cfg.attnDropRate ?? 0, normEps: 1e-5, depth: depth[i], dropPath: dpr[i],
+        dim: this.dims[i],
+        numHeads: heads[i],
+        resolution: this.resolutions[i],
+        splitSize: splits[i],
+        lastStage: i === 3,
+        mlpRatio: cfg.mlpRatio ?? 4,
+        qkvBias: cfg.qkvBias ?? true,
+        qkScale: cfg.qkScale ?? null,
+        drop: cfg.dropRate ?? 0,
+        attnDrop: cfg.attnDropRate ?? 0,
+        normEps: 1e-5,
+        depth: depth[i],
+        dropPath: dpr[i],
       });
       this.stages.push(this.addModule(`stage${i + 1}`, st));
     }
@@ -116,7 +133,8 @@ export class CSWinTransformer extends Backbone {
     const [h, w] = this.checkImageBatch(x);
     check(
       h === this.imgSize[0] && w === this.imgSize[1],
-      () => `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] for another size (the stripe geometry is fixed per size)`,
+      () =>
+        `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] for another size (the stripe geometry is fixed per size)`,
     );
   }
 
@@ -156,7 +174,10 @@ export class CSWinTransformer extends Backbone {
   }
 
   resetClassifier(numClasses: number, globalPool?: string): void {
-    check(globalPool === undefined || globalPool === 'avg', () => `globalPool '${globalPool}' is not supported: CSWin averages the tokens ('avg')`);
+    check(
+      globalPool === undefined || globalPool === 'avg',
+      () => `globalPool '${globalPool}' is not supported: CSWin averages the tokens ('avg')`,
+    );
     this.numClasses = numClasses;
     this.head = this.replaceModule('head', this.makeHead(numClasses));
   }

@@ -222,7 +222,8 @@ export class Eva extends Backbone {
     this.checkInput(x);
     return tf.tidy(() => {
       let y: tf.Tensor = this.embed(x, opts);
-      for (const blk of this.blocks.items) y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u) => blk.forward(u, { ...opts, rope: this.rope }));
+      for (const blk of this.blocks.items)
+        y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u) => blk.forward(u, { ...opts, rope: this.rope }));
       return (this.norm ? this.norm.forward(y) : y) as tf.Tensor3D;
     });
   }
@@ -253,7 +254,10 @@ export class Eva extends Backbone {
     return {
       numLevels: this.blocks.length,
       stem: (t) => this.embed(t, opts),
-      level: (i, y) => maybeCheckpoint(this.gradCheckpointing, opts, this.blocks.items[i], y, (u) => this.blocks.items[i].forward(u, { ...opts, rope: this.rope })),
+      level: (i, y) =>
+        maybeCheckpoint(this.gradCheckpointing, opts, this.blocks.items[i], y, (u) =>
+          this.blocks.items[i].forward(u, { ...opts, rope: this.rope }),
+        ),
       output: (_i, y) =>
         tf.tidy(() => {
           const t = opts.norm && this.norm ? this.norm.forward(y) : y;

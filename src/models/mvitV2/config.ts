@@ -86,8 +86,16 @@ export function resolveMultiScaleVitCfg(cfg: MultiScaleVitCfg = {}): ResolvedMul
   };
   const embedDim = perStage('embedDim', cfg.embedDim ?? 96);
   const numHeads = perStage('numHeads', cfg.numHeads ?? 1);
-  const strideQ: [number, number][] = cfg.strideQ ?? [[1, 1], [2, 2], [2, 2], [2, 2]];
-  check(Array.isArray(strideQ) && strideQ.length >= n, () => `cfg.strideQ needs one [sh, sw] per stage (${n}), got ${JSON.stringify(cfg.strideQ)}`);
+  const strideQ: [number, number][] = cfg.strideQ ?? [
+    [1, 1],
+    [2, 2],
+    [2, 2],
+    [2, 2],
+  ];
+  check(
+    Array.isArray(strideQ) && strideQ.length >= n,
+    () => `cfg.strideQ needs one [sh, sw] per stage (${n}), got ${JSON.stringify(cfg.strideQ)}`,
+  );
   const strideKvAdaptive: [number, number] | null = cfg.strideKvAdaptive === undefined ? [4, 4] : cfg.strideKvAdaptive;
   let strideKv: [number, number][];
   if (cfg.strideKv) strideKv = cfg.strideKv.map(pair);

@@ -146,7 +146,14 @@ export class MultiScaleVitStage extends Module {
     for (let i = 0; i < depth; i++) {
       const { depth: _depth, dropPath, ...rest } = opts;
       void _depth;
-      const blk = new MultiScaleBlock({ ...rest, dim: d, dimOut: outDims[i], featSize: size, strideQ: i === 0 ? opts.strideQ : [1, 1], dropPath: dropPath[i] ?? 0 });
+      const blk = new MultiScaleBlock({
+        ...rest,
+        dim: d,
+        dimOut: outDims[i],
+        featSize: size,
+        strideQ: i === 0 ? opts.strideQ : [1, 1],
+        dropPath: dropPath[i] ?? 0,
+      });
       this.blocks.push(blk);
       d = outDims[i];
       size = blk.outSize;

@@ -98,9 +98,12 @@ export class MultiScaleVit extends Backbone {
     this.imgSize = Array.isArray(img) ? [img[0], img[1]] : [img, img];
     this.inChans = config.inChans ?? 3;
     const featuresOnly = config.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : config.numClasses ?? 1000;
+    this.numClasses = featuresOnly ? 0 : (config.numClasses ?? 1000);
     this.globalPoolType = config.globalPool ?? (cfg.useClsToken ? 'token' : 'avg');
-    check(['avg', 'token', ''].includes(this.globalPoolType), () => `globalPool '${this.globalPoolType}' is not supported: expected 'avg', 'token' or ''`);
+    check(
+      ['avg', 'token', ''].includes(this.globalPoolType),
+      () => `globalPool '${this.globalPoolType}' is not supported: expected 'avg', 'token' or ''`,
+    );
     check(this.globalPoolType !== 'token' || cfg.useClsToken, () => "globalPool 'token' needs cfg.useClsToken = true");
 
     const nStages = cfg.depths.length;
@@ -113,12 +116,15 @@ export class MultiScaleVit extends Backbone {
     const grid: [number, number] = [this.patchEmbed.proj.outSize(ih), this.patchEmbed.proj.outSize(iw)];
     check(
       grid[0] === ih / ps && grid[1] === iw / ps,
-      () => `cfg.patchKernel ${pk} / patchPadding ${pp} give a ${grid.join('x')} grid from ${ih}x${iw}, expected ${ih / ps}x${iw / ps} (imgSize / patchStride)`,
+      () =>
+        `cfg.patchKernel ${pk} / patchPadding ${pp} give a ${grid.join('x')} grid from ${ih}x${iw}, expected ${ih / ps}x${iw / ps} (imgSize / patchStride)`,
     );
     this.patchGrid = grid;
     this.numPrefixTokens = cfg.useClsToken ? 1 : 0;
     this.clsToken = cfg.useClsToken ? this.addParameter('cls_token', truncNormal([1, 1, cfg.embedDim[0]], 0.02)) : null;
-    this.posEmbed = cfg.useAbsPos ? this.addParameter('pos_embed', truncNormal([1, grid[0] * grid[1] + this.numPrefixTokens, cfg.embedDim[0]], 0.02)) : null;
+    this.posEmbed = cfg.useAbsPos
+      ? this.addParameter('pos_embed', truncNormal([1, grid[0] * grid[1] + this.numPrefixTokens, cfg.embedDim[0]], 0.02))
+      : null;
 
     const dpr = dropPathRates(config.dropPathRate ?? 0, cfg.depths);
     this.stages = this.addModule('stages', new ModuleList<MultiScaleVitStage>());
@@ -130,13 +136,20 @@ export class MultiScaleVit extends Backbone {
       const dimOut = cfg.expandAttn ? cfg.embedDim[i] : cfg.embedDim[Math.min(i + 1, nStages - 1)];
       const heads = cfg.numHeads[i];
       const attDim = cfg.expandAttn ? dimOut : dim; // without expandAttn the width changes in the last block's MLP
-      check(Number.isInteger(heads) && heads > 0 && attDim % heads === 0, () => `numHeads[${i}] = ${heads} does not divide the stage-${i} attention width ${attDim}`);
+      check(
+        Number.isInteger(heads) && heads > 0 && attDim % heads === 0,
+        () => `numHeads[${i}] = ${heads} does not divide the stage-${i} attention width ${attDim}`,
+      );
       const sq = cfg.strideQ[i];
       const skv = cfg.strideKv[i];
-      for (const [name, s] of [['strideQ', sq], ['strideKv', skv]] as const) {
+      for (const [name, s] of [
+        ['strideQ', sq],
+        ['strideKv', skv],
+      ] as const) {
         check(
           size[0] % s[0] === 0 && size[1] % s[1] === 0,
-          () => `cfg.${name}[${i}] = [${s.join(', ')}] does not divide the stage-${i} token grid ${size.join('x')} (imgSize ${ih}x${iw}): imgSize must be a multiple of patchStride x the strides`,
+          () =>
+            `cfg.${name}[${i}] = [${s.join(', ')}] does not divide the stage-${i} token grid ${size.join('x')} (imgSize ${ih}x${iw}): imgSize must be a multiple of patchStride x the strides`,
         );
       }
       const stage = new MultiScaleVitStage({
@@ -167,7 +180,10 @@ export class MultiScaleVit extends Backbone {
     }
     this.numFeatures = dim;
     this.norm = this.addModule('norm', new LayerNorm(dim, cfg.normEps));
-    this.head = this.addModule('head', new ClassifierHead({ inChans: dim, numClasses: this.numClasses, poolType: '', dropRate: config.dropRate ?? 0 }));
+    this.head = this.addModule(
+      'head',
+      new ClassifierHead({ inChans: dim, numClasses: this.numClasses, poolType: '', dropRate: config.dropRate ?? 0 }),
+    );
     this.initFeatures(config);
     config.outIndices = [...this.outIndices];
   }
@@ -176,7 +192,8 @@ export class MultiScaleVit extends Backbone {
     const [h, w] = this.checkImageBatch(x);
     check(
       h === this.imgSize[0] && w === this.imgSize[1],
-      () => `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize; MViTv2 has a fixed input size), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] for another size`,
+      () =>
+        `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize; MViTv2 has a fixed input size), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] for another size`,
     );
   }
 
@@ -215,7 +232,8 @@ export class MultiScaleVit extends Backbone {
     return tf.tidy(() => {
       let y: tf.Tensor = x;
       if (x.rank === 3 && this.globalPoolType === 'avg') y = tf.mean(x.slice([0, this.numPrefixTokens, 0], [-1, -1, -1]), 1);
-      else if (x.rank === 3 && this.globalPoolType === 'token') y = x.slice([0, 0, 0], [-1, 1, -1]).reshape([x.shape[0], x.shape[2] as number]);
+      else if (x.rank === 3 && this.globalPoolType === 'token')
+        y = x.slice([0, 0, 0], [-1, 1, -1]).reshape([x.shape[0], x.shape[2] as number]);
       return this.head.forward(y, opts);
     });
   }
@@ -237,7 +255,10 @@ export class MultiScaleVit extends Backbone {
       check(['avg', 'token', ''].includes(globalPool), () => `globalPool '${globalPool}' is not supported: expected 'avg', 'token' or ''`);
       this.globalPoolType = globalPool as 'avg' | 'token' | '';
     }
-    this.head = this.replaceModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses, poolType: '', dropRate: (this.config.dropRate as number) ?? 0 }));
+    this.head = this.replaceModule(
+      'head',
+      new ClassifierHead({ inChans: this.numFeatures, numClasses, poolType: '', dropRate: (this.config.dropRate as number) ?? 0 }),
+    );
   }
 
   /**
@@ -268,7 +289,13 @@ export class MultiScaleVit extends Backbone {
 
   /** timm's MViTv2 `group_matcher`: the patch embedding, then one group per stage. */
   groupMatcher(): GroupMatcher {
-    return { stem: '^patch_embed', blocks: [['^stages\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
+    return {
+      stem: '^patch_embed',
+      blocks: [
+        ['^stages\\.(\\d+)', null],
+        ['^norm', [MATCH_PREV_GROUP]],
+      ],
+    };
   }
 
   /** timm: position embeddings, decomposed relative positions and the class token. */

@@ -42,11 +42,26 @@ export class PvtV2Block extends Module {
     this.norm1 = this.addModule('norm1', new LayerNorm(dim, eps));
     this.attn = this.addModule(
       'attn',
-      new SpatialReductionAttention({ dim, numHeads: opts.numHeads, srRatio: opts.srRatio, linear: opts.linear, qkvBias: opts.qkvBias, attnDrop: opts.attnDrop, projDrop: opts.projDrop }),
+      new SpatialReductionAttention({
+        dim,
+        numHeads: opts.numHeads,
+        srRatio: opts.srRatio,
+        linear: opts.linear,
+        qkvBias: opts.qkvBias,
+        attnDrop: opts.attnDrop,
+        projDrop: opts.projDrop,
+      }),
     );
     this.dropPath = new DropPath(opts.dropPath ?? 0);
     this.norm2 = this.addModule('norm2', new LayerNorm(dim, eps));
-    this.mlp = this.addModule('mlp', new MlpWithDepthwiseConv(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), extraRelu: opts.linear, drop: opts.projDrop }));
+    this.mlp = this.addModule(
+      'mlp',
+      new MlpWithDepthwiseConv(dim, {
+        hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)),
+        extraRelu: opts.linear,
+        drop: opts.projDrop,
+      }),
+    );
   }
 
   /** `x`: NHWC `[B, H, W, C]`. */
@@ -85,7 +100,9 @@ export class PvtV2Stage extends Module {
     super();
     this.config = { ...opts };
     const { dim, dimOut, depth, downsample, dropPath, ...blockOpts } = opts;
-    this.downsample = downsample ? this.addModule('downsample', new OverlapPatchEmbed({ patchSize: 3, stride: 2, inChans: dim, embedDim: dimOut })) : null;
+    this.downsample = downsample
+      ? this.addModule('downsample', new OverlapPatchEmbed({ patchSize: 3, stride: 2, inChans: dim, embedDim: dimOut }))
+      : null;
     this.blocks = this.addModule('blocks', new ModuleList<PvtV2Block>());
     for (let j = 0; j < depth; j++) this.blocks.push(new PvtV2Block({ ...blockOpts, dim: dimOut, dropPath: dropPath[j] ?? 0 }));
     this.norm = this.addModule('norm', new LayerNorm(dimOut, opts.normEps ?? 1e-6));

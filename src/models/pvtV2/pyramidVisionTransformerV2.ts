@@ -98,23 +98,32 @@ export class PyramidVisionTransformerV2 extends Backbone {
     this.linear = cfg.linear ?? false;
     this.inChans = cfg.inChans ?? 3;
     const featuresOnly = cfg.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : cfg.numClasses ?? 1000;
+    this.numClasses = featuresOnly ? 0 : (cfg.numClasses ?? 1000);
     this.globalPoolType = cfg.globalPool ?? 'avg';
-    check(this.globalPoolType === 'avg' || this.globalPoolType === '', () => `globalPool '${this.globalPoolType}' is not supported by PVT v2: expected 'avg' or ''`);
+    check(
+      this.globalPoolType === 'avg' || this.globalPoolType === '',
+      () => `globalPool '${this.globalPoolType}' is not supported by PVT v2: expected 'avg' or ''`,
+    );
     for (let i = 0; i < n; i++) {
       check(Number.isInteger(depths[i]) && depths[i] > 0, () => `depths[${i}] must be a positive integer, got ${depths[i]}`);
       check(
         Number.isInteger(numHeads[i]) && numHeads[i] > 0 && this.embedDims[i] % numHeads[i] === 0,
         () => `numHeads[${i}] = ${numHeads[i]} does not divide embedDims[${i}] = ${this.embedDims[i]}`,
       );
-      check(Number.isInteger(this.srRatios[i]) && this.srRatios[i] >= 1, () => `srRatios[${i}] must be a positive integer, got ${this.srRatios[i]}`);
+      check(
+        Number.isInteger(this.srRatios[i]) && this.srRatios[i] >= 1,
+        () => `srRatios[${i}] must be a positive integer, got ${this.srRatios[i]}`,
+      );
     }
     if (cfg.imgSize != null) {
       const s = cfg.imgSize;
       this.checkGeometry(Array.isArray(s) ? s[0] : s, Array.isArray(s) ? s[1] : s);
     }
 
-    this.patchEmbed = this.addModule('patch_embed', new OverlapPatchEmbed({ patchSize: 7, stride: 4, inChans: this.inChans, embedDim: this.embedDims[0] }));
+    this.patchEmbed = this.addModule(
+      'patch_embed',
+      new OverlapPatchEmbed({ patchSize: 7, stride: 4, inChans: this.inChans, embedDim: this.embedDims[0] }),
+    );
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, depths);
     this.stages = this.addModule('stages', new ModuleList<PvtV2Stage>());
     for (let i = 0; i < n; i++) {
@@ -165,7 +174,8 @@ export class PyramidVisionTransformerV2 extends Backbone {
       const r = this.srRatios[i];
       check(
         r === 1 || (gh % r === 0 && gw % r === 0),
-        () => `srRatios[${i}] = ${r} does not divide the stage-${i} token grid ${gh}x${gw} of a ${h}x${w} input: the input size must be a multiple of ${4 * 2 ** i * r} (stride ${4 * 2 ** i} x srRatio ${r})`,
+        () =>
+          `srRatios[${i}] = ${r} does not divide the stage-${i} token grid ${gh}x${gw} of a ${h}x${w} input: the input size must be a multiple of ${4 * 2 ** i * r} (stride ${4 * 2 ** i} x srRatio ${r})`,
       );
     });
   }
@@ -235,7 +245,13 @@ export class PyramidVisionTransformerV2 extends Backbone {
 
   /** timm's PVT v2 `group_matcher`: the patch embedding, then one group per stage. */
   groupMatcher(): GroupMatcher {
-    return { stem: '^patch_embed', blocks: [['^stages\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
+    return {
+      stem: '^patch_embed',
+      blocks: [
+        ['^stages\\.(\\d+)', null],
+        ['^norm', [MATCH_PREV_GROUP]],
+      ],
+    };
   }
 }
 

@@ -17,5 +17,12 @@ defineFamily<PvtV2Config>({
   factory: pvtV2,
   variants: PVT_V2,
   pretrained: Object.fromEntries(Object.keys(PVT_V2).map((n) => [n, { hfHubId: `timm/${n}.in1k` }])),
-  tiny: () => ({ embedDims: [8, 8, 16, 16], depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], srRatios: [8, 4, 2, 1], mlpRatios: [2, 2, 2, 2], numClasses: 0 }),
+  tiny: () => ({
+    embedDims: [8, 8, 16, 16],
+    depths: [1, 1, 1, 1],
+    numHeads: [1, 1, 2, 2],
+    srRatios: [8, 4, 2, 1],
+    mlpRatios: [2, 2, 2, 2],
+    numClasses: 0,
+  }),
 });

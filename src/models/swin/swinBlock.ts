@@ -44,7 +44,11 @@ export interface SwinBlockForwardOptions extends ForwardOptions {
  * timm's `_calc_window_shift`: the window is clamped to the resolution when the resolution is not
  * larger than it, and the shift is dropped then.
  */
-export function calcWindowShift(res: [number, number], window: number, shift: number): { window: [number, number]; shift: [number, number] } {
+export function calcWindowShift(
+  res: [number, number],
+  window: number,
+  shift: number,
+): { window: [number, number]; shift: [number, number] } {
   const w: [number, number] = [res[0] <= window ? res[0] : window, res[1] <= window ? res[1] : window];
   const s: [number, number] = [res[0] <= w[0] ? 0 : shift, res[1] <= w[1] ? 0 : shift];
   return { window: w, shift: s };
@@ -74,12 +78,30 @@ export class SwinBlock extends Module {
     this.shift = ws.shift;
     this.norm1 = this.addModule('norm1', new LayerNorm(dim, eps));
     if (opts.version === 'v1') {
-      this.attn = this.addModule('attn', new WindowAttention({ dim, numHeads, windowSize: this.window, qkvBias: opts.qkvBias, attnDrop: opts.attnDrop, projDrop: opts.projDrop }));
+      this.attn = this.addModule(
+        'attn',
+        new WindowAttention({
+          dim,
+          numHeads,
+          windowSize: this.window,
+          qkvBias: opts.qkvBias,
+          attnDrop: opts.attnDrop,
+          projDrop: opts.projDrop,
+        }),
+      );
     } else {
       const p = opts.pretrainedWindowSize ?? 0;
       this.attn = this.addModule(
         'attn',
-        new CosineWindowAttention({ dim, numHeads, windowSize: this.window, pretrainedWindowSize: [p, p], qkvBias: opts.qkvBias, attnDrop: opts.attnDrop, projDrop: opts.projDrop }),
+        new CosineWindowAttention({
+          dim,
+          numHeads,
+          windowSize: this.window,
+          pretrainedWindowSize: [p, p],
+          qkvBias: opts.qkvBias,
+          attnDrop: opts.attnDrop,
+          projDrop: opts.projDrop,
+        }),
       );
     }
     this.dropPath = new DropPath(opts.dropPath ?? 0);
@@ -154,7 +176,15 @@ export class SwinStage extends Module {
     super();
     this.config = { ...opts };
     this.downsample = opts.downsample
-      ? this.addModule('downsample', new PatchMerging({ dim: opts.dim, outDim: opts.outDim, normPosition: opts.version === 'v1' ? 'pre' : 'post', normEps: opts.normEps }))
+      ? this.addModule(
+          'downsample',
+          new PatchMerging({
+            dim: opts.dim,
+            outDim: opts.outDim,
+            normPosition: opts.version === 'v1' ? 'pre' : 'post',
+            normEps: opts.normEps,
+          }),
+        )
       : null;
     this.blocks = this.addModule('blocks', new ModuleList<SwinBlock>());
     for (let j = 0; j < opts.depth; j++) {

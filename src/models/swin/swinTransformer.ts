@@ -81,7 +81,10 @@ export class SwinTransformer extends Backbone {
   readonly windowSizes: number[];
   private globalPoolType: PoolType;
 
-  constructor(config: SwinV2Config, readonly version: SwinVersion) {
+  constructor(
+    config: SwinV2Config,
+    readonly version: SwinVersion,
+  ) {
     super();
     const cfg: SwinV2Config = resolveConfig(SWIN_DEFAULTS, config);
     // SwinV2's pretraining windows default to none (0) per stage
@@ -105,28 +108,42 @@ export class SwinTransformer extends Backbone {
     const patch = cfg.patchSize ?? 4;
     this.inChans = cfg.inChans ?? 3;
     const featuresOnly = cfg.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : cfg.numClasses ?? 1000;
+    this.numClasses = featuresOnly ? 0 : (cfg.numClasses ?? 1000);
     this.numFeatures = this.dims[nStages - 1];
     this.globalPoolType = ((cfg.globalPool as PoolType | undefined) ?? 'avg') as PoolType;
 
     // validate geometry
-    check(this.imgSize[0] % patch === 0 && this.imgSize[1] % patch === 0, () => `image size ${this.imgSize.join('x')} is not divisible by patchSize ${patch}`);
+    check(
+      this.imgSize[0] % patch === 0 && this.imgSize[1] % patch === 0,
+      () => `image size ${this.imgSize.join('x')} is not divisible by patchSize ${patch}`,
+    );
     const grid: [number, number] = [this.imgSize[0] / patch, this.imgSize[1] / patch];
     const resolutions: [number, number][] = [];
     for (let i = 0; i < nStages; i++) {
       const f = 2 ** i;
-      check(grid[0] % f === 0 && grid[1] % f === 0, () => `image size ${this.imgSize.join('x')} with patchSize ${patch} gives a ${grid.join('x')} grid that cannot be halved ${i} times for stage ${i}`);
+      check(
+        grid[0] % f === 0 && grid[1] % f === 0,
+        () =>
+          `image size ${this.imgSize.join('x')} with patchSize ${patch} gives a ${grid.join('x')} grid that cannot be halved ${i} times for stage ${i}`,
+      );
       const r: [number, number] = [grid[0] / f, grid[1] / f];
       const w = this.windowSizes[i];
       for (const d of r) {
         const cw = d <= w ? d : w;
-        check(d % cw === 0, () => `stage ${i} resolution ${r.join('x')} (image ${this.imgSize.join('x')} / patchSize ${patch} / ${f}) is not divisible by windowSize ${w}: image size must be a multiple of patchSize x windowSize x 2^stage`);
+        check(
+          d % cw === 0,
+          () =>
+            `stage ${i} resolution ${r.join('x')} (image ${this.imgSize.join('x')} / patchSize ${patch} / ${f}) is not divisible by windowSize ${w}: image size must be a multiple of patchSize x windowSize x 2^stage`,
+        );
       }
       check(this.dims[i] % numHeads[i] === 0, () => `numHeads[${i}] = ${numHeads[i]} does not divide the stage width ${this.dims[i]}`);
       resolutions.push(r);
     }
 
-    this.patchEmbed = this.addModule('patch_embed', new PatchEmbed({ patchSize: patch, inChans: this.inChans, embedDim: this.dims[0], norm: cfg.patchNorm ?? true }));
+    this.patchEmbed = this.addModule(
+      'patch_embed',
+      new PatchEmbed({ patchSize: patch, inChans: this.inChans, embedDim: this.dims[0], norm: cfg.patchNorm ?? true }),
+    );
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, depths);
     this.layers = this.addModule('layers', new ModuleList<SwinStage>());
     for (let i = 0; i < nStages; i++) {
@@ -151,7 +168,15 @@ export class SwinTransformer extends Backbone {
       if (version === 'v2') st.initResPostNorm();
     }
     this.norm = this.addModule('norm', new LayerNorm(this.numFeatures, 1e-5));
-    this.head = this.addModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses: this.numClasses, poolType: this.globalPoolType, dropRate: cfg.dropRate ?? 0 }));
+    this.head = this.addModule(
+      'head',
+      new ClassifierHead({
+        inChans: this.numFeatures,
+        numClasses: this.numClasses,
+        poolType: this.globalPoolType,
+        dropRate: cfg.dropRate ?? 0,
+      }),
+    );
     this.featureInfo = this.dims.map((d, i) => ({ numChs: d, reduction: patch * 2 ** i, module: `layers.${i}` }));
     this.initFeatures(cfg);
     cfg.outIndices = [...this.outIndices];
@@ -161,7 +186,8 @@ export class SwinTransformer extends Backbone {
     const [h, w] = this.checkImageBatch(x);
     check(
       h === this.imgSize[0] && w === this.imgSize[1],
-      () => `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] (and load weights into it) for another size`,
+      () =>
+        `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; build the model with imgSize: [${h}, ${w}] (and load weights into it) for another size`,
     );
   }
 
@@ -192,7 +218,15 @@ export class SwinTransformer extends Backbone {
   resetClassifier(numClasses: number, globalPool?: string): void {
     this.numClasses = numClasses;
     if (globalPool !== undefined) this.globalPoolType = globalPool as PoolType;
-    this.head = this.replaceModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses, poolType: this.globalPoolType, dropRate: (this.config.dropRate as number) ?? 0 }));
+    this.head = this.replaceModule(
+      'head',
+      new ClassifierHead({
+        inChans: this.numFeatures,
+        numClasses,
+        poolType: this.globalPoolType,
+        dropRate: (this.config.dropRate as number) ?? 0,
+      }),
+    );
   }
 
   /**
@@ -246,7 +280,9 @@ export class SwinTransformer extends Backbone {
 
   /** timm: `absolute_pos_embed`, Swin's relative-position bias tables, SwinV2's CPB MLPs and logit scales. */
   override noWeightDecay(): string[] {
-    return this.version === 'v1' ? ['absolute_pos_embed', '*relative_position_bias_table'] : ['absolute_pos_embed', '*cpb_mlp*', '*logit_scale'];
+    return this.version === 'v1'
+      ? ['absolute_pos_embed', '*relative_position_bias_table']
+      : ['absolute_pos_embed', '*cpb_mlp*', '*logit_scale'];
   }
 
   /** Relative-position indices, shifted-window masks, SwinV2's coordinate tables and zero `k_bias`. */

@@ -101,7 +101,14 @@ export class BasicLayer3D extends Module {
       this.blocks.items.forEach((blk, j) => {
         const o = { training: opts.training, window, shift: (j % 2 === 0 ? [0, 0, 0] : shift) as typeof shift };
         // the mask lives only as long as this call: the recompute gets it as an input
-        y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u, [m]) => blk.forward(u, { ...o, mask: m ?? null }), mask ? [mask] : []);
+        y = maybeCheckpoint(
+          this.gradCheckpointing,
+          opts,
+          blk,
+          y,
+          (u, [m]) => blk.forward(u, { ...o, mask: m ?? null }),
+          mask ? [mask] : [],
+        );
       });
       const down = this.downsample ? patchMerging3d(this.downsample, y) : y.clone();
       return { out: y, down };
@@ -124,7 +131,14 @@ export class BasicLayer3D extends Module {
       const mask = this.cachedMask(`img_${h}x${w}_${ws}_${shift}`, () => computeMask2d(h, w, ws, shift));
       let y = x as tf.Tensor4D;
       for (const blk of this.blocks.items) {
-        y = maybeCheckpoint(this.gradCheckpointing, opts, blk, y, (u, [m]) => blk.forwardImage(u, { training: opts.training, window: ws, mask: m }), [mask]);
+        y = maybeCheckpoint(
+          this.gradCheckpointing,
+          opts,
+          blk,
+          y,
+          (u, [m]) => blk.forwardImage(u, { training: opts.training, window: ws, mask: m }),
+          [mask],
+        );
       }
       if (this.downsample)
         check(h % 2 === 0 && w % 2 === 0, () => `the image stream merges patches without padding: the token grid ${h}x${w} must be even`);

@@ -141,7 +141,7 @@ export class VisionTransformer extends Backbone {
     const heads = cfg.numHeads ?? 12;
     this.inChans = cfg.inChans ?? 3;
     const featuresOnly = cfg.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : cfg.numClasses ?? 1000;
+    this.numClasses = featuresOnly ? 0 : (cfg.numClasses ?? 1000);
     this.globalPoolType = (cfg.globalPool ?? 'token') as VitPool;
     const classToken = cfg.classToken ?? true;
     const regTokens = cfg.regTokens ?? 0;
@@ -149,7 +149,11 @@ export class VisionTransformer extends Backbone {
     this.dynamicImgSize = cfg.dynamicImgSize ?? false;
     const eps = cfg.normEps ?? 1e-6;
 
-    check(['', 'avg', 'avgmax', 'max', 'token'].includes(this.globalPoolType), () => `globalPool '${this.globalPoolType}' is not supported: expected '', 'avg', 'avgmax', 'max' or 'token' (attention pooling 'map'/'prr' is not ported)`);
+    check(
+      ['', 'avg', 'avgmax', 'max', 'token'].includes(this.globalPoolType),
+      () =>
+        `globalPool '${this.globalPoolType}' is not supported: expected '', 'avg', 'avgmax', 'max' or 'token' (attention pooling 'map'/'prr' is not ported)`,
+    );
     check(classToken || this.globalPoolType !== 'token', () => "globalPool 'token' needs classToken: true");
     check(Number.isInteger(patch) && patch > 0, () => `patchSize must be a positive integer, got ${patch}`);
     check(Number.isInteger(depth) && depth > 0, () => `depth must be a positive integer, got ${depth}`);
@@ -164,7 +168,10 @@ export class VisionTransformer extends Backbone {
     const useFcNorm = cfg.fcNorm ?? ['avg', 'avgmax', 'max'].includes(this.globalPoolType);
     const finalNorm = cfg.finalNorm ?? true;
 
-    this.patchEmbed = this.addModule('patch_embed', new PatchEmbed({ patchSize: patch, inChans: this.inChans, embedDim: dim, bias: !(cfg.preNorm ?? false) }));
+    this.patchEmbed = this.addModule(
+      'patch_embed',
+      new PatchEmbed({ patchSize: patch, inChans: this.inChans, embedDim: dim, bias: !(cfg.preNorm ?? false) }),
+    );
     this.clsToken = classToken ? this.addParameter('cls_token', normal([1, 1, dim], 1e-6)) : null;
     this.regToken = regTokens ? this.addParameter('reg_token', normal([1, regTokens, dim], 1e-6)) : null;
     const numPatches = this.gridSize[0] * this.gridSize[1];
@@ -207,7 +214,8 @@ export class VisionTransformer extends Backbone {
     } else {
       check(
         h === this.imgSize[0] && w === this.imgSize[1],
-        () => `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; use dynamicImgSize: true, or build the model with imgSize: [${h}, ${w}] and load the weights into it (the position embedding is resampled)`,
+        () =>
+          `expected ${this.imgSize[0]}x${this.imgSize[1]} input (imgSize), got ${h}x${w}; use dynamicImgSize: true, or build the model with imgSize: [${h}, ${w}] and load the weights into it (the position embedding is resampled)`,
       );
     }
   }
@@ -224,7 +232,10 @@ export class VisionTransformer extends Backbone {
       else {
         let pos: tf.Tensor = this.posEmbed.value;
         if (gh !== this.gridSize[0] || gw !== this.gridSize[1]) {
-          pos = resampleAbsPosEmbed(pos, [gh, gw], { oldSize: this.gridSize, numPrefixTokens: this.noEmbedClass ? 0 : this.numPrefixTokens });
+          pos = resampleAbsPosEmbed(pos, [gh, gw], {
+            oldSize: this.gridSize,
+            numPrefixTokens: this.noEmbedClass ? 0 : this.numPrefixTokens,
+          });
         }
         y = this.noEmbedClass ? prependTokens(tf.add(tokens, pos), prefix) : tf.add(prependTokens(tokens, prefix), pos);
       }
@@ -280,7 +291,10 @@ export class VisionTransformer extends Backbone {
 
   resetClassifier(numClasses: number, globalPool?: string): void {
     if (globalPool !== undefined) {
-      check(['', 'avg', 'avgmax', 'max', 'token'].includes(globalPool), () => `globalPool '${globalPool}' is not supported: expected '', 'avg', 'avgmax', 'max' or 'token'`);
+      check(
+        ['', 'avg', 'avgmax', 'max', 'token'].includes(globalPool),
+        () => `globalPool '${globalPool}' is not supported: expected '', 'avg', 'avgmax', 'max' or 'token'`,
+      );
       check(globalPool !== 'token' || this.clsToken !== null, () => "globalPool 'token' needs a class token");
       this.globalPoolType = globalPool as VitPool;
     }
@@ -315,9 +329,14 @@ export class VisionTransformer extends Backbone {
         const s = Math.floor(Math.sqrt(n));
         check(
           s * s === n,
-          () => `checkpoint pos_embed has ${n} grid tokens (after ${prefix} prefix tokens), not a square grid; as timm, the source grid is taken to be square: resample it first with resampleAbsPosEmbed(posEmbed, [${this.gridSize.join(', ')}], { oldSize: [h, w] })`,
+          () =>
+            `checkpoint pos_embed has ${n} grid tokens (after ${prefix} prefix tokens), not a square grid; as timm, the source grid is taken to be square: resample it first with resampleAbsPosEmbed(posEmbed, [${this.gridSize.join(', ')}], { oldSize: [h, w] })`,
         );
-        v = resampleAbsPosEmbed(v, this.gridSize, { numPrefixTokens: this.noEmbedClass ? 0 : this.numPrefixTokens, interpolation: 'bicubic', antialias: true });
+        v = resampleAbsPosEmbed(v, this.gridSize, {
+          numPrefixTokens: this.noEmbedClass ? 0 : this.numPrefixTokens,
+          interpolation: 'bicubic',
+          antialias: true,
+        });
         created.push(v);
       }
       out[k] = v;
@@ -327,7 +346,13 @@ export class VisionTransformer extends Backbone {
 
   /** timm's ViT `group_matcher`: embeddings, then one group per block; the final norm joins the last. */
   groupMatcher(): GroupMatcher {
-    return { stem: '^cls_token|pos_embed|patch_embed', blocks: [['^blocks\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
+    return {
+      stem: '^cls_token|pos_embed|patch_embed',
+      blocks: [
+        ['^blocks\\.(\\d+)', null],
+        ['^norm', [MATCH_PREV_GROUP]],
+      ],
+    };
   }
 
   /** timm: `pos_embed`, `cls_token`, `dist_token`. */

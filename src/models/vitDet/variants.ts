@@ -6,9 +6,33 @@ const sa1b = (name: string) => ({ cropPct: 1.0, numClasses: 0, hfHubId: `timm/${
 
 /** timm's SAM-style ViT variants (`vision_transformer_sam.py`). */
 const SAM: Record<string, VitDetConfig> = {
-  samvit_base_patch16: { ...SAM_BASE, embedDim: 768, depth: 12, numHeads: 12, globalAttnIndexes: [2, 5, 8, 11], imgSize: 1024, numClasses: 0 },
-  samvit_large_patch16: { ...SAM_BASE, embedDim: 1024, depth: 24, numHeads: 16, globalAttnIndexes: [5, 11, 17, 23], imgSize: 1024, numClasses: 0 },
-  samvit_huge_patch16: { ...SAM_BASE, embedDim: 1280, depth: 32, numHeads: 16, globalAttnIndexes: [7, 15, 23, 31], imgSize: 1024, numClasses: 0 },
+  samvit_base_patch16: {
+    ...SAM_BASE,
+    embedDim: 768,
+    depth: 12,
+    numHeads: 12,
+    globalAttnIndexes: [2, 5, 8, 11],
+    imgSize: 1024,
+    numClasses: 0,
+  },
+  samvit_large_patch16: {
+    ...SAM_BASE,
+    embedDim: 1024,
+    depth: 24,
+    numHeads: 16,
+    globalAttnIndexes: [5, 11, 17, 23],
+    imgSize: 1024,
+    numClasses: 0,
+  },
+  samvit_huge_patch16: {
+    ...SAM_BASE,
+    embedDim: 1280,
+    depth: 32,
+    numHeads: 16,
+    globalAttnIndexes: [7, 15, 23, 31],
+    imgSize: 1024,
+    numClasses: 0,
+  },
   samvit_base_patch16_224: {
     ...SAM_BASE,
     embedDim: 768,

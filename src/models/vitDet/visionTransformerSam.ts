@@ -136,24 +136,36 @@ export class VisionTransformerSAM extends Backbone {
     this.windowSize = ws;
     this.inChans = cfg.inChans ?? 3;
     const featuresOnly = cfg.featuresOnly ?? false;
-    this.numClasses = featuresOnly ? 0 : cfg.numClasses ?? 1000;
+    this.numClasses = featuresOnly ? 0 : (cfg.numClasses ?? 1000);
     this.globalPoolType = cfg.globalPool ?? 'avg';
     check(Number.isInteger(patch) && patch > 0, () => `patchSize must be a positive integer, got ${patch}`);
-    check(Number.isInteger(img) && img >= patch && img % patch === 0, () => `imgSize ${img} is not a positive multiple of patchSize ${patch}`);
+    check(
+      Number.isInteger(img) && img >= patch && img % patch === 0,
+      () => `imgSize ${img} is not a positive multiple of patchSize ${patch}`,
+    );
     check(Number.isInteger(depth) && depth > 0, () => `depth must be a positive integer, got ${depth}`);
     check(Number.isInteger(heads) && heads > 0 && dim % heads === 0, () => `numHeads ${heads} does not divide embedDim ${dim}`);
     check(Number.isInteger(ws) && ws >= 0, () => `windowSize must be a non-negative integer (0 = global attention everywhere), got ${ws}`);
     for (const g of globals) {
-      check(Number.isInteger(g) && g >= 0 && g < depth, () => `globalAttnIndexes entry ${g} is out of range: expected block indices 0..${depth - 1} (depth ${depth})`);
+      check(
+        Number.isInteger(g) && g >= 0 && g < depth,
+        () => `globalAttnIndexes entry ${g} is out of range: expected block indices 0..${depth - 1} (depth ${depth})`,
+      );
     }
     this.globalAttnIndexes = [...new Set(globals)].sort((a, b) => a - b);
-    check(['', 'avg', 'max', 'avgmax'].includes(this.globalPoolType), () => `globalPool '${this.globalPoolType}' is not supported for the NHWC neck output: expected '', 'avg', 'max' or 'avgmax'`);
+    check(
+      ['', 'avg', 'max', 'avgmax'].includes(this.globalPoolType),
+      () => `globalPool '${this.globalPoolType}' is not supported for the NHWC neck output: expected '', 'avg', 'max' or 'avgmax'`,
+    );
     const grid = img / patch;
     this.gridSize = [grid, grid];
     if (ws > 0 && this.globalAttnIndexes.length < depth) this.checkWindowFits(this.gridSize);
 
-    this.patchEmbed = this.addModule('patch_embed', new PatchEmbed({ patchSize: patch, inChans: this.inChans, embedDim: dim, bias: !(cfg.preNorm ?? false) }));
-    this.posEmbed = cfg.useAbsPos ?? true ? this.addParameter('pos_embed', tf.zeros([1, grid, grid, dim])) : null;
+    this.patchEmbed = this.addModule(
+      'patch_embed',
+      new PatchEmbed({ patchSize: patch, inChans: this.inChans, embedDim: dim, bias: !(cfg.preNorm ?? false) }),
+    );
+    this.posEmbed = (cfg.useAbsPos ?? true) ? this.addParameter('pos_embed', tf.zeros([1, grid, grid, dim])) : null;
     const eps = cfg.normEps ?? 1e-5;
     this.normPre = cfg.preNorm ? this.addModule('norm_pre', new LayerNorm(dim, eps)) : null;
     const dpr = dropPathRates(cfg.dropPathRate ?? 0, [depth])[0];
@@ -194,7 +206,15 @@ export class VisionTransformerSAM extends Backbone {
       this.neck = this.addModule('neck', new LayerNorm(dim, neckEps));
       this.numFeatures = dim;
     }
-    this.head = this.addModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses: this.numClasses, poolType: this.globalPoolType, dropRate: cfg.dropRate ?? 0 }));
+    this.head = this.addModule(
+      'head',
+      new ClassifierHead({
+        inChans: this.numFeatures,
+        numClasses: this.numClasses,
+        poolType: this.globalPoolType,
+        dropRate: cfg.dropRate ?? 0,
+      }),
+    );
     this.featureInfo = this.blocks.items.map((_, i) => ({ numChs: dim, reduction: patch, module: `blocks.${i}` }));
     this.initFeatures(cfg);
     cfg.outIndices = [...this.outIndices];
@@ -205,8 +225,15 @@ export class VisionTransformerSAM extends Backbone {
     if (this.config.windowPadding ?? true) return;
     const ws = this.windowSize;
     const where = `token grid ${grid[0]}x${grid[1]} (image / patchSize ${this.patchSize})`;
-    check(grid[0] >= ws && grid[1] >= ws, () => `windowSize ${ws} is larger than the ${where} and windowPadding is false: use a window <= the grid, or windowPadding: true`);
-    check(grid[0] % ws === 0 && grid[1] % ws === 0, () => `windowSize ${ws} does not divide the ${where} and windowPadding is false: pick a window that divides the grid, or windowPadding: true`);
+    check(
+      grid[0] >= ws && grid[1] >= ws,
+      () => `windowSize ${ws} is larger than the ${where} and windowPadding is false: use a window <= the grid, or windowPadding: true`,
+    );
+    check(
+      grid[0] % ws === 0 && grid[1] % ws === 0,
+      () =>
+        `windowSize ${ws} does not divide the ${where} and windowPadding is false: pick a window that divides the grid, or windowPadding: true`,
+    );
   }
 
   checkInput(x: tf.Tensor): void {
@@ -261,7 +288,15 @@ export class VisionTransformerSAM extends Backbone {
   resetClassifier(numClasses: number, globalPool?: string): void {
     this.numClasses = numClasses;
     if (globalPool !== undefined) this.globalPoolType = globalPool as PoolType;
-    this.head = this.replaceModule('head', new ClassifierHead({ inChans: this.numFeatures, numClasses, poolType: this.globalPoolType, dropRate: (this.config.dropRate as number) ?? 0 }));
+    this.head = this.replaceModule(
+      'head',
+      new ClassifierHead({
+        inChans: this.numFeatures,
+        numClasses,
+        poolType: this.globalPoolType,
+        dropRate: (this.config.dropRate as number) ?? 0,
+      }),
+    );
   }
 
   /**
@@ -301,7 +336,13 @@ export class VisionTransformerSAM extends Backbone {
 
   /** timm's SAM-ViT `group_matcher`: embeddings, then one group per block. */
   groupMatcher(): GroupMatcher {
-    return { stem: '^pos_embed|patch_embed', blocks: [['^blocks\\.(\\d+)', null], ['^norm', [MATCH_PREV_GROUP]]] };
+    return {
+      stem: '^pos_embed|patch_embed',
+      blocks: [
+        ['^blocks\\.(\\d+)', null],
+        ['^norm', [MATCH_PREV_GROUP]],
+      ],
+    };
   }
 
   /** timm: `pos_embed`, `dist_token`. */

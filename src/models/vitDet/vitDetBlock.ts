@@ -74,7 +74,8 @@ export class ViTDetBlock extends Module {
       const ws = this.opts.windowSize;
       const xn = this.norm1.forward(x);
       // as timm: layer scale and drop path act on the windows (drop path per window), before unpartition
-      const branch = (t: tf.Tensor) => this.dropPath.forward(this.ls1 ? this.ls1.forward(this.attn.forward(t, opts)) : this.attn.forward(t, opts), opts);
+      const branch = (t: tf.Tensor) =>
+        this.dropPath.forward(this.ls1 ? this.ls1.forward(this.attn.forward(t, opts)) : this.attn.forward(t, opts), opts);
       let a: tf.Tensor;
       if (ws > 0) {
         const { windows, padded } = windowPartitionPadded(xn, ws);

@@ -30,8 +30,22 @@ declare global {
 }
 
 const OPS: { op: string; k: number; f: () => tf.Tensor }[] = [
-  { op: 'batched matmul', k: 17, f: () => tf.matMul(tf.randomNormal([4, 33, 17], 0, 1, 'float32', 1), tf.randomNormal([4, 9, 17], 0, 1, 'float32', 2), false, true) },
-  { op: 'depthwise conv 7x7', k: 49, f: () => tf.depthwiseConv2d(tf.randomNormal([1, 11, 13, 6], 0, 1, 'float32', 3) as tf.Tensor4D, tf.randomNormal([7, 7, 6, 1], 0, 1, 'float32', 4) as tf.Tensor4D, 1, 'same') },
+  {
+    op: 'batched matmul',
+    k: 17,
+    f: () => tf.matMul(tf.randomNormal([4, 33, 17], 0, 1, 'float32', 1), tf.randomNormal([4, 9, 17], 0, 1, 'float32', 2), false, true),
+  },
+  {
+    op: 'depthwise conv 7x7',
+    k: 49,
+    f: () =>
+      tf.depthwiseConv2d(
+        tf.randomNormal([1, 11, 13, 6], 0, 1, 'float32', 3) as tf.Tensor4D,
+        tf.randomNormal([7, 7, 6, 1], 0, 1, 'float32', 4) as tf.Tensor4D,
+        1,
+        'same',
+      ),
+  },
   { op: 'erf', k: 1, f: () => tf.erf(tf.randomNormal([1001], 0, 2, 'float32', 5)) },
   { op: 'softmax', k: 1, f: () => tf.softmax(tf.randomNormal([7, 45], 0, 3, 'float32', 6)) },
 ];
@@ -43,7 +57,10 @@ async function values(backend: string): Promise<Float32Array[]> {
 }
 
 async function main(): Promise<KernelPageResult> {
-  const notOursAtImport = FAST_KERNEL_NAMES.filter((n) => !fastKernelRegistered(n)).map((name) => ({ name, replaces: tf.getKernel(name, 'wasm') !== undefined }));
+  const notOursAtImport = FAST_KERNEL_NAMES.filter((n) => !fastKernelRegistered(n)).map((name) => ({
+    name,
+    replaces: tf.getKernel(name, 'wasm') !== undefined,
+  }));
   setWasmPaths('/wasm/');
   const cpu = await values('cpu');
   await tf.setBackend('wasm');
@@ -67,7 +84,14 @@ main()
     window.__vb = r;
   })
   .catch((e: unknown) => {
-    window.__vb = { notOursAtImport: [], notOursWhenReady: [], diffs: [], fusedGeluRan: false, crossOriginIsolated: false, error: String((e as Error)?.stack ?? e) };
+    window.__vb = {
+      notOursAtImport: [],
+      notOursWhenReady: [],
+      diffs: [],
+      fusedGeluRan: false,
+      crossOriginIsolated: false,
+      error: String((e as Error)?.stack ?? e),
+    };
   })
   .finally(() => {
     document.body.dataset.status = 'done';
