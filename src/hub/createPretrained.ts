@@ -3,6 +3,7 @@ import { check, VisBackbonesError } from '../errors.js';
 import { getPretrainedCfg, listPretrained, splitModelNameTag, TimmPretrainedCfg } from '../data/pretrainedCfgs.js';
 import type { Backbone } from '../models/backbone.js';
 import { getModelEntry } from '../models/registry.js';
+import { withoutInit } from '../layers/init.js';
 import { loadTimmWeights } from '../weights/loadTimmWeights.js';
 import { readSafetensors } from '../weights/safetensors.js';
 import { DownloadOptions, downloadPretrained } from './download.js';
@@ -68,7 +69,9 @@ export async function createPretrainedModel(name: string, opts: PretrainedModelO
   const numClasses = opts.numClasses ?? cfg.numClasses;
   check(Number.isInteger(numClasses) && numClasses >= 0, () => `numClasses must be a non-negative integer, got ${numClasses}`);
   const bytes = await downloadPretrained(cfg, opts);
-  const model = entry.create({ ...overrides, numClasses });
+  // every weight is loaded next, except a fresh classifier of another class count (initialised as usual)
+  const build = () => entry.create({ ...overrides, numClasses });
+  const model = numClasses === cfg.numClasses || numClasses === 0 ? withoutInit(build) : build();
   try {
     const sd = readSafetensors(bytes);
     try {

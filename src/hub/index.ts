@@ -8,3 +8,8 @@ export * from './download.js';
 export * from './progress.js';
 export * from './createPretrained.js';
 export * from './checkpoint.js';
+
+import { registerPretrainedLoader } from '../models/registry.js';
+import { createPretrainedModel } from './createPretrained.js';
+// createModel(name, { pretrained: true }) goes through this folder's download and cache
+registerPretrainedLoader((name, opts) => createPretrainedModel(name, opts));

@@ -1,3 +1,4 @@
+import type { TimmPretrainedCfg } from '../data/pretrainedCfgs.js';
 import * as tf from '@tensorflow/tfjs';
 import { check, VisBackbonesError } from '../errors.js';
 import { ForwardOptions, Module } from '../layers/module.js';
@@ -100,6 +101,11 @@ export abstract class Backbone extends Module {
   outIndices: number[] = [];
   /** The resolved config (defaults applied): `getFamily(family).create(config)` rebuilds the model. */
   declare config: Record<string, unknown>;
+  /**
+   * The pretrained cfg of the name it was created from (timm's `model.pretrained_cfg`: input size, crop,
+   * interpolation, mean/std, classes, hub id); set by `createModel`, null for a model built directly.
+   */
+  pretrainedCfg: (Partial<TimmPretrainedCfg> & Record<string, unknown>) | null = null;
   /** State-dict prefixes of the classifier, skipped when loading into a head-less model. */
   headPrefixes: string[] = ['head.'];
   /** Recompute each block in the backward pass instead of keeping its intermediates (see {@link setGradCheckpointing}). */

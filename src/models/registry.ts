@@ -2,6 +2,7 @@ import { VisBackbonesError } from '../errors.js';
 import { withoutInit } from '../layers/init.js';
 import type { Module } from '../layers/module.js';
 import type { Backbone } from './backbone.js';
+import { getPretrainedCfg, hasPretrainedCfg, splitModelNameTag } from '../data/pretrainedCfgs.js';
 
 /** timm's pretrained config of a named variant: what the weights expect. */
 export interface PretrainedCfg {
@@ -12,8 +13,8 @@ export interface PretrainedCfg {
   cropPct: number;
   interpolation: string;
   numClasses: number;
-  /** Hub id of the weights (`timm/<name>.<tag>`), for users who download them. */
-  hfHubId?: string;
+  /** Hub id of the weights (`timm/<name>.<tag>`), for users who download them; null where none is published. */
+  hfHubId?: string | null;
   /** Further timm fields (camelCase: `cropMode`, `license`, `tag`, ...). */
   [extra: string]: unknown;
 }
@@ -294,19 +295,82 @@ export interface CreateModelOptions {
   init?: boolean;
 }
 
+/** Options of `createModel(name, { pretrained: true, ... })`: the download options, `numClasses` and config overrides. */
+export interface PretrainedCreateOptions {
+  pretrained: true;
+  numClasses?: number;
+  cacheDir?: string;
+  revision?: string;
+  token?: string;
+  endpoint?: string;
+  fetch?: typeof fetch;
+  offline?: boolean;
+  onProgress?: (bytes: number, total: number) => void;
+  progress?: boolean;
+  [override: string]: unknown;
+}
+
+type PretrainedLoader = (name: string, opts: PretrainedCreateOptions) => Promise<Module>;
+let pretrainedLoader: PretrainedLoader | null = null;
+
 /**
- * Build a named variant (timm's `create_model`); `overrides` are camelCase config fields. Image
- * backbones return a `Backbone`; the video and image-text names return their own model class (pass it
- * as the type parameter).
+ * The hub layer registers how `createModel(name, { pretrained: true })` fetches and loads weights
+ * (models sit below the hub, so the registry only holds the hook).
  */
+export function registerPretrainedLoader(load: PretrainedLoader): void {
+  pretrainedLoader = load;
+}
+
+/**
+ * Build a named variant (timm's `create_model`); `overrides` are camelCase config fields. A name may
+ * carry a pretrained tag (`'swinv2_tiny_window8_256.ms_in1k'`): `model.pretrainedCfg` is that tag's cfg
+ * (the default tag's without one) and `numClasses` defaults to its class count. With
+ * `{ pretrained: true }` it returns a Promise of the model with the tag's weights loaded (download
+ * through the Hugging Face cache). Image backbones return a `Backbone`; the video and image-text names
+ * return their own model class (pass it as the type parameter).
+ */
+export function createModel<M extends Module = Backbone>(name: string, opts: PretrainedCreateOptions): Promise<M>;
+export function createModel<M extends Module = Backbone>(name: string, overrides?: Record<string, unknown>, opts?: CreateModelOptions): M;
 export function createModel<M extends Module = Backbone>(
   name: string,
   overrides: Record<string, unknown> = {},
   opts: CreateModelOptions = {},
-): M {
-  const e = getModelEntry(name);
-  const build = () => e.create(overrides) as unknown as M;
-  return opts.init === false ? withoutInit(build) : build();
+): M | Promise<M> {
+  if (typeof name !== 'string' || !name) throw new VisBackbonesError(`createModel: expected a model name, got ${JSON.stringify(name)}`);
+  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides))
+    throw new VisBackbonesError(`createModel('${name}'): overrides must be an object of config fields, got ${JSON.stringify(overrides)}`);
+  if ('pretrained' in overrides) {
+    const p = overrides.pretrained;
+    if (p === true) {
+      if (!pretrainedLoader)
+        throw new VisBackbonesError(
+          `createModel('${name}', { pretrained: true }): the weights loader is not registered; import from 'visbackbones' (the package entry), not from its models folder`,
+        );
+      return pretrainedLoader(name, overrides as PretrainedCreateOptions) as Promise<M>;
+    }
+    if (p !== false) throw new VisBackbonesError(`createModel('${name}'): pretrained must be true or false, got ${JSON.stringify(p)}`);
+    const { pretrained: _unused, ...rest } = overrides;
+    void _unused;
+    overrides = rest;
+  }
+  const [arch, tag] = splitModelNameTag(name);
+  const e = getModelEntry(arch);
+  const timmCfg = hasPretrainedCfg(arch) ? getPretrainedCfg(name) : null; // throws on an unknown tag
+  if (tag && !timmCfg) throw new VisBackbonesError(`model '${arch}' has no pretrained tags; got '${name}'`);
+  const ov =
+    tag && timmCfg && !('numClasses' in overrides) && hasClassifier(e) ? { ...overrides, numClasses: timmCfg.numClasses } : overrides;
+  const build = () => e.create(ov) as unknown as M;
+  const model = opts.init === false ? withoutInit(build) : build();
+  const nc = (model as unknown as { numClasses?: number }).numClasses;
+  const cfg = timmCfg ? { ...timmCfg } : { ...e.pretrainedCfg, name: arch, architecture: arch, tag: null };
+  if (typeof nc === 'number') cfg.numClasses = nc;
+  (model as unknown as { pretrainedCfg: unknown }).pretrainedCfg = cfg;
+  return model;
+}
+
+/** Whether a registered name builds a classifier (image backbones with `numClasses`). */
+function hasClassifier(e: ModelEntry): boolean {
+  return e.kind === 'image' && (families.get(e.family)?.classifier ?? true);
 }
 
 /** Registered names, sorted; `filter` is a wildcard pattern (`'swinv2*'`) or a substring. */

@@ -140,3 +140,27 @@ describe('ImageNet labels (timm ImageNetInfo)', () => {
     expect(await labelsFor({ numClasses: 2, labelNames: ['cat', 'dog'] })).toEqual(['cat', 'dog']);
   });
 });
+
+describe('createModel with a pretrained tag (sync, random init)', () => {
+  it('sets model.pretrainedCfg to the tag (default tag without one) and numClasses to its class count', async () => {
+    await import('../../src/models/swin/index.js');
+    const { createModel } = await import('../../src/models/registry.js');
+    const over = { depths: [1, 1, 1, 1], embedDim: 8, numHeads: [1, 1, 1, 1] };
+    const ref = REF.models.swin_base_patch4_window7_224;
+    const a = createModel('swin_base_patch4_window7_224.ms_in22k', over, { init: false });
+    expect(a.pretrainedCfg?.name).toBe('swin_base_patch4_window7_224.ms_in22k');
+    expect(a.numClasses).toBe(ref.pretrained.ms_in22k.num_classes);
+    expect(a.pretrainedCfg?.numClasses).toBe(ref.pretrained.ms_in22k.num_classes);
+    expect(a.pretrainedCfg?.hfHubId).toBe(ref.pretrained.ms_in22k.hf_hub_id);
+    a.dispose();
+    const b = createModel('swin_base_patch4_window7_224', over, { init: false });
+    expect(b.pretrainedCfg?.name).toBe(`swin_base_patch4_window7_224.${ref.default_tag}`);
+    expect(b.numClasses).toBe(ref.pretrained[ref.default_tag].num_classes);
+    b.dispose();
+    const c = createModel('swin_base_patch4_window7_224.ms_in22k', { ...over, numClasses: 7 }, { init: false });
+    expect([c.numClasses, c.pretrainedCfg?.numClasses]).toEqual([7, 7]);
+    c.dispose();
+    expectError(() => createModel('swin_base_patch4_window7_224.no_such_tag', over), /no pretrained tag 'no_such_tag'.*ms_in1k/);
+    expectError(() => createModel('swin_base_patch4_window7_224', { ...over, pretrained: 'yes' }), /pretrained must be true or false/);
+  });
+});

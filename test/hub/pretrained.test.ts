@@ -10,6 +10,9 @@ import { downloadPretrained } from '../../src/hub/download.js';
 import { pretrainedSource } from '../../src/hub/pretrainedSource.js';
 import { progressLine } from '../../src/hub/progress.js';
 import '../../src/models/vit/index.js';
+import '../../src/hub/index.js'; // registers the weights loader of createModel(name, { pretrained: true })
+import { createModel } from '../../src/models/registry.js';
+import type { Backbone } from '../../src/models/backbone.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { compare, loadFixture, nchwToNhwc, type Fixture } from '../helpers/fixtures.js';
 import { fakeHub, FakeHub } from './hubServer.js';
@@ -90,8 +93,9 @@ for (const backend of BACKENDS) {
     it('downloads into the Hugging Face cache layout and loads the served checkpoint', async () => {
       const dir = join(cache, backend);
       const seen: [number, number][] = [];
-      const model = await createPretrainedModel(arch, {
+      const model: Backbone = await createModel(arch, {
         ...config(),
+        pretrained: true,
         pretrainedCfg: cfg,
         endpoint: hub.url,
         cacheDir: dir,
