@@ -1,9 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { DropPath } from './dropPath.js';
-import { LayerScale } from './layerScale.js';
 import { Mlp } from './mlp.js';
-import { ForwardOptions, Module } from './module.js';
-import { LayerNorm } from './norm.js';
+import { ForwardOptions } from './module.js';
+import { PreNormBlock } from './preNormBlock.js';
 import { SelfAttention } from './selfAttention.js';
 
 /** Options of {@link TransformerBlock} (timm's `vision_transformer.Block` arguments). */
@@ -30,23 +28,16 @@ export interface TransformerBlockOptions {
  * `x + ls1(attn(norm1(x)))`, then `x + ls2(mlp(norm2(x)))`, with optional LayerScale and stochastic depth.
  * Tokens `[B, N, C]`. State-dict keys `norm1`, `attn.*`, `ls1.gamma`, `norm2`, `mlp.fc1/fc2`, `ls2.gamma`.
  */
-export class TransformerBlock extends Module {
-  readonly norm1: LayerNorm;
-  readonly attn: SelfAttention;
-  readonly ls1: LayerScale | null;
-  readonly norm2: LayerNorm;
-  readonly mlp: Mlp;
-  readonly ls2: LayerScale | null;
-  readonly dropPath: DropPath;
+export class TransformerBlock extends PreNormBlock<SelfAttention, Mlp> {
   constructor(readonly opts: TransformerBlockOptions) {
-    super();
-    this.config = { ...opts };
     const { dim } = opts;
     const eps = opts.normEps ?? 1e-6;
-    this.norm1 = this.addModule('norm1', new LayerNorm(dim, eps));
-    this.attn = this.addModule(
-      'attn',
-      new SelfAttention({
+    super({
+      dim,
+      normEps: eps,
+      initValues: opts.initValues,
+      dropPath: opts.dropPath,
+      attn: new SelfAttention({
         dim,
         numHeads: opts.numHeads,
         qkvBias: opts.qkvBias ?? false,
@@ -57,25 +48,12 @@ export class TransformerBlock extends Module {
         projDrop: opts.projDrop,
         normEps: eps,
       }),
-    );
-    this.ls1 = opts.initValues ? this.addModule('ls1', new LayerScale(dim, opts.initValues)) : null;
-    this.norm2 = this.addModule('norm2', new LayerNorm(dim, eps));
-    this.mlp = this.addModule(
-      'mlp',
-      new Mlp(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), bias: opts.projBias ?? true, drop: opts.projDrop }),
-    );
-    this.ls2 = opts.initValues ? this.addModule('ls2', new LayerScale(dim, opts.initValues)) : null;
-    this.dropPath = new DropPath(opts.dropPath ?? 0);
+      mlp: new Mlp(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), bias: opts.projBias ?? true, drop: opts.projDrop }),
+    });
+    this.config = { ...opts };
   }
 
-  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
-    return tf.tidy(() => {
-      let a: tf.Tensor = this.attn.forward(this.norm1.forward(x), opts);
-      if (this.ls1) a = this.ls1.forward(a);
-      const y = tf.add(x, this.dropPath.forward(a, opts));
-      let m = this.mlp.forward(this.norm2.forward(y), opts);
-      if (this.ls2) m = this.ls2.forward(m);
-      return tf.add(y, this.dropPath.forward(m, opts)) as tf.Tensor3D;
-    });
+  override forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
+    return super.forward(x, opts) as tf.Tensor3D;
   }
 }

@@ -195,7 +195,7 @@ export abstract class Backbone extends Module {
 
   /**
    * Run the trunk, collecting the outputs of the levels `indices` (default all) as NHWC maps (timm's
-   * `forward_intermediates`). One contract for every family:
+   * `forward_intermediates`). The same rules hold in every family:
    * - `stopEarly` or `intermediatesOnly`: no level after the last requested one runs; the maps equal
    *   those of the full run.
    * - `norm`: the final norm is applied to the maps where the family's reference applies it (the last

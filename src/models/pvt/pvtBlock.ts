@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { DropPath } from '../../layers/dropPath.js';
 import { Mlp } from '../../layers/mlp.js';
-import { ForwardOptions, Module } from '../../layers/module.js';
-import { LayerNorm } from '../../layers/norm.js';
+import { ForwardOptions } from '../../layers/module.js';
+import { PreNormBlock } from '../../layers/preNormBlock.js';
 import { SpatialReductionAttention } from '../../layers/spatialReductionAttention.js';
 
 /** Options of {@link PvtBlock}. */
@@ -27,20 +26,15 @@ export interface PvtBlockOptions {
  * is 1, so the row is never reduced). State-dict keys `norm1`, `attn.{q, kv, proj, sr, norm}`, `norm2`,
  * `mlp.{fc1, fc2}` (the official `Block`).
  */
-export class PvtBlock extends Module {
-  readonly norm1: LayerNorm;
-  readonly attn: SpatialReductionAttention;
-  readonly norm2: LayerNorm;
-  readonly mlp: Mlp;
-  readonly dropPath: DropPath;
+export class PvtBlock extends PreNormBlock<SpatialReductionAttention, Mlp> {
   constructor(readonly opts: PvtBlockOptions) {
-    super();
-    this.config = { ...opts };
     const { dim } = opts;
-    this.norm1 = this.addModule('norm1', new LayerNorm(dim, opts.normEps));
-    this.attn = this.addModule(
-      'attn',
-      new SpatialReductionAttention({
+    super({
+      dim,
+      normEps: opts.normEps,
+      dropPath: opts.dropPath,
+      trainingOnly: true,
+      attn: new SpatialReductionAttention({
         dim,
         numHeads: opts.numHeads,
         srRatio: opts.srRatio,
@@ -51,18 +45,13 @@ export class PvtBlock extends Module {
         normEps: 1e-5,
         floorReduction: true,
       }),
-    );
-    this.dropPath = new DropPath(opts.dropPath);
-    this.norm2 = this.addModule('norm2', new LayerNorm(dim, opts.normEps));
-    this.mlp = this.addModule('mlp', new Mlp(dim, { hiddenFeatures: Math.floor(dim * opts.mlpRatio), drop: opts.drop }));
+      mlp: new Mlp(dim, { hiddenFeatures: Math.floor(dim * opts.mlpRatio), drop: opts.drop }),
+    });
+    this.config = { ...opts };
   }
 
   /** `x`: NHWC `[B, H, W, C]`. */
-  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
-    const t = { training: opts.training ?? false };
-    return tf.tidy(() => {
-      const y = tf.add(x, this.dropPath.forward(this.attn.forward(this.norm1.forward(x), t), t));
-      return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y), t), t)) as tf.Tensor4D;
-    });
+  override forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    return super.forward(x, opts) as tf.Tensor4D;
   }
 }

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { DropPath } from '../../layers/dropPath.js';
 import { MlpWithDepthwiseConv } from '../../layers/mlpWithDepthwiseConv.js';
 import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
+import { PreNormBlock } from '../../layers/preNormBlock.js';
 import { OverlapPatchEmbed } from '../../layers/overlapPatchEmbed.js';
 import { SpatialReductionAttention } from '../../layers/spatialReductionAttention.js';
 import { maybeCheckpoint } from '../checkpoint.js';
@@ -28,21 +28,14 @@ export interface PvtV2BlockOptions {
  * `x + ConvMLP(norm2(x))`, on NHWC maps. State-dict keys `norm1`, `attn.*`, `norm2`, `mlp.*`
  * (timm's `pvt_v2.Block`).
  */
-export class PvtV2Block extends Module {
-  readonly norm1: LayerNorm;
-  readonly attn: SpatialReductionAttention;
-  readonly norm2: LayerNorm;
-  readonly mlp: MlpWithDepthwiseConv;
-  readonly dropPath: DropPath;
+export class PvtV2Block extends PreNormBlock<SpatialReductionAttention, MlpWithDepthwiseConv> {
   constructor(readonly opts: PvtV2BlockOptions) {
-    super();
-    this.config = { ...opts };
     const { dim } = opts;
-    const eps = opts.normEps ?? 1e-6;
-    this.norm1 = this.addModule('norm1', new LayerNorm(dim, eps));
-    this.attn = this.addModule(
-      'attn',
-      new SpatialReductionAttention({
+    super({
+      dim,
+      normEps: opts.normEps ?? 1e-6,
+      dropPath: opts.dropPath,
+      attn: new SpatialReductionAttention({
         dim,
         numHeads: opts.numHeads,
         srRatio: opts.srRatio,
@@ -51,26 +44,18 @@ export class PvtV2Block extends Module {
         attnDrop: opts.attnDrop,
         projDrop: opts.projDrop,
       }),
-    );
-    this.dropPath = new DropPath(opts.dropPath ?? 0);
-    this.norm2 = this.addModule('norm2', new LayerNorm(dim, eps));
-    this.mlp = this.addModule(
-      'mlp',
-      new MlpWithDepthwiseConv(dim, {
+      mlp: new MlpWithDepthwiseConv(dim, {
         hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)),
         extraRelu: opts.linear,
         drop: opts.projDrop,
       }),
-    );
+    });
+    this.config = { ...opts };
   }
 
   /** `x`: NHWC `[B, H, W, C]`. */
-  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
-    const t = { training: opts.training ?? false };
-    return tf.tidy(() => {
-      const y = tf.add(x, this.dropPath.forward(this.attn.forward(this.norm1.forward(x), opts), t));
-      return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y), opts), t)) as tf.Tensor4D;
-    });
+  override forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    return super.forward(x, opts) as tf.Tensor4D;
   }
 }
 

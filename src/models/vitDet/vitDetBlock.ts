@@ -1,9 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { DropPath } from '../../layers/dropPath.js';
-import { LayerScale } from '../../layers/layerScale.js';
 import { Mlp } from '../../layers/mlp.js';
-import { ForwardOptions, Module } from '../../layers/module.js';
-import { LayerNorm } from '../../layers/norm.js';
+import { ForwardOptions } from '../../layers/module.js';
+import { PreNormBlock } from '../../layers/preNormBlock.js';
 import { windowPartitionPadded, windowUnpartitionPadded } from '../../layers/paddedWindows.js';
 import { RelPosAttention } from '../../layers/relPosAttention.js';
 
@@ -33,23 +31,16 @@ export interface ViTDetBlockOptions {
  * decomposed relative positions, then the MLP; both residual. NHWC `[B, H, W, C]`. State-dict keys
  * `norm1`, `attn.*`, `ls1.gamma`, `norm2`, `mlp.fc1/fc2`, `ls2.gamma`.
  */
-export class ViTDetBlock extends Module {
-  readonly norm1: LayerNorm;
-  readonly attn: RelPosAttention;
-  readonly ls1: LayerScale | null;
-  readonly norm2: LayerNorm;
-  readonly mlp: Mlp;
-  readonly ls2: LayerScale | null;
-  readonly dropPath: DropPath;
+export class ViTDetBlock extends PreNormBlock<RelPosAttention, Mlp> {
   constructor(readonly opts: ViTDetBlockOptions) {
-    super();
-    this.config = { ...opts };
     const { dim, windowSize: ws } = opts;
     const eps = opts.normEps ?? 1e-5;
-    this.norm1 = this.addModule('norm1', new LayerNorm(dim, eps));
-    this.attn = this.addModule(
-      'attn',
-      new RelPosAttention({
+    super({
+      dim,
+      normEps: eps,
+      initValues: opts.initValues,
+      dropPath: opts.dropPath,
+      attn: new RelPosAttention({
         dim,
         numHeads: opts.numHeads,
         qkvBias: opts.qkvBias ?? true,
@@ -60,31 +51,21 @@ export class ViTDetBlock extends Module {
         projDrop: opts.projDrop,
         normEps: eps,
       }),
-    );
-    this.ls1 = opts.initValues ? this.addModule('ls1', new LayerScale(dim, opts.initValues)) : null;
-    this.norm2 = this.addModule('norm2', new LayerNorm(dim, eps));
-    this.mlp = this.addModule('mlp', new Mlp(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), drop: opts.projDrop }));
-    this.ls2 = opts.initValues ? this.addModule('ls2', new LayerScale(dim, opts.initValues)) : null;
-    this.dropPath = new DropPath(opts.dropPath ?? 0);
+      mlp: new Mlp(dim, { hiddenFeatures: Math.floor(dim * (opts.mlpRatio ?? 4)), drop: opts.projDrop }),
+    });
+    this.config = { ...opts };
   }
 
-  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
-    return tf.tidy(() => {
-      const [, h, w] = x.shape;
-      const ws = this.opts.windowSize;
-      const xn = this.norm1.forward(x);
-      // as timm: layer scale and drop path act on the windows (drop path per window), before unpartition
-      const branch = (t: tf.Tensor) =>
-        this.dropPath.forward(this.ls1 ? this.ls1.forward(this.attn.forward(t, opts)) : this.attn.forward(t, opts), opts);
-      let a: tf.Tensor;
-      if (ws > 0) {
-        const { windows, padded } = windowPartitionPadded(xn, ws);
-        a = windowUnpartitionPadded(branch(windows), ws, [h, w], padded);
-      } else a = branch(xn);
-      const y = tf.add(x, a);
-      let m = this.mlp.forward(this.norm2.forward(y), opts);
-      if (this.ls2) m = this.ls2.forward(m);
-      return tf.add(y, this.dropPath.forward(m, opts)) as tf.Tensor4D;
-    });
+  /** As timm: layer scale and drop path act on the windows (drop path per window), before unpartition. */
+  protected override mix(xn: tf.Tensor, opts: ForwardOptions): tf.Tensor {
+    const ws = this.opts.windowSize;
+    if (ws <= 0) return this.attnBranch(xn, opts);
+    const [, h, w] = xn.shape;
+    const { windows, padded } = windowPartitionPadded(xn, ws);
+    return windowUnpartitionPadded(this.attnBranch(windows, opts), ws, [h, w], padded);
+  }
+
+  override forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    return super.forward(x, opts) as tf.Tensor4D;
   }
 }

@@ -1,4 +1,0 @@
-export * from './multimodalDecoder.js';
-export * from './coca.js';
-export * from './generate.js';
-export * from './cocaLoss.js';
