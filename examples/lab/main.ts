@@ -27,6 +27,8 @@ interface LabState {
   losses: number[];
   error?: string;
   backend?: string;
+  /** wasm threads in use (1 unless the page is cross-origin isolated). */
+  threads?: number;
   method?: MethodName;
   family?: string;
   imgSize?: number;
@@ -443,6 +445,7 @@ async function main(): Promise<void> {
   ui.backend.value = choice;
   backend = await startBackend(choice);
   state.backend = backend.name;
+  state.threads = backend.threads;
   log(`backend: ${backend.label}`);
   const method = (params.get('method') ?? 'simmim') as MethodName;
   if (!METHODS.includes(method)) throw new Error(`method '${method}': expected one of ${METHODS.join(', ')}`);

@@ -161,6 +161,38 @@ describe.skipIf(!HAVE_CHROMIUM)(
       expect(problems, problems.join('\n')).toEqual([]);
     });
 
+    it(`trains ${STEPS} steps on wasm with 2 threads when the page is cross-origin isolated (COOP / COEP)`, async () => {
+      const isolated = await serve([['/', SITE]], {
+        'Cross-Origin-Opener-Policy': 'same-origin',
+        'Cross-Origin-Embedder-Policy': 'require-corp',
+      });
+      try {
+        const url = `http://127.0.0.1:${(isolated.address() as AddressInfo).port}`;
+        const p2 = await context.newPage();
+        const errs: string[] = [];
+        p2.on('pageerror', (e: Error) => errs.push(`pageerror: ${e.message}`));
+        await p2.goto(`${url}/?method=simmim&model=swin_tiny_patch4_window7_224&steps=${STEPS}&backend=wasm&seed=0&probe=0`);
+        await p2.waitForFunction(() => ['done', 'error'].includes((window as any).visbackbonesLab?.status), null, { timeout: 240_000 });
+        const st = await p2.evaluate(() => JSON.parse(JSON.stringify((window as any).visbackbonesLab)));
+        await p2.close();
+        expect(st.error).toBeUndefined();
+        expect(st.status).toBe('done');
+        expect(st.backend).toBe('wasm');
+        expect(st.threads).toBe(2);
+        const head = mean(st.losses.slice(0, 5));
+        const tail = mean(st.losses.slice(-5));
+        console.log(
+          `lab wasm (2 threads): ${st.stepsPerSec.toFixed(2)} steps/s vs ${first.stepsPerSec.toFixed(2)} with 1 thread in this run; ` +
+            `loss first5 ${head.toFixed(4)} last5 ${tail.toFixed(4)}`,
+        );
+        expect(st.losses.length).toBe(STEPS);
+        expect(tail).toBeLessThan(0.9 * head);
+        expect(errs, errs.join('\n')).toEqual([]);
+      } finally {
+        await new Promise((r) => isolated.close(r));
+      }
+    });
+
     it('restores the run saved in IndexedDB after a reload, with identical weights', async () => {
       expect(first.savedStep).toBe(STEPS);
       expect(first.savedFingerprint).toBe(first.modelFingerprint);

@@ -12,8 +12,11 @@ const TYPES: Record<string, string> = {
   '.safetensors': 'application/octet-stream',
 };
 
-/** Serve `mounts` (URL prefix -> folder) on 127.0.0.1 at a free port (for the headless-browser tests). */
-export function serve(mounts: [string, string][]): Promise<Server> {
+/**
+ * Serve `mounts` (URL prefix -> folder) on 127.0.0.1 at a free port (for the headless-browser tests),
+ * with `headers` on every file (e.g. COOP / COEP for a cross-origin-isolated page that may use threads).
+ */
+export function serve(mounts: [string, string][], headers: Record<string, string> = {}): Promise<Server> {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     for (const [prefix, dir] of mounts) {
@@ -22,7 +25,7 @@ export function serve(mounts: [string, string][]): Promise<Server> {
       if (!file.startsWith(dir)) break;
       if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
       if (!existsSync(file)) break;
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
       res.end(readFileSync(file));
       return;
     }

@@ -139,8 +139,11 @@ describe('PVT configs and variants', () => {
     expect(fine('cls_token')).toEqual([1, 4, 0]);
     expect(fine('norm.weight')).toEqual([1, 99999]);
     const coarse = compileMatcher(m.groupMatcher(true));
-    expect(coarse('block3.0.mlp.fc1.weight')).toEqual([1, 3]);
-    expect(coarse('patch_embed3.norm.bias')).toEqual([1, 3]);
+    // coarse groups are the stage levels (0-based; the official names count from 1): freezeStages reads them
+    expect(coarse('block3.0.mlp.fc1.weight')).toEqual([1, 2]);
+    expect(coarse('patch_embed3.norm.bias')).toEqual([1, 2]);
+    expect(coarse('pos_embed2')).toEqual([1, 1]);
+    expect(coarse('cls_token')).toEqual([1, 3]);
     expect(m.noWeightDecay()).toEqual(['cls_token']);
     expect(m.derivedBuffers()).toEqual([]);
     m.dispose();

@@ -144,6 +144,11 @@ describe('layer-wise lr decay groups and stage maps', () => {
         if (lvl >= 0) return lvl;
         const merge = /^merge(\d+)\./.exec(n); // CSWin: merge<i> precedes stage i+1 (level i)
         if (merge) return Number(merge[1]);
+        const outNorm = /^norm(\d+)\./.exec(n); // SeMask: norm<i> normalises level i's output
+        if (outNorm) return Number(outNorm[1]);
+        const embed = /^(?:patch_embed|pos_embed)([2-9])(\.|$)/.exec(n); // PVT v1: patch_embed<i> / pos_embed<i> open stage i (level i-1)
+        if (embed) return Number(embed[1]) - 1;
+        if (n === 'cls_token' && fam.name === 'pvt') return info.length - 1; // PVT v1: the last stage's class token
         if (/^(norm|fc_norm|norm_pre|head|neck)\./.test(n)) return Infinity;
         return -1;
       };

@@ -318,8 +318,9 @@ export class PyramidVisionTransformer extends Backbone {
       stem: '^(?:patch_embed1\\.|pos_embed1$)',
       blocks: coarse
         ? [
-            ['^(?:patch_embed|pos_embed|block)(\\d+)', null],
-            ['^cls_token', [n]],
+            // the official names count stages from 1; a coarse group is the stage's level (0-based)
+            ...Array.from({ length: n }, (_, i): [string, number[]] => [`^(?:patch_embed|pos_embed|block)${i + 1}(?:\\.|$)`, [i]]),
+            ['^cls_token', [n - 1]],
             ['^norm\\.', [99999]],
           ]
         : [
