@@ -34,3 +34,5 @@ export * from './fastmim.js';
 export * from './milan.js';
 export * from './fcmae.js';
 export * from './bevt.js';
+export * from './clipTeacher.js';
+export * from './evaPretrain.js';

@@ -5,27 +5,21 @@ import { normal } from '../layers/init.js';
 import { Linear } from '../layers/linear.js';
 import { ForwardOptions, Module, ModuleList, Parameter } from '../layers/module.js';
 import { LayerNorm } from '../layers/norm.js';
+import type { ClipVisionTransformer } from '../models/clip/visionTransformer.js';
 import { VisionTransformer } from '../models/vit/visionTransformer.js';
+import { clipTeacher } from './clipTeacher.js';
 import { milanLoss } from './featureLosses.js';
 import { gatherTokens } from './gatherTokens.js';
 import { PromptingDecoderBlock } from './promptingDecoderBlock.js';
 import { randomMasking, TokenMasking } from './randomMasking.js';
 import { SeedLike } from './rng.js';
 import { semanticMasking } from './semanticMasking.js';
+import type { Teacher } from './teacher.js';
 import { sincosPosEmbed2d } from './sincosPosEmbed.js';
 import { vitEmbed, vitTrunk } from './vitMaskedEncoder.js';
 import { xavierInitLinears } from './xavierInit.js';
 
-/** What a frozen teacher gives MILAN for a batch. */
-export interface TeacherOutput {
-  /** `[B, 1 + L, D]` features (class token first), the reconstruction target. */
-  features: tf.Tensor3D;
-  /** `[B, L]` positive importance of each patch (class-token attention), for semantic-aware masking. */
-  importance?: tf.Tensor2D;
-}
-
-/** A frozen teacher: a function of the NHWC images. Its variables are never optimised by the wrappers. */
-export type Teacher = (images: tf.Tensor) => TeacherOutput;
+export type { Teacher, TeacherOutput } from './teacher.js';
 
 /**
  * A frozen ViT as a MILAN / EVA teacher: its final-normed tokens `[B, 1 + L, D]` (prefix tokens other
@@ -62,8 +56,14 @@ export function vitTeacher(model: VisionTransformer): Teacher {
 
 /** Options of {@link milan} (the official `MaskedAutoencoderViT` decoder arguments, camelCase). */
 export interface MILANOptions {
-  /** Width of the teacher's features (the decoder predicts them). */
-  teacherDim: number;
+  /** Width of the teacher's features (the decoder predicts them); taken from `teacher` when one is given. */
+  teacherDim?: number;
+  /**
+   * A frozen CLIP image tower as the feature target (MILAN sec. 3.1 uses CLIP ViT-B/16): wrapped with
+   * `clipTeacher` (frozen, computed outside the gradient tape), so `loss(x)` needs neither `target` nor
+   * `masking`. Not a submodule: the state dict keeps the official keys and the caller owns (disposes) it.
+   */
+  teacher?: ClipVisionTransformer;
   /** Decoder width (default 512), blocks (8), heads (16). */
   decoderDim?: number;
   decoderDepth?: number;
@@ -77,6 +77,16 @@ export interface MILANOptions {
 export interface MILANForwardOptions extends ForwardOptions {
   /** Token masking (e.g. {@link MILAN.generateMasking}); 1 = removed. */
   masking: TokenMasking;
+}
+
+/** Options of {@link MILAN.loss}. */
+export interface MILANLossOptions extends ForwardOptions {
+  /** Token masking; default (with a `teacher`): semantic-aware sampling from the teacher's importance, seeded by `seed`. */
+  masking?: TokenMasking;
+  /** Teacher features `[B, 1 + L, teacherDim]`; default (with a `teacher`): the teacher's features of `x`. */
+  target?: tf.Tensor;
+  /** Seed of the default masking. */
+  seed?: SeedLike;
 }
 
 /**
@@ -95,14 +105,15 @@ export class MILAN extends Module {
   readonly decoderBlocks: PromptingDecoderBlock[] = [];
   readonly decoderNorm: LayerNorm;
   readonly decoderPred: Linear;
-  readonly opts: Required<MILANOptions>;
+  readonly opts: Required<Omit<MILANOptions, 'teacher'>>;
+  /** The frozen CLIP teacher (`opts.teacher` wrapped by `clipTeacher`), or null. */
+  readonly teacher: ReturnType<typeof clipTeacher> | null;
 
   constructor(
     readonly backbone: VisionTransformer,
     opts: MILANOptions,
   ) {
     super();
-    this.config = { ...opts };
     check(backbone instanceof VisionTransformer, () => `MILAN needs a ViT backbone, got ${(backbone as object).constructor.name}`);
     check(
       backbone.numClasses === 0,
@@ -112,9 +123,29 @@ export class MILAN extends Module {
       backbone.clsToken !== null && backbone.numPrefixTokens === 1,
       () => `MILAN needs a ViT with a class token and no register tokens (got ${backbone.numPrefixTokens} prefix tokens)`,
     );
-    check(Number.isInteger(opts.teacherDim) && opts.teacherDim > 0, () => `teacherDim must be a positive integer, got ${opts.teacherDim}`);
+    this.teacher = opts.teacher ? clipTeacher(opts.teacher) : null;
+    const teacherDim = opts.teacherDim ?? this.teacher?.dim;
+    check(
+      Number.isInteger(teacherDim) && teacherDim! > 0,
+      () => `teacherDim must be a positive integer (or give a teacher), got ${opts.teacherDim}`,
+    );
+    if (this.teacher) {
+      check(
+        teacherDim === this.teacher.dim,
+        () => `teacherDim ${opts.teacherDim} differs from the CLIP teacher's feature width ${this.teacher!.dim}`,
+      );
+      const tg = opts.teacher!.gridSize;
+      check(
+        tg[0] === backbone.gridSize[0] && tg[1] === backbone.gridSize[1],
+        () =>
+          `the CLIP teacher's patch grid ${tg[0]}x${tg[1]} differs from the student's ${backbone.gridSize[0]}x${backbone.gridSize[1]} (MILAN predicts the teacher's feature of every token)`,
+      );
+    }
+    const { teacher: _teacher, ...plain } = opts;
+    void _teacher;
+    this.config = { ...plain, teacherDim };
     this.opts = {
-      teacherDim: opts.teacherDim,
+      teacherDim: teacherDim!,
       decoderDim: opts.decoderDim ?? 512,
       decoderDepth: opts.decoderDepth ?? 8,
       decoderNumHeads: opts.decoderNumHeads ?? 16,
@@ -207,19 +238,37 @@ export class MILAN extends Module {
     return tf.tidy(() => this.forwardDecoder(this.forwardEncoder(x, opts), opts.masking, opts));
   }
 
-  /** The MILAN loss against the teacher's features `[B, 1 + L, teacherDim]` ({@link milanLoss}). */
-  loss(x: tf.Tensor, opts: MILANForwardOptions & { target: tf.Tensor }): tf.Scalar {
-    const t = opts.target;
-    const b = x.shape[0];
+  /**
+   * The MILAN loss against the teacher's features `[B, 1 + L, teacherDim]` ({@link milanLoss}). With a CLIP
+   * `teacher`, `target` defaults to its features of `x` and `masking` to semantic-aware sampling from its
+   * importance (end to end: `loss(x, { seed, training: true })`).
+   */
+  loss(x: tf.Tensor, opts: MILANLossOptions = {}): tf.Scalar {
     check(
-      t.rank === 3 && t.shape[0] === b && t.shape[1] === this.numPatches + 1 && t.shape[2] === this.opts.teacherDim,
-      () => `MILAN: expected teacher features [${b}, ${this.numPatches + 1}, ${this.opts.teacherDim}], got [${t.shape.join(', ')}]`,
+      (opts.target && opts.masking) || this.teacher,
+      () => 'MILAN.loss: pass { masking, target } or build the model with a CLIP teacher (milan(vit, { teacher }))',
     );
-    return tf.tidy(() => milanLoss(this.forward(x, opts), t));
+    const b = x.shape[0];
+    this.backbone.checkInput(x);
+    const t = opts.target ?? null;
+    if (t)
+      check(
+        t.rank === 3 && t.shape[0] === b && t.shape[1] === this.numPatches + 1 && t.shape[2] === this.opts.teacherDim,
+        () => `MILAN: expected teacher features [${b}, ${this.numPatches + 1}, ${this.opts.teacherDim}], got [${t.shape.join(', ')}]`,
+      );
+    return tf.tidy(() => {
+      const out = t && opts.masking ? null : this.teacher!(x);
+      // a generated masking is released with the tidy scope
+      const masking = opts.masking ?? this.generateMasking(b, opts.seed, out!.importance);
+      return milanLoss(this.forward(x, { ...opts, masking }), t ?? out!.features);
+    });
   }
 }
 
-/** Wrap a ViT (class token, `numClasses: 0`) for MILAN pretraining against a frozen teacher of width `teacherDim`. */
+/**
+ * Wrap a ViT (class token, `numClasses: 0`) for MILAN pretraining against a frozen teacher of width `teacherDim`,
+ * or against a frozen CLIP image tower given as `teacher`.
+ */
 export function milan(backbone: VisionTransformer, opts: MILANOptions): MILAN {
   return new MILAN(backbone, opts);
 }

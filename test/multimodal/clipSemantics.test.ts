@@ -3,13 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   clipTextTransformer,
   clipVisionTransformer,
+  coca,
+  CoCa,
+  createCoca,
   listOpenClipConfigs,
   openClipConfig,
   textTowerConfig,
   visionTowerConfig,
 } from '../../src/models/clip/index.js';
 import { clipLoss } from '../../src/models/clip/clipLoss.js';
-import { coca, createCoca } from '../../src/models/coca/index.js';
+import { withoutInit } from '../../src/layers/init.js';
+import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { readSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
@@ -228,6 +232,42 @@ describe('CLIP weights: whole-checkpoint loading', () => {
     expect(m.textDecoder.textProjection.value.shape).toEqual([512, 49408]);
     m.dispose();
     expectError(() => createCoca('ViT-B-32'), /not a CoCa config/);
+  });
+  it("createModel('coca_ViT-B-32' | 'coca_ViT-L-14', overrides) builds the open_clip configs as a CoCa, like createCoca", () => {
+    expect(listModels('coca_*')).toEqual(['coca_ViT-B-32', 'coca_ViT-L-14']);
+    const entry = getModelEntry('coca_ViT-B-32');
+    expect(entry.kind).toBe('multimodal');
+    expect(entry.family).toBe('coca');
+    expect(entry.pretrainedCfg.inputSize).toEqual([3, 224, 224]);
+    expect(entry.pretrainedCfg.mean).toEqual([0.48145466, 0.4578275, 0.40821073]);
+    for (const name of ['coca_ViT-B-32', 'coca_ViT-L-14']) {
+      const cc = openClipConfig(name);
+      const overrides = {
+        visionCfg: { ...cc.visionCfg, layers: 1 },
+        textCfg: { ...cc.textCfg, layers: 1 },
+        multimodalCfg: { ...cc.multimodalCfg, layers: 1 },
+      };
+      const before = tf.memory().numTensors;
+      const m = createModel<CoCa>(name, overrides, { init: false });
+      expect(m).toBeInstanceOf(CoCa);
+      const ref = withoutInit(() => createCoca(name, overrides));
+      const shapes = (mod: CoCa) => {
+        const sd = mod.stateDict();
+        const out = Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, t.shape]));
+        tf.dispose(Object.values(sd));
+        return out;
+      };
+      expect(shapes(m)).toEqual(shapes(ref));
+      expect(m.config).toEqual(ref.config);
+      expect(m.embedDim).toBe(cc.embedDim);
+      expect(m.visual.width).toBe(cc.visionCfg.width);
+      expect(m.text.width).toBe(cc.textCfg.width);
+      expect(m.contextLength).toBe(cc.multimodalCfg!.contextLength);
+      expect(m.visual.attnPool!.nQueries).toBe(256);
+      m.dispose();
+      ref.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    }
   });
 });
 

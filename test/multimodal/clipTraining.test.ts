@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { clipTextTransformer, clipVisionTransformer } from '../../src/models/clip/index.js';
-import { coca, cocaLoss } from '../../src/models/coca/index.js';
+import { clipTextTransformer, clipVisionTransformer, coca, cocaLoss } from '../../src/models/clip/index.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { trainSteps } from '../helpers/training.js';
 

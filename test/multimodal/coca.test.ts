@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coca, cocaLoss } from '../../src/models/coca/index.js';
+import { coca, cocaLoss } from '../../src/models/clip/index.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';

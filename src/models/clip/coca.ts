@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
 import { l2Normalize } from '../../layers/attention.js';
 import { ForwardOptions, Module, Parameter } from '../../layers/module.js';
-import { ClipVisionCfg, ClipTextCfg, MultimodalCfg, openClipConfig, textTowerConfig, visionTowerConfig } from '../clip/openClipConfig.js';
-import { ClipTextTransformer, OPENAI_INTEGER_ENTRIES } from '../clip/textTransformer.js';
-import { ClipVisionTransformer } from '../clip/visionTransformer.js';
+import { ClipVisionCfg, ClipTextCfg, MultimodalCfg, openClipConfig, textTowerConfig, visionTowerConfig } from './openClipConfig.js';
+import { ClipTextTransformer, OPENAI_INTEGER_ENTRIES } from './textTransformer.js';
+import { ClipVisionTransformer } from './visionTransformer.js';
 import { CocaGenerateOptions, generateCaptions } from './generate.js';
 import { MultimodalDecoder } from './multimodalDecoder.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
-import { clipLoss } from '../clip/clipLoss.js';
+import { clipLoss } from './clipLoss.js';
 
 /** Options of {@link cocaLoss} (open_clip's `CoCaLoss` arguments). */
 export interface CocaLossOptions {

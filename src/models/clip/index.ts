@@ -8,3 +8,8 @@ export * from './visionTransformer.js';
 export * from './tokenizer.js';
 export * from './openClipConfig.js';
 export * from './clipLoss.js';
+export * from './multimodalDecoder.js';
+export * from './coca.js';
+export * from './generate.js';
+export * from './cocaLoss.js';
+export * from './variants.js';

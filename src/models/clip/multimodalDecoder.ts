@@ -4,7 +4,7 @@ import { normal } from '../../layers/init.js';
 import { IDENTITY, Module, ModuleList, Parameter } from '../../layers/module.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { ClipActivation, ResidualAttentionBlock } from '../../layers/residualAttentionBlock.js';
-import { causalMask } from '../clip/transformer.js';
+import { causalMask } from './transformer.js';
 
 /** Options of {@link MultimodalDecoder} (open_clip's `MultimodalTransformer` arguments). */
 export interface MultimodalDecoderOptions {

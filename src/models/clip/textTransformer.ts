@@ -231,6 +231,46 @@ export class ClipTextTransformer extends Module {
     });
   }
 
+  /**
+   * Text features `[K, outputDim]` of prompts with learnable context tokens (CoOp, Zhou et al. 2022; DenseCLIP's
+   * `CLIPTextContextEncoder`, Rao et al. 2022, sec. 3.3): the embeddings of `context` `[N, width]` (shared by every
+   * row) or `[K, N, width]` are inserted after each row's SOT token, so row `k` reads
+   * `[SOT, ctx_1..ctx_N, ids_k[1..]]`; the pooled position (EOT for 'argmax') moves by N. `text` int32 `[K, L]`
+   * with `L + N <= contextLength`. Gradients flow to `context` (the tower itself may be frozen). Causal towers
+   * without a CLS embedding or padding mask (OpenAI CLIP / open_clip's text towers).
+   */
+  forwardWithContext(text: tf.Tensor, context: tf.Tensor, opts: { training?: boolean } = {}): tf.Tensor2D {
+    this.checkText(text);
+    check(
+      !this.clsEmb && !this.usePadMask && this.poolType !== 'none',
+      () => 'forwardWithContext needs a CLIP text tower without embedCls / usePadMask and with a pooled output',
+    );
+    const [k, l] = text.shape as [number, number];
+    const n = context.shape[context.rank - 2];
+    check(
+      (context.rank === 2 || (context.rank === 3 && context.shape[0] === k)) && context.shape[context.rank - 1] === this.width,
+      () => `context must be [N, ${this.width}] or [${k}, N, ${this.width}], got [${context.shape.join(', ')}]`,
+    );
+    check(
+      l + n <= this.contextLength,
+      () => `text length ${l} plus ${n} context tokens exceeds the text tower's contextLength ${this.contextLength}`,
+    );
+    const s = l + n;
+    const rows = this.poolIndices(text, l).map((j, r) => {
+      const col = j - r * l;
+      return r * s + (this.poolType === 'first' || col === 0 ? col : this.poolType === 'last' ? s - 1 : col + n);
+    });
+    return tf.tidy(() => {
+      const e = this.tokenEmbedding.forward(text);
+      const ctx = context.rank === 2 ? tf.tile(context.expandDims(0), [k, 1, 1]) : context;
+      let x: tf.Tensor = tf.concat([tf.slice(e, [0, 0, 0], [k, 1, this.width]), ctx, tf.slice(e, [0, 1, 0], [k, l - 1, this.width])], 1);
+      x = tf.add(x, tf.slice(this.positionalEmbedding.value, [0, 0], [s, this.width]));
+      const attnMask = this.causalMaskFull ? tf.slice(this.causalMaskFull, [0, 0], [s, s]) : undefined;
+      const y = this.lnFinal.forward(this.transformer.forward(x as tf.Tensor3D, { attnMask, training: opts.training }));
+      return this.project(tf.gather(y.reshape([k * s, this.width]), rows)) as tf.Tensor2D;
+    });
+  }
+
   /** The block outputs (before `ln_final`, CLS position removed) and, unless `intermediatesOnly`, the features. */
   forwardIntermediates(
     text: tf.Tensor,

@@ -219,6 +219,48 @@ export class ClipVisionTransformer extends Module {
     });
   }
 
+  /**
+   * Every token's feature `[B, 1 + N, D]` (class token first): `ln_post` on all tokens, then the projection
+   * (`D = outputDim`; `projected: false` stops before it, `D = width`), as MILAN's `encode_image_featuremap`
+   * and EVA's CLIP teacher take them. With `importance`, also the last block's class-token attention over the
+   * patches, averaged over heads, `[B, N]` (MILAN sec. 3.2). Plain CLIP towers only (no attentional pooler).
+   */
+  forwardFeatureMap(
+    images: tf.Tensor,
+    opts: { projected?: boolean; importance?: boolean } = {},
+  ): { features: tf.Tensor3D; importance?: tf.Tensor2D } {
+    check(this.attnPool === null, () => 'forwardFeatureMap needs a CLIP image tower without attentional pooler');
+    const res = tf.tidy(() => {
+      let y: tf.Tensor3D = this.embed(images);
+      const blocks = this.transformer.resblocks;
+      for (let i = 0; i < blocks.length - 1; i++) y = blocks[i].forward(y);
+      const out: tf.Tensor[] = [];
+      const last = blocks[blocks.length - 1];
+      if (opts.importance) {
+        const [b, t, c] = y.shape;
+        const attn = last.attn;
+        const h = attn.numHeads;
+        const hd = c / h;
+        const x = last.ln1.forward(y).reshape([b * t, c]);
+        const w = attn.inProjWeight!.value as tf.Tensor2D; // [C, 3C]: q | k | v columns
+        const bias = attn.inProjBias?.value ?? null;
+        const part = (i: number) => {
+          const p = tf.matMul(x, tf.slice(w, [0, i * c], [c, c]));
+          return bias ? tf.add(p, tf.slice(bias, [i * c], [c])) : p;
+        };
+        const q = part(0).reshape([b, t, h, hd]).slice([0, 0, 0, 0], [b, 1, h, hd]).reshape([b, h, 1, hd]);
+        const k = part(1).reshape([b, t, h, hd]).transpose([0, 2, 1, 3]);
+        const probs = tf.softmax(tf.matMul(tf.mul(q, hd ** -0.5), k, false, true)); // [B, h, 1, T]
+        out.push(tf.mean(probs.reshape([b, h, t]), 1).slice([0, 1], [b, t - 1]));
+      }
+      y = last.forward(y);
+      const z = this.lnPost.forward(y);
+      out.unshift((opts.projected ?? true) ? this.project(z) : z);
+      return out;
+    });
+    return opts.importance ? { features: res[0] as tf.Tensor3D, importance: res[1] as tf.Tensor2D } : { features: res[0] as tf.Tensor3D };
+  }
+
   /** Block outputs as NHWC maps (class token removed, `ln_post` only with `normalizeIntermediates`) and the features. */
   forwardIntermediates(
     images: tf.Tensor,
