@@ -4,6 +4,7 @@ import { parseArgs, UsageError } from './args.js';
 import { benchCommand } from './bench.js';
 import { CliIO, writeStdout } from './common.js';
 import { convertCommand } from './convert.js';
+import { DETECT_FLAGS, detectCommand } from './detect.js';
 import { infoCommand } from './info.js';
 import { listCommand } from './list.js';
 import { FINETUNE_FLAGS, finetuneCommand } from './finetune.js';
@@ -26,10 +27,15 @@ commands:
   predict MODEL[.TAG]|CHECKPOINT_DIR IMAGE... [--topk N] [--backend wasm|cpu] [--cache-dir DIR] [--offline] [--json]
                                      top classes of images (pretrained weights through the Hugging Face cache)
   finetune --model NAME[.TAG] --data DIR --out DIR [--epochs N] [--img-size N] [--batch-size N] [--lr X]
-       [--val-split 0.1] [--pretrained] [--strict] [--seed N] [--config JSON|FILE] [--backend wasm|cpu]
+       [--val-split 0.1 | --val-data DIR] [--pretrained] [--strict] [--seed N] [--workers N] [--resume]
+       [--max-steps N] [--config JSON|FILE] [--backend wasm|cpu]
                                      fine-tune a classifier on DIR/<class>/<image>; writes a checkpoint folder
   pretrain --method simmim|mixmim|fastmim|fcmae --model NAME --data DIR --out DIR [--steps N] [--batch-size N]
-       [--lr X] [--img-size N] [--config JSON|FILE]   masked-image-modeling pretraining on the images under DIR
+       [--lr X] [--img-size N] [--config JSON|FILE] [--val-split 0.1] [--eval-every N] [--workers N]
+       [--method-config JSON]        masked-image-modeling pretraining on the images under DIR
+                                     (validation loss, loss plot, reconstruction PNGs)
+  detect DETECTOR_DIR IMAGE... [--score-thresh 0.5] [--max-dets N] [--backend wasm|cpu] [--json]
+                                     boxes, labels, scores (and mask areas) of a detector folder's detections
 
 exit codes: 0 success, 1 error (missing file, corrupt checkpoint, mismatched weights), 2 usage error
 (unknown command, option or model)`;
@@ -68,8 +74,10 @@ export async function runCli(argv: string[], io: CliIO = PROCESS_IO): Promise<nu
         return await finetuneCommand(parseArgs(rest, FINETUNE_FLAGS.values, FINETUNE_FLAGS.switches), io);
       case 'pretrain':
         return await pretrainCommand(parseArgs(rest, PRETRAIN_FLAGS.values, PRETRAIN_FLAGS.switches), io);
+      case 'detect':
+        return await detectCommand(parseArgs(rest, DETECT_FLAGS.values, DETECT_FLAGS.switches), io);
       default:
-        throw new UsageError(`unknown command '${cmd}' (expected list, info, convert, bench, predict, finetune or pretrain)`);
+        throw new UsageError(`unknown command '${cmd}' (expected list, info, convert, bench, predict, finetune, pretrain or detect)`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check, VisBackbonesError } from '../errors.js';
 import type { U8Image } from './imageOps.js';
+import type { DecodePool } from './decodePool.js';
 import { readImage } from './readImage.js';
 import { DataRng } from './rng.js';
 import type { ImageTransform } from './transforms.js';
@@ -107,12 +108,23 @@ export interface LoaderOptions extends DecodeOptions {
   seed?: number;
   /** Keep a last, smaller batch (default true). */
   keepLast?: boolean;
+  /**
+   * Decode in these worker threads ({@link createDecodePool}; Node): files are read and decoded off the
+   * main thread, ahead of the batch being trained on. Default: decode on this thread with {@link readImage}.
+   */
+  pool?: DecodePool;
+  /** Files being decoded ahead of the one consumed (default: two batches with a pool, else 1). */
+  prefetch?: number;
 }
 
+type Decoded = { ok: true; img: U8Image; index: number } | { ok: false; error: Error; index: number };
+
 /**
- * Stream batches from a folder dataset: each image is read, transformed and stacked on demand (only
- * one batch in memory). Yields `{ x: [B, h, w, 3], y: [B] int32, paths }`; the consumer disposes
- * `x` and `y`. Undecodable files are skipped and reported (`strict`: fatal).
+ * Stream batches from a folder dataset: each image is read, transformed and stacked on demand (at
+ * most `prefetch` decoded images and one batch in memory). With a `pool` the decoding runs in worker
+ * threads while the caller trains; the transform runs here. Yields `{ x: [B, h, w, 3], y: [B] int32,
+ * paths }`; the consumer disposes `x` and `y`. Undecodable files are skipped and reported through
+ * `onError` with their path (without one: `console.warn`; `strict`: the first one is fatal).
  */
 export async function* imageLoader(
   ds: ImageFolder,
@@ -123,6 +135,31 @@ export async function* imageLoader(
     () => `imageLoader: batchSize must be a positive integer, got ${opts.batchSize}`,
   );
   const order = opts.shuffle ? new DataRng(opts.seed).permutation(ds.samples.length) : ds.samples.map((_, i) => i);
+  const pool = opts.pool;
+  const ahead = Math.max(1, opts.prefetch ?? (pool ? 2 * opts.batchSize : 1));
+  check(Number.isInteger(ahead), () => `imageLoader: prefetch must be a positive integer, got ${opts.prefetch}`);
+  const decode = async (path: string): Promise<U8Image> => {
+    if (pool) return pool.decode(path);
+    const t = await readImage(path);
+    try {
+      return { data: Uint8Array.from(t.dataSync()), height: t.shape[0], width: t.shape[1], channels: 3 };
+    } finally {
+      t.dispose();
+    }
+  };
+  const queue: Promise<Decoded>[] = [];
+  let next = 0;
+  const fill = () => {
+    while (queue.length < ahead && next < order.length) {
+      const index = order[next++];
+      queue.push(
+        decode(ds.samples[index].path).then(
+          (img): Decoded => ({ ok: true, img, index }),
+          (error: Error): Decoded => ({ ok: false, error, index }),
+        ),
+      );
+    }
+  };
   let xs: tf.Tensor3D[] = [];
   let ys: number[] = [];
   let paths: string[] = [];
@@ -135,16 +172,19 @@ export async function* imageLoader(
     return batch;
   };
   try {
-    for (const i of order) {
-      const s = ds.samples[i];
-      let img: tf.Tensor3D;
-      try {
-        img = await readImage(s.path);
-      } catch (e) {
-        if (opts.strict) throw e;
-        opts.onError?.(s.path, e as Error);
+    fill();
+    while (queue.length) {
+      const r = await queue.shift()!;
+      fill();
+      const s = ds.samples[r.index];
+      if (!r.ok) {
+        if (opts.strict) throw r.error;
+        // never silently: without an onError the skip is a console warning
+        if (opts.onError) opts.onError(s.path, r.error);
+        else console.warn(`imageLoader: skipped ${s.path}: ${r.error.message}`);
         continue;
       }
+      const img = tf.tensor3d(Int32Array.from(r.img.data), [r.img.height, r.img.width, 3], 'int32');
       try {
         xs.push(opts.transform(img));
       } finally {
@@ -157,5 +197,17 @@ export async function* imageLoader(
     if (xs.length && (opts.keepLast ?? true)) yield flush();
   } finally {
     tf.dispose(xs);
+    // let decodes still in flight settle (their results are dropped)
+    await Promise.all(queue);
   }
+}
+
+/**
+ * The {@link imageLoader} as a `tf.data.Dataset` of `{ xs: [B, h, w, 3], ys: [B] int32 }` batches (for
+ * `tf.data` pipelines and `LayersModel.fitDataset`). Each iteration starts a new pass with the same options.
+ */
+export function imageDataset(ds: ImageFolder, opts: LoaderOptions): tf.data.Dataset<{ xs: tf.Tensor4D; ys: tf.Tensor1D }> {
+  return tf.data.generator(async function* () {
+    for await (const b of imageLoader(ds, opts)) yield { xs: b.x, ys: b.y };
+  } as unknown as () => Generator<{ xs: tf.Tensor4D; ys: tf.Tensor1D }>);
 }

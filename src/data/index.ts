@@ -16,3 +16,4 @@ export * from './randAugment.js';
 export * from './mixup.js';
 export { DataRng } from './rng.js';
 export * from './imageFolder.js';
+export * from './decodePool.js';

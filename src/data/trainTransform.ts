@@ -6,8 +6,7 @@ import { cropU8, hflipU8, normalizeU8, roundHalfEven, U8Image } from './imageOps
 import { PilFilter, pilResize } from './pilResize.js';
 import { parseRandAugment, randAugment } from './randAugment.js';
 import { DataRng } from './rng.js';
-import type { ImageTransform } from './transforms.js';
-import { tensorToU8 } from './transforms.js';
+import { ImageTransform, tensorToU8 } from './tensorImage.js';
 
 /** Options of the training transform (timm's `create_transform(is_training=True)` arguments and defaults). */
 export interface TrainTransformOptions {

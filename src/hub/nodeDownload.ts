@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { VisBackbonesError } from '../errors.js';
-import type { DownloadOptions } from './download.js';
+import type { DownloadOptions } from './downloadOptions.js';
 import { cachedFile, COMMIT_RE, envOffline, hubCacheDir, repoFolder } from './hubCache.js';
 import { hubEndpoint, PretrainedSource } from './pretrainedSource.js';
 import { countingResponse, progressReporter } from './progress.js';
