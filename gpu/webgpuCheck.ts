@@ -32,6 +32,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Backbone } from '../src/models/backbone.js';
 import '../src/index.js';
 import { createModel, getFamily, listFamilies } from '../src/models/registry.js';
+import { countDispatches } from '../src/backends/webgpu/dispatchCounter.js';
+import { registerWebgpuKernels, WEBGPU_KERNEL_NAMES } from '../src/backends/webgpu/kernels.js';
 import { fcmaeLoss } from '../src/pretrain/fcmaeLoss.js';
 import { evaLoss, milanLoss } from '../src/pretrain/featureLosses.js';
 import { hogTargets } from '../src/pretrain/hog.js';
@@ -73,11 +75,15 @@ const BENCH_PARTS = list(flag('bench')) ?? ['matmul', 'profile', 'fwd', 'train']
 if (flag('profile') !== undefined && !BENCH_PARTS.includes('profile'))
   BENCH_PARTS.splice(BENCH_PARTS.includes('matmul') ? 1 : 0, 0, 'profile');
 const PROFILE_MODELS = list(flag('profile-models')) ?? ['swinv2_tiny_window8_256', 'convnextv2_atto'];
+/** `--profile-batches=1,8`: the batch sizes of the profile part (default 1). */
+const PROFILE_BATCHES = (list(flag('profile-batches')) ?? ['1']).map(Number);
 /** `--tf-flags=NAME=value,...`: tfjs environment flags set before the webgpu backend initialises. */
 const TF_FLAGS = list(flag('tf-flags') ?? process.env.VB_TF_FLAGS) ?? [];
 /** Base name of the two result files (`<name>.json`, `<name>.log`), so a second run can share OUT. */
 const OUT_NAME = flag('out-name') || 'webgpu-check';
 const SKIP_TRAIN_SMOKE = flag('skip-train-smoke') !== undefined;
+/** `--vb-kernels=on`: register our WGSL kernels (src/backends/webgpu) before anything runs; default off (tfjs's kernels only). */
+const VB_KERNELS = (flag('vb-kernels') ?? process.env.VB_KERNELS ?? 'off') === 'on';
 const TRAIN_MODEL = flag('train-model') ?? 'swinv2_tiny_window8_256';
 const TRAIN_SIZE = Number(flag('train-size') ?? 256);
 const TRAIN_BATCH = Number(flag('train-batch') ?? 8);
@@ -153,6 +159,8 @@ const results = {
   fixtureSummary: { passed: 0, failed: 0, failedCases: [] as string[] },
   bench: [] as BenchResult[],
   profile: [] as ProfileResult[],
+  vbKernels: [] as string[],
+  dispatches: [] as Array<{ model: string; batch: number; dispatches: number; byProgram: Record<string, number> }>,
   flopsSource: flopsFile.counter,
   errors: [] as string[],
   finished: false,
@@ -1025,7 +1033,7 @@ function parseProgramTimes(extra: unknown): { name: string; ms: number }[] {
 function topRows(rows: Map<string, ProfileRow>, byTime: boolean, n = 15): ProfileRow[] {
   const round = (v: number) => Number(v.toFixed(4));
   return [...rows.values()]
-    .sort((a, b) => (byTime ? b.gpuMs - a.gpuMs : 0) || b.count - a.count || a.name.localeCompare(b.name))
+    .sort((a, b) => (byTime ? b.gpuMs - a.gpuMs : 0) || b.count - a.count || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) // no localeCompare: the packed node may lack ICU data
     .slice(0, n)
     .map((r) => ({ ...r, gpuMs: round(r.gpuMs) }));
 }
@@ -1152,13 +1160,42 @@ async function benchProfile(name: string, size: number, batch = 1): Promise<void
   save();
 }
 
+/** GPU programs dispatched by one warm forward of each bench model at batch 1 (`createModel(name, {}, { init: false })`). */
+async function benchDispatches(name: string, size: number): Promise<void> {
+  let model: Backbone | null = null;
+  const x = tf.randomNormal([1, size, size, 3]);
+  try {
+    model = createModel(name, {}, { init: false }) as Backbone;
+    const warm = model.forwardLogits(x);
+    await warm.data();
+    warm.dispose();
+    const c = countDispatches(() => model!.forwardLogits(x));
+    await c.result.data();
+    c.result.dispose();
+    results.dispatches.push({ model: name, batch: 1, dispatches: c.dispatches, byProgram: c.byProgram });
+    const top = Object.entries(c.byProgram)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    log(`dispatches ${name} batch 1 (our kernels ${VB_KERNELS ? 'on' : 'off'}): ${c.dispatches} | ${top}`);
+  } catch (e) {
+    log(`dispatches ${name}: ERROR ${errText(e)}`);
+  } finally {
+    x.dispose();
+    model?.dispose();
+    save();
+  }
+}
+
 async function runBench(): Promise<void> {
   const models = BENCH_MODELS.filter((m) => !MODELS || MODELS.includes(m.name));
+  if (BENCH_PARTS.includes('dispatch')) for (const m of models) await benchDispatches(m.name, m.size);
   if (BENCH_PARTS.includes('matmul')) for (const n of MATMUL_SIZES) await benchMatmul(n);
   if (BENCH_PARTS.includes('profile')) {
     for (const p of PROFILE_MODELS) {
       const m = BENCH_MODELS.find((b) => b.name === p);
-      if (m) await benchProfile(m.name, m.size, 1);
+      if (m) for (const pb of PROFILE_BATCHES) await benchProfile(m.name, m.size, pb);
       else log(`profile: unknown model ${p} (bench models: ${BENCH_MODELS.map((b) => b.name).join(', ')})`);
     }
   }
@@ -1173,6 +1210,12 @@ async function main(): Promise<number> {
   save();
   if (!(await setupWebGPU())) return 3;
   if (PROBE) return 0;
+  if (VB_KERNELS) {
+    registerWebgpuKernels();
+    results.vbKernels = [...WEBGPU_KERNEL_NAMES];
+  }
+  log(`our webgpu kernels: ${VB_KERNELS ? WEBGPU_KERNEL_NAMES.join(', ') : 'off (tfjs kernels only)'}`);
+  save();
   if (!SKIP_FIXTURES) await runFixtures();
   if (!SKIP_TRAIN_SMOKE) await runTrainSmoke();
   if (!SKIP_BENCH) await runBench();

@@ -20,7 +20,6 @@ export * from './models/convnextV2/index.js';
 export * from './models/pvtV2/index.js';
 export * from './models/mvitV2/index.js';
 export * from './models/clip/index.js';
-export * from './models/coca/index.js';
 export * from './models/videoSwin/index.js';
 export * from './models/pvt/index.js';
 export * from './models/semaskSwin/index.js';
@@ -35,6 +34,8 @@ export * from './backends/convBackprop.js';
 export { enableWasmThreads, useWasm, wasmThreads } from './backends/wasmThreads.js';
 export type { UseWasmOptions } from './backends/wasmThreads.js';
 export { WasmOutOfMemoryError, WASM_HEAP_MAX_BYTES } from './backends/wasmMemoryGuard.js';
+export { kernelSimd, relaxedSimdSupported, setKernelSimd } from './backends/kernelModule.js';
+export type { KernelSimd } from './backends/kernelModule.js';
 export {
   registerFastKernels,
   unregisterFastKernels,
@@ -49,6 +50,7 @@ export * from './adapter/layersAdapter.js';
 export * from './weights/tfjsFormat.js';
 export * from './pretrain/index.js';
 export * from './data/syntheticShapes.js';
+export * from './data/syntheticDetection.js';
 export * from './data/index.js';
 export * from './hub/index.js';
 export * from './tasks/classify.js';

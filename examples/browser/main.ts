@@ -23,6 +23,8 @@ interface PageResult {
   inputShape?: number[];
   logits?: number[][];
   top?: number[];
+  /** The top class of each image by name (the model directory's `classNames`, else `class <index>`), with its softmax probability. */
+  topNames?: { name: string; prob: number }[];
   check?: { maxAbsErr: number; worstExcess: number; atol: number; rtol: number };
   features?: { shape: number[]; rgbMin: number; rgbMax: number }[];
   attention?: {
@@ -111,7 +113,7 @@ async function fileToTensor(file: File, h: number, w: number, mean: number[], st
 async function run(
   model: tf.LayersModel,
   backbone: Backbone,
-  info: { mean: number[]; std: number[]; inputShape: number[] },
+  info: { mean: number[]; std: number[]; inputShape: number[]; classNames?: string[] | null },
   x: tf.Tensor4D,
   raw: boolean,
   expected?: { logits: tf.Tensor },
@@ -125,7 +127,14 @@ async function run(
   const logits = model.predict(x) as tf.Tensor2D;
   result.logits = logits.arraySync();
   result.top = result.logits.map((r) => r.indexOf(Math.max(...r)));
-  log(`logits ${logits.shape.join('x')}, top class per image: ${result.top.join(', ')}`);
+  const names = Array.isArray(info.classNames) ? info.classNames : null;
+  const probs = tf.tidy(() => tf.softmax(logits).arraySync() as number[][]);
+  result.topNames = result.top.map((k, i) => ({ name: names?.[k] ?? `class ${k}`, prob: probs[i][k] }));
+  log(
+    `logits ${logits.shape.join('x')}, top class per image: ${result.topNames.map((t) => `${t.name} (${(100 * t.prob).toFixed(1)}%)`).join(', ')}`,
+  );
+  const caption = document.getElementById('input-caption');
+  if (caption) caption.textContent = `input: ${result.topNames[0].name} (${(100 * result.topNames[0].prob).toFixed(1)}%)`;
   if (expected) {
     const atol = Number(params.get('atol') ?? '1e-4');
     const rtol = Number(params.get('rtol') ?? '1e-3');

@@ -68,8 +68,8 @@ export const DEMO_MODELS: Record<string, DemoModelPreset> = {
 };
 
 /** The default steps of a full run and of `--quick` (the setting the demo test measures). */
-export const FULL_STEPS = { pretrainSteps: 800, finetuneSteps: 400 };
-export const QUICK_STEPS = { pretrainSteps: 250, finetuneSteps: 150 };
+export const FULL_STEPS = { pretrainSteps: 1000, finetuneSteps: 400 };
+export const QUICK_STEPS = { pretrainSteps: 500, finetuneSteps: 250 };
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
@@ -94,9 +94,9 @@ export interface DemoOptions {
   testImages?: number;
   /** Batch size of both phases (default 32). */
   batchSize?: number;
-  /** Peak learning rate of the SimMIM phase (AdamW, warm-up + cosine; default 1e-3). */
+  /** Peak learning rate of the SimMIM phase (AdamW, warm-up + cosine; default 2e-3). */
   pretrainLr?: number;
-  /** Peak learning rate of fine-tuning and of the from-scratch run (default 1e-3). */
+  /** Peak learning rate of fine-tuning and of the from-scratch run (default 3e-3). */
   finetuneLr?: number;
   /** Layer-wise learning-rate decay when fine-tuning (SimMIM: 0.9 for Swin; default off). */
   layerDecay?: number;
@@ -104,6 +104,8 @@ export interface DemoOptions {
   seed?: number;
   /** Number of classes (2..6, default 6). */
   numClasses?: number;
+  /** Textured backgrounds and striped fills in the generated images (default true). */
+  textures?: boolean;
   /** Skip writing the safetensors files and the TF.js directory (default false). */
   skipSave?: boolean;
   /** Print progress (default true). */
@@ -151,27 +153,42 @@ interface Batch {
 class ImagePool implements DataSource<Batch> {
   readonly x: tf.Tensor4D;
   readonly labels: tf.Tensor1D;
+  private calls = 0;
   constructor(
     ds: SyntheticShapes,
     readonly size: number,
     readonly numClasses: number,
-    private readonly flip = false,
+    private readonly augment = false,
   ) {
     const b = ds.batch(Array.from({ length: size }, (_, i) => i));
     this.x = b.images;
     this.labels = b.labels;
   }
-  /** A batch; with `flip`, a seeded half of the images are mirrored left-right. */
+  /**
+   * A batch; with `augment`, each image is given one of the 8 symmetries of the square (the
+   * rotations by multiples of 90 degrees, each optionally mirrored), drawn from a hash of the image
+   * index and the batch count, so a run is reproducible. A shape's class does not change under them.
+   */
   batch(indices: number[]): Batch {
+    const call = this.calls++;
     return tf.tidy(() => {
       const idx = tf.tensor1d(indices, 'int32');
       let x = tf.gather(this.x, idx) as tf.Tensor4D;
-      if (this.flip) {
-        const m = tf.tensor1d(
-          indices.map((i, k) => ((i * 2654435761 + k * 40503 + indices[0]) >>> 7) & 1),
-          'bool',
-        );
-        x = tf.where(m.reshape([-1, 1, 1, 1]).tile([1, ...x.shape.slice(1)]), tf.reverse(x, 2), x) as tf.Tensor4D;
+      if (this.augment) {
+        const t = tf.transpose(x, [0, 2, 1, 3]);
+        const variants = [
+          x,
+          tf.reverse(x, 2),
+          tf.reverse(x, 1),
+          tf.reverse(x, [1, 2]),
+          t,
+          tf.reverse(t, 2),
+          tf.reverse(t, 1),
+          tf.reverse(t, [1, 2]),
+        ];
+        const all = tf.stack(variants, 1).reshape([-1, ...x.shape.slice(1)]);
+        const pick = indices.map((i, k) => k * 8 + (((Math.imul(i + 1, 0x9e3779b1) ^ Math.imul(call + 1, 0x85ebca77)) >>> 13) & 7));
+        x = tf.gather(all, tf.tensor1d(pick, 'int32')) as tf.Tensor4D;
       }
       return { x, y: tf.oneHot(tf.gather(this.labels, idx), this.numClasses).toFloat() as tf.Tensor2D };
     });
@@ -269,7 +286,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
 
   // data: unlabelled images for pretraining, a few labelled ones, held-out test images (three seeds)
   const tData = performance.now();
-  const shapes = (s: number) => syntheticShapes({ imageSize: size, seed: s, numClasses });
+  const shapes = (s: number) => syntheticShapes({ imageSize: size, seed: s, numClasses, textures: opts.textures });
   const classNames = shapes(0).classNames;
   const unlabelled = new ImagePool(shapes(seed * 3 + 1), opts.pretrainImages ?? 4096, numClasses, true);
   const labelled = new ImagePool(shapes(seed * 3 + 2), (opts.labelsPerClass ?? 100) * numClasses, numClasses, true);
@@ -294,7 +311,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const bar1 = new ProgressBar('pretrain', pretrainSteps, { write });
   const pre = new Trainer<Batch>({
     model: sim,
-    lr: opts.pretrainLr ?? 1e-3,
+    lr: opts.pretrainLr ?? 2e-3,
     warmupSteps: Math.round(pretrainSteps * 0.05),
     minLr: 1e-5,
     clipGradNorm: 5,
@@ -356,7 +373,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const bar = new ProgressBar(label, finetuneSteps, { write });
     const trainer = new Trainer<Batch>({
       model,
-      lr: opts.finetuneLr ?? 1e-3,
+      lr: opts.finetuneLr ?? 3e-3,
       warmupSteps: Math.round(finetuneSteps * 0.1),
       minLr: 1e-5,
       clipGradNorm: 5,

@@ -143,11 +143,11 @@ export function makeDepthwiseInputGrad(previous: Previous) {
       // stride 1: dx is the forward convolution of dy with the flipped filter, padded (k-1)d - p
       const flip = mod.scratch(kh * kw * c * 4, FLIP_SLOT);
       const heap = new Float32Array(mod.memory.buffer);
-      const src = mod.offset(filter) >> 2;
+      const src = mod.offset(filter) >>> 2; // unsigned: the filter may lie past 2 GiB
       for (let i = 0; i < kh; i++) {
         for (let j = 0; j < kw; j++) {
           const from = src + ((kh - 1 - i) * kw + (kw - 1 - j)) * c;
-          heap.copyWithin((flip >> 2) + (i * kw + j) * c, from, from + c);
+          heap.copyWithin((flip >>> 2) + (i * kw + j) * c, from, from + c);
         }
       }
       const fwd = [

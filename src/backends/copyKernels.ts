@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { KernelArgs, KernelModule, Previous, kernelModuleFor, splitRange } from './kernelModule.js';
+import { KernelArgs, KernelModule, Previous, kernelModuleFor, splitRange, threadsFor } from './kernelModule.js';
 
 /**
  * Data-movement kernels for the wasm backend: `Slice`, `SplitV` and `Transpose` as strided copies on
@@ -40,14 +40,13 @@ export function planCopy(axes: Axis[]): CopyPlan | null {
 }
 
 const is4Byte = (t: tf.TensorInfo) => t.dtype === 'float32' || t.dtype === 'int32';
-const MIN_BYTES_PER_THREAD = 1 << 20;
 
 /** Copy the view `plan` of `src` (starting `base` elements in) into `out`. */
 function runCopy(mod: KernelModule, src: tf.TensorInfo, base: number, plan: CopyPlan, out: tf.TensorInfo): void {
   const [a0, a1, a2, a3] = plan.outer;
   const bytes = a0.n * a1.n * a2.n * a3.n * plan.run * 4;
   if (bytes === 0) return;
-  const threads = Math.max(1, Math.min(mod.threads, Math.floor(bytes / MIN_BYTES_PER_THREAD)));
+  const threads = threadsFor(mod, bytes);
   const p = mod.offset(src) + base * 4;
   const q = mod.offset(out);
   const args = [p, q, plan.run * 4, a1.n, a2.n, a3.n, a0.s * 4, a1.s * 4, a2.s * 4, a3.s * 4];
@@ -137,7 +136,7 @@ export function makeTranspose(previous: Previous) {
     if (a0.n !== 1 || a2.s !== 1 || a3.s !== c || (a1.n > 1 && a1.s !== r * c)) return previous(args);
     const out = mod.backend.makeOutput(outShape, x.dtype);
     const batch = a1.n;
-    const threads = Math.max(1, Math.min(mod.threads, Math.floor((batch * r * c * 4) / MIN_BYTES_PER_THREAD)));
+    const threads = threadsFor(mod, batch * r * c * 4);
     const args2 = [mod.offset(x), mod.offset(out), r, c];
     if (batch >= threads)
       mod.run(
@@ -184,7 +183,7 @@ export function makeGather(previous: Previous) {
     const out = mod.backend.makeOutput([...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)], x.dtype);
     if (outer * n * inner === 0) return out;
     const bytes = outer * n * inner * 4;
-    const threads = Math.max(1, Math.min(mod.threads, outer, Math.floor(bytes / MIN_BYTES_PER_THREAD)));
+    const threads = Math.min(outer, threadsFor(mod, bytes));
     const base = [mod.offset(x), mod.offset(indices), mod.offset(out), inner * 4, dim, n];
     mod.run(
       'gatherRows',

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { KERNELS_SHARED_WASM, KERNELS_WASM } from './native/kernelsWasm.js';
+import { KERNELS_RELAXED_SHARED_WASM, KERNELS_RELAXED_WASM, KERNELS_SHARED_WASM, KERNELS_WASM } from './native/kernelsWasm.js';
+import { VisBackbonesError } from '../errors.js';
 import type { KernelExports, KernelName } from './kernelAbi.js';
 import { KernelPool, NodeWorkerCtor, createKernelPool } from './kernelPool.js';
 
@@ -9,7 +10,9 @@ export type { KernelExports, KernelName } from './kernelAbi.js';
  * Our WebAssembly kernel module (built from `native/assembly`), instantiated once per tfjs-wasm
  * backend over that backend's own memory: kernels read and write tensors in place at their heap
  * offsets, with no copies. The threaded tfjs binary has a shared memory, the others a plain one; the
- * module comes in one variant for each.
+ * module comes in one variant for each, and each in two builds: SIMD128, and relaxed SIMD (fused
+ * multiply-adds, `f32x4.relaxed_madd`), used where the runtime validates relaxed SIMD (Chrome >= 114,
+ * Node >= 22; Node 20/21 with `--experimental-wasm-relaxed-simd`) unless {@link setKernelSimd} says not.
  */
 
 /** What a tfjs kernel function receives. */
@@ -23,14 +26,26 @@ export type Previous = (args: KernelArgs) => KernelResult;
 export const prod = (s: number[]): number => s.reduce((a, b) => a * b, 1);
 
 /**
- * Work units (multiply-adds; elementwise: ~8 per element) per thread below which splitting costs more
- * than it saves: waking a worker takes tens of microseconds, 2^20 multiply-adds a few hundred.
+ * Work units (multiply-adds; elementwise: ~8 per element; copies: bytes) per thread below which
+ * splitting costs more than it saves: waking a worker takes tens of microseconds, 2^20 multiply-adds
+ * a few hundred.
  */
-const MIN_WORK_PER_THREAD = 1 << 20;
+export const MIN_WORK_PER_THREAD = 1 << 20;
+let minWorkPerThread = MIN_WORK_PER_THREAD;
+
+/**
+ * Set the split threshold of {@link threadsFor} (default {@link MIN_WORK_PER_THREAD}); returns the
+ * previous one. For measuring where splitting pays (bench/suites/15-threads.ts), not for users.
+ */
+export function setMinWorkPerThread(units: number): number {
+  const prev = minWorkPerThread;
+  minWorkPerThread = Math.max(1, units);
+  return prev;
+}
 
 /** Threads worth using for `work` units on `mod` (1 without a pool). */
 export function threadsFor(mod: KernelModule, work: number): number {
-  return Math.max(1, Math.min(mod.threads, Math.floor(work / MIN_WORK_PER_THREAD)));
+  return Math.max(1, Math.min(mod.threads, Math.floor(work / minWorkPerThread)));
 }
 
 /** The parts of tfjs-wasm's `BackendWasm` this package relies on. */
@@ -54,10 +69,82 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-const compiled: { plain?: WebAssembly.Module; shared?: WebAssembly.Module } = {};
+/** The four builds: memory (plain / shared) x instruction set (SIMD128 / relaxed SIMD). */
+type Variant = 'plain' | 'shared' | 'relaxed' | 'relaxedShared';
+const SOURCES: Record<Variant, string> = {
+  plain: KERNELS_WASM,
+  shared: KERNELS_SHARED_WASM,
+  relaxed: KERNELS_RELAXED_WASM,
+  relaxedShared: KERNELS_RELAXED_SHARED_WASM,
+};
+
+const compiled: Partial<Record<Variant, WebAssembly.Module>> = {};
 /** Why a variant could not be compiled (e.g. a runtime without WebAssembly SIMD); it is not retried. */
-const failed: { plain?: unknown; shared?: unknown } = {};
+const failed: Partial<Record<Variant, unknown>> = {};
 let compiling: Promise<void> | null = null;
+
+/** Instruction set of our kernels: `relaxed` (fused multiply-adds) or `simd128`. */
+export type KernelSimd = 'relaxed' | 'simd128';
+
+/**
+ * `(module (func (result v128) v128.const 0 v128.const 0 v128.const 0 f32x4.relaxed_madd))`: valid
+ * exactly where the runtime has relaxed SIMD.
+ */
+const RELAXED_PROBE = (() => {
+  const zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
+  const body = [0x00, ...zero, ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b];
+  const head = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7b, 3, 2, 1, 0];
+  return new Uint8Array([...head, 10, body.length + 2, 1, body.length, ...body]);
+})();
+
+let relaxedSupport: boolean | undefined;
+/** Whether this runtime has WebAssembly relaxed SIMD (feature detection, once per process). */
+export function relaxedSimdSupported(): boolean {
+  if (relaxedSupport === undefined) {
+    try {
+      relaxedSupport = typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_PROBE);
+    } catch {
+      relaxedSupport = false;
+    }
+  }
+  return relaxedSupport;
+}
+
+let simdChoice: 'auto' | KernelSimd = 'auto';
+
+/**
+ * Which build of our kernels backends use from now on: `auto` (default) relaxed SIMD where the
+ * runtime has it, SIMD128 otherwise; `simd128` always the latter; `relaxed` requires relaxed SIMD
+ * (an error where the runtime lacks it). Kernel modules already bound to a backend are re-bound on
+ * their next call (they hold no tensors), so this may be switched at any time, e.g. to time both.
+ */
+export function setKernelSimd(mode: 'auto' | KernelSimd): void {
+  if (mode !== 'auto' && mode !== 'relaxed' && mode !== 'simd128')
+    throw new VisBackbonesError(`setKernelSimd: mode must be 'auto', 'relaxed' or 'simd128', got ${String(mode)}`);
+  if (mode === 'relaxed' && !relaxedSimdSupported())
+    throw new VisBackbonesError(
+      "setKernelSimd('relaxed'): this runtime has no WebAssembly relaxed SIMD (it needs Chrome >= 114, Node >= 22, or Node 20/21 " +
+        "started with --experimental-wasm-relaxed-simd); use 'auto' or 'simd128'",
+    );
+  if (mode === simdChoice) return;
+  simdChoice = mode;
+  disposeKernelModules();
+  if (compiling && !syncCompileAllowed()) {
+    // a browser compiles asynchronously: start the build now chosen (ours run again once it is ready)
+    void compileAsync(variantFor(false));
+    if (typeof SharedArrayBuffer !== 'undefined') void compileAsync(variantFor(true));
+  }
+}
+
+/** The build of our kernels that backends bind from now on. */
+export function kernelSimd(): KernelSimd {
+  return simdChoice === 'simd128' || !relaxedSimdSupported() ? 'simd128' : 'relaxed';
+}
+
+function variantFor(shared: boolean, simd: KernelSimd = kernelSimd()): Variant {
+  if (simd === 'relaxed') return shared ? 'relaxedShared' : 'relaxed';
+  return shared ? 'shared' : 'plain';
+}
 
 /**
  * Whether this runtime may compile our module synchronously: Node (and runtimes that present
@@ -68,20 +155,20 @@ function syncCompileAllowed(): boolean {
   return typeof p?.versions?.node === 'string';
 }
 
-function compileSync(variant: 'plain' | 'shared'): WebAssembly.Module | null {
+function compileSync(variant: Variant): WebAssembly.Module | null {
   if (compiled[variant] || failed[variant] !== undefined) return compiled[variant] ?? null;
   try {
-    compiled[variant] = new WebAssembly.Module(decodeBase64(variant === 'shared' ? KERNELS_SHARED_WASM : KERNELS_WASM));
+    compiled[variant] = new WebAssembly.Module(decodeBase64(SOURCES[variant]));
   } catch (e) {
     failed[variant] = e;
   }
   return compiled[variant] ?? null;
 }
 
-async function compileAsync(variant: 'plain' | 'shared'): Promise<void> {
+async function compileAsync(variant: Variant): Promise<void> {
   if (compiled[variant] || failed[variant] !== undefined) return;
   try {
-    compiled[variant] = await WebAssembly.compile(decodeBase64(variant === 'shared' ? KERNELS_SHARED_WASM : KERNELS_WASM));
+    compiled[variant] = await WebAssembly.compile(decodeBase64(SOURCES[variant]));
   } catch (e) {
     failed[variant] = e;
   }
@@ -93,19 +180,25 @@ async function compileAsync(variant: 'plain' | 'shared'): Promise<void> {
  * first call; elsewhere the variants compile asynchronously, and until they are ready
  * {@link kernelModuleFor} returns null (every kernel of ours then runs the one it replaced). The
  * promise resolves when the module is ready and rejects if it cannot be compiled (a runtime without
- * WebAssembly SIMD): the kernels it replaced then stay in use.
+ * WebAssembly SIMD): the kernels it replaced then stay in use. The build compiled is the one
+ * {@link kernelSimd} names (relaxed SIMD where the runtime has it); should that fail, SIMD128.
  */
 export function compileKernels(): Promise<void> {
   if (!compiling) {
+    const simd = kernelSimd();
     if (syncCompileAllowed()) {
-      compileSync('plain');
+      if (!compileSync(variantFor(false, simd))) compileSync('plain');
       compiling = Promise.resolve();
     } else {
+      const one = async (shared: boolean) => {
+        await compileAsync(variantFor(shared, simd));
+        if (!compiled[variantFor(shared, simd)]) await compileAsync(variantFor(shared, 'simd128'));
+      };
       // the shared-memory variant only where a shared memory can exist (a cross-origin isolated page)
-      compiling = compileAsync('plain').then(() => (typeof SharedArrayBuffer !== 'undefined' ? compileAsync('shared') : undefined));
+      compiling = one(false).then(() => (typeof SharedArrayBuffer !== 'undefined' ? one(true) : undefined));
     }
     compiling = compiling.then(() => {
-      if (!compiled.plain)
+      if (!kernelsCompiled())
         throw new Error(`the visbackbones wasm kernel module could not be compiled (it needs WebAssembly SIMD): ${String(failed.plain)}`);
     });
     compiling.catch(() => {}); // a failure is reported to those who await it, not as an unhandled rejection
@@ -113,16 +206,29 @@ export function compileKernels(): Promise<void> {
   return compiling;
 }
 
-/** Whether the kernel module (single-memory variant) is compiled. */
+/** Whether the kernel module (single-memory variant, either build) is compiled. */
 export function kernelsCompiled(): boolean {
-  return compiled.plain !== undefined;
+  return compiled.plain !== undefined || compiled.relaxed !== undefined;
 }
 
-/** The compiled variant, compiling it now where that is allowed (Node); null if not (yet) available. */
-function moduleFor(shared: boolean): WebAssembly.Module | null {
-  const variant = shared ? 'shared' : 'plain';
-  if (compiled[variant]) return compiled[variant];
-  return syncCompileAllowed() ? compileSync(variant) : null;
+/**
+ * The compiled variant for a memory, in the build {@link kernelSimd} names (SIMD128 if that one
+ * failed), compiling it now where that is allowed (Node); null if not (yet) available.
+ */
+function moduleFor(shared: boolean): { module: WebAssembly.Module; simd: KernelSimd } | null {
+  for (const simd of kernelSimd() === 'relaxed' ? (['relaxed', 'simd128'] as const) : (['simd128'] as const)) {
+    const variant = variantFor(shared, simd);
+    const m = compiled[variant] ?? (syncCompileAllowed() ? compileSync(variant) : null);
+    if (m) return { module: m, simd };
+    // relaxed still compiling (browser) or failed: fall through to SIMD128 only once it has failed
+    if (failed[variant] === undefined) return null;
+  }
+  return null;
+}
+
+/** Whether the variant(s) a memory needs failed to compile for good. */
+function moduleFailed(shared: boolean): boolean {
+  return failed[variantFor(shared, 'simd128')] !== undefined;
 }
 
 function isShared(memory: WebAssembly.Memory): boolean {
@@ -141,18 +247,25 @@ export class KernelModule {
   readonly exports: KernelExports;
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
+  /** The build this instance runs: `relaxed` (fused multiply-adds) or `simd128`. */
+  readonly simd: KernelSimd;
   /** Worker threads running the same module on the same memory (null: main thread only). */
   pool: KernelPool | null = null;
   private scratchPtr: number[] = [];
   private scratchBytes: number[] = [];
   private zeroPtr = 0;
 
+  /** The compiled module this instance runs (the pool's workers instantiate the same). */
+  readonly module: WebAssembly.Module;
+
   constructor(readonly backend: WasmBackend) {
     this.memory = backendMemory(backend);
     this.shared = isShared(this.memory);
-    const module = moduleFor(this.shared);
-    if (!module) throw new Error(`the visbackbones kernel module (${this.shared ? 'shared' : 'plain'} memory) is not compiled`);
-    const instance = new WebAssembly.Instance(module, {
+    const found = moduleFor(this.shared);
+    if (!found) throw new Error(`the visbackbones kernel module (${this.shared ? 'shared' : 'plain'} memory) is not compiled`);
+    this.module = found.module;
+    this.simd = found.simd;
+    const instance = new WebAssembly.Instance(found.module, {
       env: {
         memory: this.memory,
         abort: () => {
@@ -163,11 +276,11 @@ export class KernelModule {
     this.exports = instance.exports as unknown as KernelExports;
   }
 
-  /** Heap offset (bytes) of a tensor's data. */
+  /** Heap offset (bytes) of a tensor's data, as an unsigned number (tensors may lie past 2 GiB). */
   offset(t: tf.TensorInfo): number {
     const d = this.backend.dataIdMap.get(t.dataId);
     if (!d) throw new Error('tensor is not on this wasm backend');
-    return d.memoryOffset;
+    return d.memoryOffset >>> 0;
   }
 
   /** Number of threads kernels may split into (1 + pool workers). */
@@ -183,13 +296,14 @@ export class KernelModule {
       this.scratchPtr[t] = this.backend.wasm._malloc(size + 16) >>> 0;
       this.scratchBytes[t] = size;
     }
-    return (this.scratchPtr[t] + 15) & ~15;
+    // `>>> 0`: past 2 GiB a bitwise result is a negative int32, which JavaScript would index from the end
+    return ((this.scratchPtr[t] + 15) & ~15) >>> 0;
   }
 
   /** Offset of 16 zero bytes. */
   zero(): number {
     if (!this.zeroPtr) {
-      this.zeroPtr = ((this.backend.wasm._malloc(32) >>> 0) + 15) & ~15;
+      this.zeroPtr = (((this.backend.wasm._malloc(32) >>> 0) + 15) & ~15) >>> 0;
       new Uint8Array(this.memory.buffer, this.zeroPtr, 16).fill(0);
     }
     return this.zeroPtr;
@@ -242,10 +356,9 @@ export function kernelModuleFor(backend: unknown): KernelModule | null {
     unusable.add(b);
     return null;
   }
-  const module = moduleFor(isShared(memory));
-  if (!module) {
+  if (!moduleFor(isShared(memory))) {
     // not compiled yet (asynchronous compile in progress): retried on the next call
-    if (failed[isShared(memory) ? 'shared' : 'plain'] !== undefined) unusable.add(b);
+    if (moduleFailed(isShared(memory))) unusable.add(b);
     return null;
   }
   try {
@@ -254,7 +367,7 @@ export function kernelModuleFor(backend: unknown): KernelModule | null {
     unusable.add(b);
     return null;
   }
-  if (poolThreads > 1 && m.shared && poolWorker) m.pool = createKernelPool(module, m.memory, poolThreads - 1, poolWorker);
+  if (poolThreads > 1 && m.shared && poolWorker) m.pool = createKernelPool(m.module, m.memory, poolThreads - 1, poolWorker);
   instances.set(b, m);
   live.add(m);
   return m;

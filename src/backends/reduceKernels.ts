@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { KernelArgs, Previous, kernelModuleFor, splitRange } from './kernelModule.js';
+import { KernelArgs, Previous, kernelModuleFor, splitRange, threadsFor } from './kernelModule.js';
 
 /**
  * `Sum` for the wasm backend (float32) when the reduced axes form one contiguous block after
@@ -47,7 +47,7 @@ export function makeSum(previous: Previous) {
     }
     const px = mod.offset(x);
     const py = mod.offset(out);
-    const threads = Math.max(1, Math.min(mod.threads, o, Math.floor((o * r * i) / (1 << 20))));
+    const threads = Math.max(1, Math.min(o, threadsFor(mod, o * r * i)));
     mod.run(
       'reduceSum',
       splitRange(o, threads).map(([o0, o1]) => [px, py, r, i, o0, o1]),

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check, VisBackbonesError } from '../errors.js';
-import { disposeKernelModules, setKernelThreads } from './kernelModule.js';
+import { KernelSimd, disposeKernelModules, setKernelSimd, setKernelThreads } from './kernelModule.js';
 import type { NodeWorkerCtor } from './kernelPool.js';
 import { registerFastKernels, unregisterFastKernels } from './fastKernels.js';
 
@@ -33,6 +33,11 @@ export interface UseWasmOptions {
    * false puts tfjs-wasm's back (`unregisterFastKernels`).
    */
   fastKernels?: boolean;
+  /**
+   * Build of our kernels (see `setKernelSimd`): `auto` (relaxed SIMD, i.e. fused multiply-adds, where
+   * the runtime has it), `relaxed` (an error where it has not) or `simd128`. Unset: left as it is.
+   */
+  simd?: 'auto' | KernelSimd;
 }
 
 type NodeOs = { cpus(): unknown[]; tmpdir(): string };
@@ -116,6 +121,7 @@ export async function enableWasmThreads(n: number): Promise<void> {
  */
 export async function useWasm(opts: UseWasmOptions = {}): Promise<void> {
   const threads = opts.threads ?? 1;
+  if (opts.simd !== undefined) setKernelSimd(opts.simd);
   if (!tf.findBackendFactory('wasm')) await importWasmPackage('useWasm');
   check(tf.findBackendFactory('wasm') != null, () => `useWasm: the wasm backend is not registered: ${INSTALL_WASM}`);
   if (threads !== configuredThreads || (threads > 1 && !tf.findBackend('wasm'))) await enableWasmThreads(threads);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedScaledResidual } from '../backends/fusedLinear.js';
 import { check } from '../errors.js';
 import { ActivationName } from './activations.js';
 import { Conv2d } from './conv2d.js';
@@ -76,6 +77,9 @@ export class ConvNeXtBlock extends Module {
     return tf.tidy(() => {
       let y = this.norm.forward(this.convDw.forward(x));
       y = this.mlp.forward(y, opts);
+      // no drop path: x + gamma * y as one kernel where the backend has it (webgpu with our kernels)
+      const fused = this.gamma && (!opts.training || this.dropPath.p <= 0) ? fusedScaledResidual(x, y, this.gamma.value) : null;
+      if (fused) return fused as tf.Tensor4D;
       if (this.gamma) y = tf.mul(y, this.gamma.value);
       return tf.add(this.dropPath.forward(y, opts), x) as tf.Tensor4D;
     });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedAttentionQkv } from '../backends/fusedAttention.js';
 import { check } from '../errors.js';
 import { biasMaskSoftmax, mergeHeads, splitQkv } from './attention.js';
 import { dropout } from './dropPath.js';
@@ -85,12 +86,23 @@ export class CosineWindowAttention extends Module {
               bias: tf.concat([this.qBias.value, tf.zeros([c]), this.vBias.value]),
             })
           : this.qkv.forward(x2);
-      const [q, k, v] = splitQkv(qkv, bw, n, heads);
-      let attn: tf.Tensor = tf.matMul(l2Normalize(q), l2Normalize(k), false, true); // [bw*heads, N, N]
-      const scale = tf.exp(tf.minimum(this.logitScale.value, Math.log(100))); // [heads, 1, 1]
-      attn = tf.mul(attn.reshape([bw, heads, n, n]), scale).reshape([bw * heads, n, n]);
-      attn = dropout(biasMaskSoftmax(attn, this.relativePositionBias(), opts.mask ?? null, heads), this.opts.attnDrop ?? 0, training);
-      const o = mergeHeads(tf.matMul(attn as tf.Tensor3D, v), bw, heads);
+      const bias = this.relativePositionBias();
+      const mask = opts.mask ?? null;
+      // the whole core, from qkv to merged heads, in one kernel where the backend has it (webgpu with our kernels; inference only)
+      const core =
+        training && (this.opts.attnDrop ?? 0) > 0
+          ? null
+          : fusedAttentionQkv(qkv, bw, n, { heads, logitScale: this.logitScale.value, bias, mask });
+      let o: tf.Tensor3D;
+      if (core) o = core;
+      else {
+        const [q, k, v] = splitQkv(qkv, bw, n, heads);
+        let attn: tf.Tensor = tf.matMul(l2Normalize(q), l2Normalize(k), false, true); // [bw*heads, N, N]
+        const scale = tf.exp(tf.minimum(this.logitScale.value, Math.log(100))); // [heads, 1, 1]
+        attn = tf.mul(attn.reshape([bw, heads, n, n]), scale).reshape([bw * heads, n, n]);
+        attn = dropout(biasMaskSoftmax(attn, bias, mask, heads), this.opts.attnDrop ?? 0, training);
+        o = mergeHeads(tf.matMul(attn as tf.Tensor3D, v), bw, heads);
+      }
       return dropout(this.proj.forward(o), this.opts.projDrop ?? 0, training).reshape([bw, n, c]) as tf.Tensor3D;
     });
   }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedGrn } from '../backends/fusedAttention.js';
 import { check } from '../errors.js';
 import { Module, Parameter } from './module.js';
 
@@ -49,6 +50,9 @@ export class GlobalResponseNorm extends Module {
       c === this.dim,
       () => `GlobalResponseNorm expected ${this.dim} channels on axis ${cl ? 3 : 1}, got ${c} (shape [${x.shape.join(', ')}])`,
     );
+    // one kernel pair where the backend has it (webgpu with our kernels; inference only)
+    const fused = cl ? fusedGrn(x, this.weight.value, this.bias.value, this.eps) : null;
+    if (fused) return fused;
     return tf.tidy(() => {
       const spatial = cl ? [1, 2] : [2, 3];
       const wbShape = cl ? [1, 1, 1, this.dim] : [1, this.dim, 1, 1];

@@ -4,7 +4,7 @@ import { ActivationName, getActivation } from './activations.js';
 import { Conv2d } from './conv2d.js';
 import { dropout } from './dropPath.js';
 import { GlobalResponseNorm } from './grn.js';
-import { Linear } from './linear.js';
+import { Linear, linearGelu } from './linear.js';
 import { ForwardOptions, Module } from './module.js';
 
 /** Options of {@link GlobalResponseNormMlp}. */
@@ -53,7 +53,17 @@ export class GlobalResponseNormMlp extends Module {
     const p = this.opts.drop ?? 0;
     const t = opts.training ?? false;
     return tf.tidy(() => {
-      let h = dropout(this.act(this.fc1.forward(x)), p, t);
+      // one kernel where the backend has it (webgpu with our kernels), else fc1 then the activation
+      const fc1 = this.fc1;
+      // a 1x1 conv in patch mode is the same [in, out] product as a Linear
+      const dense =
+        fc1 instanceof Linear
+          ? fc1
+          : fc1.mode === 'patch' && fc1.kernelSize === 1
+            ? { weight: fc1.weight, bias: fc1.bias, inFeatures: fc1.inChans, outFeatures: fc1.outChans }
+            : null;
+      const fused = (this.opts.act ?? 'gelu') === 'gelu' && dense ? linearGelu(dense, x) : null;
+      let h = dropout(fused ?? this.act(this.fc1.forward(x)), p, t);
       h = this.grn.forward(h);
       return dropout(this.fc2.forward(h), p, t) as tf.Tensor4D;
     });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedLinearGelu, LINEAR_GELU_KERNEL } from '../backends/fusedLinear.js';
 import { check } from '../errors.js';
 import { truncNormal } from './init.js';
 import { LINEAR, Module, Parameter } from './module.js';
@@ -49,4 +50,21 @@ export class Linear extends Module {
       return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), this.outFeatures]);
     });
   }
+}
+
+/**
+ * `gelu(fc(x))` (exact GELU) as one kernel where the active backend has one (webgpu after
+ * `registerWebgpuKernels()`: the matmul with the bias and GELU in its epilogue), else null, and the
+ * caller applies the layer and the activation as usual. `fc`: a Linear, or a 1x1 convolution's
+ * `[in, out]` weight and bias as one.
+ */
+export function linearGelu(fc: Pick<Linear, 'weight' | 'bias' | 'inFeatures' | 'outFeatures'>, x: tf.Tensor): tf.Tensor | null {
+  if (!fc.bias || x.dtype !== 'float32' || x.shape[x.rank - 1] !== fc.inFeatures || !tf.getKernel(LINEAR_GELU_KERNEL, tf.getBackend()))
+    return null;
+  const bias = fc.bias.value;
+  return tf.tidy(() => {
+    const x2 = (x.rank === 2 ? x : x.reshape([-1, fc.inFeatures])) as tf.Tensor2D;
+    const y = fusedLinearGelu(x2, fc.weight.value as tf.Tensor2D, bias)!; // float32, bias [out], kernel present: never null
+    return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), fc.outFeatures]);
+  });
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActivationName, getActivation } from './activations.js';
 import { dropout } from './dropPath.js';
-import { Linear } from './linear.js';
+import { Linear, linearGelu } from './linear.js';
 import { ForwardOptions, Module } from './module.js';
 import { LayerNorm } from './norm.js';
 
@@ -42,7 +42,8 @@ export class Mlp extends Module {
     const p = this.opts.drop ?? 0;
     const t = opts.training ?? false;
     return tf.tidy(() => {
-      let h = this.act(this.fc1.forward(x));
+      // one kernel where the backend has it (webgpu with our kernels), else fc1 then the activation
+      let h = ((this.opts.act ?? 'gelu') === 'gelu' ? linearGelu(this.fc1, x) : null) ?? this.act(this.fc1.forward(x));
       h = dropout(h, p, t);
       if (this.norm) h = this.norm.forward(h);
       return dropout(this.fc2.forward(h), p, t);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedLayerNormResidual } from '../backends/fusedLinear.js';
 import { fusedLayerNorm } from '../backends/fusedOps.js';
 import { check } from '../errors.js';
 import { Module, Parameter } from './module.js';
@@ -36,6 +37,18 @@ export class LayerNorm extends Module {
       return y;
     });
   }
+}
+
+/**
+ * `residual + norm.forward(x)`, as one kernel where the backend has it (webgpu with our kernels: Swin
+ * V2's post-norm residual), else the norm then the add.
+ */
+export function layerNormAdd(norm: LayerNorm, x: tf.Tensor, residual: tf.Tensor): tf.Tensor {
+  if (norm.weight && norm.bias && x.shape[x.rank - 1] === norm.dim) {
+    const fused = fusedLayerNormResidual(x, norm.weight.value, norm.bias.value, norm.eps, residual);
+    if (fused) return fused;
+  }
+  return tf.tidy(() => tf.add(residual, norm.forward(x)));
 }
 
 /** timm's `LayerNorm2d` name, kept for readers of timm code: on NHWC it is {@link LayerNorm}. */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedAttentionCore, fusedAttentionQkv } from '../backends/fusedAttention.js';
 import { check } from '../errors.js';
 import { mergeHeads, splitQkv } from './attention.js';
 import { dropout } from './dropPath.js';
@@ -70,13 +71,24 @@ export abstract class QkvAttention extends Module {
     bias?: (logits: tf.Tensor3D, q: tf.Tensor3D) => tf.Tensor,
   ): tf.Tensor3D {
     return tf.tidy(() => {
-      let [q, k, v] = splitQkv(this.qkv.forward(x), b, n, this.numHeads);
-      if (this.qNorm) q = this.qNorm.forward(q) as tf.Tensor3D;
-      if (this.kNorm) k = this.kNorm.forward(k) as tf.Tensor3D;
-      let logits: tf.Tensor = tf.matMul(tf.mul(q, this.scale) as tf.Tensor3D, k, false, true);
-      if (bias) logits = bias(logits as tf.Tensor3D, q);
-      const attn = dropout(tf.softmax(logits), this.attnDrop, training);
-      let o: tf.Tensor = mergeHeads(tf.matMul(attn as tf.Tensor3D, v), b, this.numHeads);
+      const qkv = this.qkv.forward(x);
+      const plain = !bias && !(training && this.attnDrop > 0);
+      // the whole core, from qkv to merged heads, in one kernel where the backend has it (webgpu with our kernels; inference only)
+      let o: tf.Tensor | null =
+        plain && !this.qNorm && !this.kNorm ? fusedAttentionQkv(qkv, b, n, { heads: this.numHeads, scale: this.scale }) : null;
+      if (!o) {
+        let [q, k, v] = splitQkv(qkv, b, n, this.numHeads);
+        if (this.qNorm) q = this.qNorm.forward(q) as tf.Tensor3D;
+        if (this.kNorm) k = this.kNorm.forward(k) as tf.Tensor3D;
+        const core = plain ? fusedAttentionCore(q, k, v, { heads: this.numHeads, scale: this.scale }) : null;
+        if (core) o = mergeHeads(core, b, this.numHeads);
+        else {
+          let logits: tf.Tensor = tf.matMul(tf.mul(q, this.scale) as tf.Tensor3D, k, false, true);
+          if (bias) logits = bias(logits as tf.Tensor3D, q);
+          const attn = dropout(tf.softmax(logits), this.attnDrop, training);
+          o = mergeHeads(tf.matMul(attn as tf.Tensor3D, v), b, this.numHeads);
+        }
+      }
       if (this.norm) o = this.norm.forward(o);
       return dropout(this.proj.forward(o), this.projDrop, training) as tf.Tensor3D;
     });

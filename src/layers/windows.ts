@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedWindowPartition, fusedWindowReverse } from '../backends/fusedWindows.js';
 
 /**
  * Window helpers of Swin (Liu et al. 2021, sec. 3.2), written with reshapes and rank-4 transposes
@@ -38,6 +39,34 @@ export function roll2d(x: tf.Tensor, sh: number, sw: number): tf.Tensor4D {
     if (rh) y = tf.concat([y.slice([0, h - rh, 0, 0], [-1, rh, -1, -1]), y.slice([0, 0, 0, 0], [-1, h - rh, -1, -1])], 1);
     if (rw) y = tf.concat([y.slice([0, 0, w - rw, 0], [-1, -1, rw, -1]), y.slice([0, 0, 0, 0], [-1, -1, w - rw, -1])], 2);
     return y === x ? (x.clone() as tf.Tensor4D) : y;
+  });
+}
+
+/**
+ * `windowPartition(roll2d(x, -sh, -sw), wh, ww)` (Swin's cyclic shift then partition): one copy where
+ * the backend has our kernel (webgpu with our kernels), else the composition.
+ */
+export function shiftedWindowPartition(x: tf.Tensor, wh: number, ww: number, sh: number, sw: number): tf.Tensor3D {
+  const fused = sh || sw ? fusedWindowPartition(x, wh, ww, sh, sw) : null;
+  if (fused) return fused;
+  return tf.tidy(() => windowPartition(sh || sw ? roll2d(x, -sh, -sw) : x, wh, ww));
+}
+
+/** `roll2d(windowReverse(windows, wh, ww, h, w), sh, sw)`: the inverse of {@link shiftedWindowPartition}, one copy where the backend has our kernel. */
+export function shiftedWindowReverse(
+  windows: tf.Tensor,
+  wh: number,
+  ww: number,
+  h: number,
+  w: number,
+  sh: number,
+  sw: number,
+): tf.Tensor4D {
+  const fused = sh || sw ? fusedWindowReverse(windows, wh, ww, h, w, sh, sw) : null;
+  if (fused) return fused;
+  return tf.tidy(() => {
+    const merged = windowReverse(windows, wh, ww, h, w);
+    return sh || sw ? roll2d(merged, sh, sw) : merged;
   });
 }
 

@@ -5,8 +5,10 @@ export interface CocoGroundTruth {
   boxes: number[][];
   labels: number[];
   iscrowd?: boolean[];
-  /** COCO's `area` field; default the box area. */
+  /** COCO's `area` field; default the box area (the mask area for `iouType: 'segm'`). */
   areas?: number[];
+  /** Instance masks for `iouType: 'segm'`: per object `H * W` values of the image, foreground where >= 0.5. */
+  masks?: ArrayLike<number>[];
 }
 
 /** Detections of one image for {@link cocoEvaluate}. */
@@ -14,6 +16,16 @@ export interface CocoDetections {
   boxes: number[][];
   scores: number[];
   labels: number[];
+  /** Predicted masks for `iouType: 'segm'` (probabilities or 0/1), binarised at 0.5 as torchvision's COCO evaluation does. */
+  masks?: ArrayLike<number>[];
+}
+
+/** Options of {@link cocoEvaluate}. */
+export interface CocoEvalOptions {
+  /** Categories to evaluate (default: those of the ground truth). */
+  categories?: number[];
+  /** 'bbox' (default): box IoU; 'segm': mask IoU (pixel counts of the binarised masks) and mask areas. */
+  iouType?: 'bbox' | 'segm';
 }
 
 /** The twelve numbers of pycocotools' `COCOeval.summarize()` for bounding boxes (-1 where undefined). */
@@ -59,6 +71,32 @@ function iou(d: number[], g: number[], crowd: boolean): number {
   return i / u;
 }
 
+/** A binarised mask (foreground where >= 0.5) and its pixel count. */
+interface BinMask {
+  on: Uint8Array;
+  area: number;
+}
+
+function binarise(m: ArrayLike<number>): BinMask {
+  const on = new Uint8Array(m.length);
+  let a = 0;
+  for (let i = 0; i < m.length; i++) {
+    if (m[i] < 0.5) continue;
+    on[i] = 1;
+    a++;
+  }
+  return { on, area: a };
+}
+
+/** pycocotools' mask IoU (`maskUtils.iou` on RLEs): intersection over union, or over the detection's area for a crowd region. */
+function maskIou(d: BinMask, g: BinMask, crowd: boolean): number {
+  check(d.on.length === g.on.length, () => `cocoEvaluate: a detection mask has ${d.on.length} pixels, its ground truth ${g.on.length}`);
+  let i = 0;
+  for (let p = 0; p < d.on.length; p++) i += d.on[p] & g.on[p];
+  const u = crowd ? d.area : d.area + g.area - i;
+  return u > 0 ? i / u : 0;
+}
+
 interface ImgEval {
   dtScores: number[];
   dtMatched: boolean[][];
@@ -68,8 +106,8 @@ interface ImgEval {
 
 /** pycocotools `evaluateImg` for one image, category and area range (detections already sorted and cut). */
 function evaluateImg(
-  gts: { box: number[]; crowd: boolean; area: number }[],
-  dts: { box: number[]; score: number }[],
+  gts: { box: number[]; crowd: boolean; area: number; mask?: BinMask }[],
+  dts: { box: number[]; score: number; mask?: BinMask }[],
   rng: [number, number],
 ): ImgEval | null {
   if (gts.length === 0 && dts.length === 0) return null;
@@ -77,7 +115,7 @@ function evaluateImg(
   const order = gts.map((_, i) => i).sort((a, b) => Number(ig[a]) - Number(ig[b]) || a - b);
   const g = order.map((i) => gts[i]);
   const gIg = order.map((i) => ig[i]);
-  const ious = dts.map((d) => g.map((gg) => iou(d.box, gg.box, gg.crowd)));
+  const ious = dts.map((d) => g.map((gg) => (d.mask && gg.mask ? maskIou(d.mask, gg.mask, gg.crowd) : iou(d.box, gg.box, gg.crowd))));
   const T = IOU_THRS.length;
   const gtm = Array.from({ length: T }, () => new Array(g.length).fill(false));
   const dtm = Array.from({ length: T }, () => new Array(dts.length).fill(false));
@@ -100,7 +138,7 @@ function evaluateImg(
     });
   });
   dts.forEach((d, di) => {
-    const a = area(d.box);
+    const a = d.mask ? d.mask.area : area(d.box);
     const out = a < rng[0] || a > rng[1];
     for (let ti = 0; ti < T; ti++) if (!dtm[ti][di] && out) dtIg[ti][di] = true;
   });
@@ -113,20 +151,32 @@ function argsortDesc(v: number[]): number[] {
 }
 
 /**
- * COCO bounding-box evaluation exactly as pycocotools' `COCOeval` (`evaluate`, `accumulate`, `summarize`):
- * IoU thresholds 0.50:0.05:0.95, 101-point interpolated precision, area ranges all / small (< 32^2) /
- * medium / large (> 96^2), max detections 1 / 10 / 100, crowd ground truth matched but ignored. The
- * categories are those of the ground truth (or `categories`).
+ * COCO evaluation exactly as pycocotools' `COCOeval` (`evaluate`, `accumulate`, `summarize`) for boxes
+ * (`iouType: 'bbox'`, default) or instance masks (`'segm'`): IoU thresholds 0.50:0.05:0.95, 101-point
+ * interpolated precision, area ranges all / small (< 32^2) / medium / large (> 96^2), max detections
+ * 1 / 10 / 100, crowd ground truth matched but ignored. The categories are those of the ground truth
+ * (or `categories`).
  */
-export function cocoEvaluate(
-  groundTruth: CocoGroundTruth[],
-  detections: CocoDetections[],
-  opts: { categories?: number[] } = {},
-): CocoStats {
+export function cocoEvaluate(groundTruth: CocoGroundTruth[], detections: CocoDetections[], opts: CocoEvalOptions = {}): CocoStats {
   check(
     groundTruth.length === detections.length,
     () => `cocoEvaluate: ${groundTruth.length} ground-truth images vs ${detections.length} detection lists`,
   );
+  const segm = (opts.iouType ?? 'bbox') === 'segm';
+  check(
+    opts.iouType === undefined || opts.iouType === 'bbox' || segm,
+    () => `cocoEvaluate: iouType '${opts.iouType}': expected 'bbox' or 'segm'`,
+  );
+  const gtMasks: (BinMask[] | null)[] = groundTruth.map((g, i) => {
+    if (!segm) return null;
+    check(g.masks?.length === g.boxes.length, () => `cocoEvaluate (segm): image ${i} needs one ground-truth mask per box`);
+    return g.masks!.map(binarise);
+  });
+  const dtMasks: (BinMask[] | null)[] = detections.map((d, i) => {
+    if (!segm) return null;
+    check(d.masks?.length === d.boxes.length, () => `cocoEvaluate (segm): image ${i} needs one detection mask per box`);
+    return d.masks!.map(binarise);
+  });
   const cats = opts.categories ?? [...new Set(groundTruth.flatMap((g) => g.labels))].sort((a, b) => a - b);
   const T = IOU_THRS.length;
   const R = REC_THRS.length;
@@ -141,11 +191,21 @@ export function cocoEvaluate(
           gt.boxes.length === gt.labels.length,
           () => `cocoEvaluate: image ${img} has ${gt.boxes.length} boxes but ${gt.labels.length} labels`,
         );
+        const gm = gtMasks[img];
         const gts = gt.boxes
-          .map((box, i) => ({ box, crowd: gt.iscrowd?.[i] ?? false, area: gt.areas?.[i] ?? area(box), label: gt.labels[i] }))
+          .map((box, i) => ({
+            box,
+            crowd: gt.iscrowd?.[i] ?? false,
+            area: gt.areas?.[i] ?? (gm ? gm[i].area : area(box)),
+            label: gt.labels[i],
+            ...(gm ? { mask: gm[i] } : {}),
+          }))
           .filter((g) => g.label === cat);
         const det = detections[img];
-        const dAll = det.boxes.map((box, i) => ({ box, score: det.scores[i], label: det.labels[i] })).filter((d) => d.label === cat);
+        const dm = dtMasks[img];
+        const dAll = det.boxes
+          .map((box, i) => ({ box, score: det.scores[i], label: det.labels[i], ...(dm ? { mask: dm[i] } : {}) }))
+          .filter((d) => d.label === cat);
         const dts = argsortDesc(dAll.map((d) => d.score))
           .map((i) => dAll[i])
           .slice(0, MAX_DETS[MAX_DETS.length - 1]);

@@ -8,3 +8,4 @@ export * from './denseClipSegmentor.js';
 export * from './zeroShot.js';
 export * from './detector.js';
 export * from './cocoEval.js';
+export * from './lvAdapter.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
+import { MemoryPeak, memorySpan } from '../backends/memoryMeter.js';
 import { Module } from '../layers/module.js';
 import { readSafetensorsWithMetadata, writeSafetensors } from '../weights/safetensors.js';
 import { SeededRandom } from '../pretrain/rng.js';
@@ -7,6 +8,8 @@ import { AdamW, AdamWOptions, ParamGroupEntry } from './adamw.js';
 import { layerDecayScales, LayerDecayOptions } from './layerDecay.js';
 import { cosineLr } from './lrSchedule.js';
 import { noWeightDecayRule } from './weightDecay.js';
+
+export type { MemoryPeak } from '../backends/memoryMeter.js';
 
 /** A dataset the trainer draws batches from: `size` samples, `batch(indices)` builds the tensors of a batch. */
 export interface DataSource<B> {
@@ -42,6 +45,11 @@ export interface StepInfo {
   /** Samples per second of this step (data, forward, backward, update). */
   samplesPerSec: number;
   stepsPerSec: number;
+  /**
+   * Peak memory of the step: the most bytes tensors held at once (`tf.memory().numBytes`) and, on the
+   * wasm backend, the heap size afterwards (its high-water mark).
+   */
+  memory: MemoryPeak;
 }
 
 /** Options of {@link Trainer}. */
@@ -196,6 +204,7 @@ export class Trainer<B = tf.Tensor> {
   /** One optimisation step on a batch; returns what {@link TrainerOptions.onStep} receives. */
   trainStep(batch: B, ctx: Omit<StepContext, 'lr' | 'rng'> & { totalSteps: number; batchSize: number }): StepInfo {
     const t0 = performance.now();
+    const mem = memorySpan();
     const lr = this.lrAt(this.step, ctx.totalSteps);
     const rng = new SeededRandom(((this.opts.seed ?? 0) * 1_000_003 + this.step * 7919) >>> 0);
     const full: StepContext = { step: this.step, epoch: ctx.epoch, lr, rng };
@@ -235,7 +244,16 @@ export class Trainer<B = tf.Tensor> {
     tf.dispose(Object.values(grads));
     this.step += 1;
     const dt = (performance.now() - t0) / 1000;
-    return { step: this.step - 1, epoch: ctx.epoch, loss, lr, gradNorm, samplesPerSec: ctx.batchSize / dt, stepsPerSec: 1 / dt };
+    return {
+      step: this.step - 1,
+      epoch: ctx.epoch,
+      loss,
+      lr,
+      gradNorm,
+      samplesPerSec: ctx.batchSize / dt,
+      stepsPerSec: 1 / dt,
+      memory: mem.stop(),
+    };
   }
 
   /**

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { VisBackbonesError } from '../../src/errors.js';
 import { cocoEvaluate } from '../../src/tasks/cocoEval.js';
 
 // Expected values are derived by hand from pycocotools' COCOeval rules (see each comment).
@@ -87,5 +88,26 @@ describe('cocoEvaluate (pycocotools COCOeval semantics)', () => {
     );
     expect(s.AP).toBeCloseTo((51 / 101 + 1) / 2, 12);
     expect(s.AR100).toBeCloseTo(0.75, 12);
+  });
+
+  it("iouType 'segm': mask IoU on binarised masks, mask areas", () => {
+    // 4x4 image. gt mask: the top-left 2x2 block (4 px, area 4: small). The detection's mask is 0.5 on
+    // the top-left 3x2 block (6 px) and 0.49 elsewhere (off after binarising at 0.5): intersection 4,
+    // union 6, IoU 2/3 -> matched at thresholds 0.50, 0.55, 0.60, 0.65 (4 of 10, AP 1 each), not above:
+    // AP = 0.4, AP50 = 1, AP75 = 0, APs = 0.4, AR100 = 0.4. Its box [0, 0, 4, 4] has box IoU 4 / 16 with
+    // the gt box: the same data evaluated on boxes gives AP 0.
+    const gtMask = [1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    const dtMask = [0.5, 0.5, 0.5, 0.49, 0.5, 0.5, 0.5, 0.49, 0.49, 0.49, 0.49, 0.49, 0.49, 0.49, 0.49, 0.49];
+    const gt = [{ boxes: [[0, 0, 2, 2]], labels: [1], masks: [gtMask] }];
+    const dt = [{ boxes: [[0, 0, 4, 4]], scores: [0.9], labels: [1], masks: [dtMask] }];
+    const s = cocoEvaluate(gt, dt, { iouType: 'segm' });
+    expect(s.AP).toBeCloseTo(0.4, 12);
+    expect(s.AP50).toBeCloseTo(1, 12);
+    expect(s.AP75).toBe(0);
+    expect(s.APs).toBeCloseTo(0.4, 12);
+    expect(s.APm).toBe(-1);
+    expect(s.AR100).toBeCloseTo(0.4, 12);
+    expect(cocoEvaluate(gt, dt).AP).toBe(0);
+    expect(() => cocoEvaluate([{ boxes: [[0, 0, 2, 2]], labels: [1] }], dt, { iouType: 'segm' })).toThrow(VisBackbonesError);
   });
 });

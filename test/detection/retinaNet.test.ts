@@ -5,7 +5,7 @@ import { readSafetensors, writeSafetensors } from '../../src/weights/safetensors
 import { VisBackbonesError } from '../../src/errors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { Fixture, loadFixture } from '../helpers/fixtures.js';
-import { expectClose, fixtureFeatures, fixtureTargets, parityLog } from './detHelpers.js';
+import { expectClose, expectSameBytes, fixtureFeatures, fixtureTargets, parityLog } from './detHelpers.js';
 
 for (const caseName of ['retinanet_head', 'retinanet_head_gn']) {
   for (const backend of BACKENDS) {
@@ -82,7 +82,7 @@ for (const caseName of ['retinanet_head', 'retinanet_head_gn']) {
         // state dict round trip: torchvision keys and layouts, byte-identical
         const back = head.stateDict();
         expect(Object.keys(back).sort()).toEqual(Object.keys(sd).sort());
-        expect(writeSafetensors(back)).toEqual(writeSafetensors(sd));
+        expectSameBytes(writeSafetensors(back), writeSafetensors(sd), 'state dict round trip');
         tf.dispose([...Object.values(back), ...Object.values(sd)]);
         head.dispose();
       });

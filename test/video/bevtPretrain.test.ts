@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { beitBlockMask, bevtLoss, bevtTubeMask, maskedTokenLoss } from '../../src/pretrain/bevt.js';
+import { beitBlockMask, bevtLoss, bevtStreamSchedule, bevtTubeMask, maskedTokenLoss } from '../../src/pretrain/bevt.js';
 import { SeededRandom } from '../../src/pretrain/rng.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { compare, Fixture, loadFixture } from '../helpers/fixtures.js';
@@ -103,6 +103,17 @@ describe('bevt_mask_k400 structure and statistics', () => {
     expect(lengths).toEqual(Object.keys(st.tube_length_histogram).map(Number));
     // roughly uniform over the lengths, as the reference histogram
     for (const l of lengths) expect(hist.get(l)!).toBeGreaterThan(300 / lengths.length / 2);
+  });
+
+  it('stream schedules: mixed steps train both streams, alternating and every-k steps one', () => {
+    const run = (mode: Parameters<typeof bevtStreamSchedule>[1]) =>
+      Array.from({ length: 6 }, (_, i) => bevtStreamSchedule(i, mode))
+        .map((s) => (s.video && s.image ? 'b' : s.video ? 'v' : 'i'))
+        .join('');
+    expect(run('mix')).toBe('bbbbbb');
+    expect(run('alternate')).toBe('vivivi');
+    expect(run({ videoEvery: 3 })).toBe('viivii');
+    expectError(() => bevtStreamSchedule(0, { videoEvery: 0 }), /videoEvery/);
   });
 
   it('rejects bad options with a clear error', () => {

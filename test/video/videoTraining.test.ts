@@ -31,7 +31,7 @@ class Recognizer extends Module {
   }
 }
 
-function bevtBatch(target: 'tokens' | 'hog', vocab: number): BevtBatch {
+function bevtBatch(target: 'tokens' | 'hog' | 'pixel', vocab: number): BevtBatch {
   const data = syntheticVideo({ frameSize: 64, numFrames: 4, seed: 3 });
   const { clips } = data.batch([0, 1]);
   const image = clips.slice([0, 0, 0, 0, 0], [2, 1, -1, -1, -1]).reshape([2, 64, 64, 3]);
@@ -79,7 +79,7 @@ for (const backend of BACKENDS) {
       m.dispose();
     });
 
-    for (const target of ['hog', 'tokens'] as const) {
+    for (const target of ['hog', 'pixel', 'tokens'] as const) {
       it(`BEVT pretraining (${target} targets, mixed streams): gradients everywhere, the loss falls, no leak`, () => {
         manualSeed(2);
         const vocab = 16;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { normal } from '../../layers/init.js';
 import { check } from '../../errors.js';
 import { batchedNmsValues } from '../../layers/detection/nms.js';
 import type { ImageSize } from '../../layers/detection/index.js';
@@ -105,8 +106,8 @@ export function labelValues(t: DetTarget): Int32Array {
 export function headConv(inC: number, outC: number, opts: { k?: number; bias?: boolean; std?: number; biasValue?: number } = {}): Conv2d {
   const k = opts.k ?? 3;
   const conv = new Conv2d(inC, outC, k, { padding: (k - 1) / 2, bias: opts.bias ?? true });
-  conv.weight.variable.assign(tf.randomNormal(conv.weight.variable.shape, 0, opts.std ?? 0.01));
-  conv.bias?.variable.assign(tf.fill([outC], opts.biasValue ?? 0));
+  tf.tidy(() => conv.weight.variable.assign(normal(conv.weight.variable.shape, opts.std ?? 0.01)));
+  tf.tidy(() => conv.bias?.variable.assign(tf.fill([outC], opts.biasValue ?? 0)));
   return conv;
 }
 

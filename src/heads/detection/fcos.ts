@@ -3,7 +3,7 @@ import { check } from '../../errors.js';
 import { AnchorGenerator } from '../../layers/detection/anchors.js';
 import { BoxLinearCoder } from '../../layers/detection/boxCoder.js';
 import { binaryCrossEntropyWithLogits, generalizedBoxIouLoss, sigmoidFocalLoss } from '../../layers/detection/detectionLosses.js';
-import { floatValues, int32Tensor } from '../../layers/detection/util.js';
+import { floatValues, int32Tensor, tidyValues } from '../../layers/detection/util.js';
 import { Conv2d } from '../../layers/conv2d.js';
 import { Module } from '../../layers/module.js';
 import {
@@ -282,11 +282,9 @@ export class FcosHead extends Module {
       () => `fcos.postprocess: feature sizes ${JSON.stringify(featureSizes)} do not give the ${a} anchors`,
     );
     return imageSizes.map((size, i) => {
-      const scores = tf.tidy(() =>
-        floatValues(
-          tf.sqrt(
-            tf.mul(tf.sigmoid(outputs.clsLogits.slice([i, 0, 0], [1, a, k])), tf.sigmoid(outputs.bboxCtrness.slice([i, 0, 0], [1, a, 1]))),
-          ),
+      const scores = tidyValues(() =>
+        tf.sqrt(
+          tf.mul(tf.sigmoid(outputs.clsLogits.slice([i, 0, 0], [1, a, k])), tf.sigmoid(outputs.bboxCtrness.slice([i, 0, 0], [1, a, 1]))),
         ),
       );
       return tidyDetections(() => {

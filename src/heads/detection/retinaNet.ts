@@ -5,7 +5,7 @@ import { BoxCoder } from '../../layers/detection/boxCoder.js';
 import { sigmoidFocalLoss } from '../../layers/detection/detectionLosses.js';
 import { GroupNorm } from '../../layers/detection/groupNorm.js';
 import { Matcher } from '../../layers/detection/matcher.js';
-import { floatValues, int32Tensor } from '../../layers/detection/util.js';
+import { int32Tensor, tidyValues } from '../../layers/detection/util.js';
 import { Conv2d } from '../../layers/conv2d.js';
 import { LoadStateDictOptions, LoadStateDictResult, Module } from '../../layers/module.js';
 import {
@@ -238,7 +238,7 @@ export class RetinaNetHead extends Module {
         `retinaNet.postprocess: feature sizes ${JSON.stringify(featureSizes)} give ${counts.reduce((s, v) => s + v, 0)} anchors, outputs have ${a}`,
     );
     return imageSizes.map((size, i) => {
-      const scores = tf.tidy(() => floatValues(tf.sigmoid(outputs.clsLogits.slice([i, 0, 0], [1, a, k]))));
+      const scores = tidyValues(() => tf.sigmoid(outputs.clsLogits.slice([i, 0, 0], [1, a, k])));
       return tidyDetections(() => {
         const reg = tf.reshape(outputs.bboxRegression.slice([i, 0, 0], [1, a, 4]), [a, 4]) as tf.Tensor2D;
         return densePostprocess(scores, k, counts, (idx) => this.boxCoder.decode(rows(reg, idx), rows(anchors, idx)), size, this.cfg);

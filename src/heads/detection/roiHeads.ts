@@ -7,10 +7,10 @@ import { Matcher } from '../../layers/detection/matcher.js';
 import { MultiScaleRoiAlign } from '../../layers/detection/multiScaleRoiAlign.js';
 import { projectMasksOnBoxes } from '../../layers/detection/masks.js';
 import { batchedNmsValues } from '../../layers/detection/nms.js';
-import { floatValues, int32Tensor, intValues } from '../../layers/detection/util.js';
+import { floatValues, int32Tensor, intValues, tidyValues } from '../../layers/detection/util.js';
 import { Conv2d } from '../../layers/conv2d.js';
 import { ConvTranspose2d } from '../../layers/convTranspose2d.js';
-import { uniform } from '../../layers/init.js';
+import { uniform, normal } from '../../layers/init.js';
 import { Linear } from '../../layers/linear.js';
 import { Module } from '../../layers/module.js';
 import { checkTargets, Detections, DetTarget, ImageSize, labelValues } from './common.js';
@@ -46,8 +46,8 @@ export interface RoiHeadsConfig {
 function pytorchLinear(inF: number, outF: number): Linear {
   const l = new Linear(inF, outF);
   const b = 1 / Math.sqrt(inF);
-  l.weight.variable.assign(uniform([inF, outF], b));
-  l.bias!.variable.assign(uniform([outF], b));
+  tf.tidy(() => l.weight.variable.assign(uniform([inF, outF], b)));
+  tf.tidy(() => l.bias!.variable.assign(uniform([outF], b)));
   return l;
 }
 
@@ -57,8 +57,8 @@ class MaskConv extends Module {
   constructor(inC: number, outC: number, dilation: number) {
     super();
     this.conv = this.addModule('0', new Conv2d(inC, outC, 3, { padding: dilation, dilation }));
-    this.conv.weight.variable.assign(tf.randomNormal(this.conv.weight.variable.shape, 0, Math.sqrt(2 / (outC * 9))));
-    this.conv.bias!.variable.assign(tf.zeros([outC]));
+    tf.tidy(() => this.conv.weight.variable.assign(normal(this.conv.weight.variable.shape, Math.sqrt(2 / (outC * 9)))));
+    tf.tidy(() => this.conv.bias!.variable.assign(tf.zeros([outC])));
   }
   forward(x: tf.Tensor): tf.Tensor4D {
     return tf.tidy(() => tf.relu(this.conv.forward(x)) as tf.Tensor4D);
@@ -120,9 +120,11 @@ export class RoiHeads extends Module {
     });
     const mp = this.addModule('mask_predictor', new Container());
     this.conv5Mask = mp.add('conv5_mask', new ConvTranspose2d(prev, cfg.maskDimReduced, 2));
-    this.conv5Mask.weight.variable.assign(tf.randomNormal(this.conv5Mask.weight.variable.shape, 0, Math.sqrt(2 / (prev * 4))));
+    tf.tidy(() => this.conv5Mask.weight.variable.assign(normal(this.conv5Mask.weight.variable.shape, Math.sqrt(2 / (prev * 4)))));
     this.maskFcnLogits = mp.add('mask_fcn_logits', new Conv2d(cfg.maskDimReduced, cfg.numClasses, 1));
-    this.maskFcnLogits.weight.variable.assign(tf.randomNormal(this.maskFcnLogits.weight.variable.shape, 0, Math.sqrt(2 / cfg.numClasses)));
+    tf.tidy(() =>
+      this.maskFcnLogits.weight.variable.assign(normal(this.maskFcnLogits.weight.variable.shape, Math.sqrt(2 / cfg.numClasses))),
+    );
   }
 
   forward(): never {
@@ -231,11 +233,11 @@ export class RoiHeads extends Module {
       const n = counts[i];
       const s0 = start;
       start += n;
-      const [bv, sv] = tf.tidy(() => {
+      const bv = tidyValues(() => {
         const reg = classLogits.shape[0] ? boxRegression.slice([s0, 0], [n, 4 * k]) : boxRegression;
-        const boxes = clipBoxesToImage(tf.reshape(this.boxCoder.decode(reg as tf.Tensor2D, p), [n * k, 4]) as tf.Tensor2D, imageSizes[i]);
-        return [floatValues(boxes), floatValues(tf.softmax(classLogits.slice([s0, 0], [n, k])))];
+        return clipBoxesToImage(tf.reshape(this.boxCoder.decode(reg as tf.Tensor2D, p), [n * k, 4]) as tf.Tensor2D, imageSizes[i]);
       });
+      const sv = tidyValues(() => tf.softmax(classLogits.slice([s0, 0], [n, k])));
       const thresh = Math.fround(this.cfg.boxScoreThresh);
       const cand: number[] = [];
       for (let r = 0; r < n; r++) for (let c = 1; c < k; c++) if (sv[r * k + c] > thresh) cand.push(r * k + c);

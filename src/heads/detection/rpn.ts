@@ -6,7 +6,7 @@ import { BoxCoder } from '../../layers/detection/boxCoder.js';
 import { binaryCrossEntropyWithLogits, smoothL1 } from '../../layers/detection/detectionLosses.js';
 import { Matcher } from '../../layers/detection/matcher.js';
 import { batchedNmsValues } from '../../layers/detection/nms.js';
-import { floatValues, intValues } from '../../layers/detection/util.js';
+import { floatValues, intValues, tidyValues } from '../../layers/detection/util.js';
 import { Conv2d } from '../../layers/conv2d.js';
 import { Module } from '../../layers/module.js';
 import { checkLevels, checkTargets, DetTarget, featureSizesOf, headConv, ImageSize, PadOptions, resolvePaddedSize } from './common.js';
@@ -136,13 +136,9 @@ export class RegionProposalNetwork extends Module {
         start += n;
       });
       const [h, w] = imageSizes[i];
-      const dec = tf.tidy(() => {
-        const d = this.boxCoder.decode(
-          rows(tf.reshape(bboxDeltas.slice([i, 0, 0], [1, a, 4]), [a, 4]) as tf.Tensor2D, sel),
-          rows(anchors, sel),
-        );
-        return floatValues(d);
-      });
+      const dec = tidyValues(() =>
+        this.boxCoder.decode(rows(tf.reshape(bboxDeltas.slice([i, 0, 0], [1, a, 4]), [a, 4]) as tf.Tensor2D, sel), rows(anchors, sel)),
+      );
       for (let k = 0; k < dec.length; k += 4) {
         dec[k] = Math.min(Math.max(dec[k], 0), w);
         dec[k + 1] = Math.min(Math.max(dec[k + 1], 0), h);

@@ -3,10 +3,10 @@ import { CosineWindowAttention } from '../../layers/cosineWindowAttention.js';
 import { DropPath } from '../../layers/dropPath.js';
 import { Mlp } from '../../layers/mlp.js';
 import { ForwardOptions, Module, ModuleList } from '../../layers/module.js';
-import { LayerNorm } from '../../layers/norm.js';
+import { LayerNorm, layerNormAdd } from '../../layers/norm.js';
 import { PatchMerging } from '../../layers/patchMerging.js';
 import { WindowAttention } from '../../layers/windowAttention.js';
-import { roll2d, shiftedWindowMask, windowPartition, windowReverse } from '../../layers/windows.js';
+import { shiftedWindowMask, shiftedWindowPartition, shiftedWindowReverse } from '../../layers/windows.js';
 import { maybeCheckpoint } from '../checkpoint.js';
 
 /** Options of {@link SwinBlock}. */
@@ -121,11 +121,10 @@ export class SwinBlock extends Module {
       const [wh, ww] = this.window;
       let mask: tf.Tensor | null = opts.shiftMask !== undefined ? opts.shiftMask : this.attnMask;
       if (opts.extraMask) mask = mask ? tf.add(mask, opts.extraMask) : opts.extraMask;
-      const shifted = sh || sw ? roll2d(x, -sh, -sw) : x;
-      const win = windowPartition(shifted, wh, ww);
+      // shift + partition and merge + shift back: one copy each where the backend has our kernels (webgpu)
+      const win = shiftedWindowPartition(x, wh, ww, sh, sw);
       const out = this.attn.forward(win, { training: opts.training, mask });
-      const merged = windowReverse(out, wh, ww, h, w);
-      return sh || sw ? roll2d(merged, sh, sw) : merged;
+      return shiftedWindowReverse(out, wh, ww, h, w, sh, sw);
     });
   }
 
@@ -136,6 +135,11 @@ export class SwinBlock extends Module {
       if (this.opts.version === 'v1') {
         const y = tf.add(x4, this.dropPath.forward(this.windowAttention(this.norm1.forward(x4) as tf.Tensor4D, opts), t));
         return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y), t), t)) as tf.Tensor4D;
+      }
+      if (!t.training || this.dropPath.p <= 0) {
+        // no drop path: x + norm(f(x)) as one kernel where the backend has it (webgpu with our kernels)
+        const y = layerNormAdd(this.norm1, this.windowAttention(x4, opts), x4);
+        return layerNormAdd(this.norm2, this.mlp.forward(y, t), y) as tf.Tensor4D;
       }
       const y = tf.add(x4, this.dropPath.forward(this.norm1.forward(this.windowAttention(x4, opts)), t));
       return tf.add(y, this.dropPath.forward(this.norm2.forward(this.mlp.forward(y, t)), t)) as tf.Tensor4D;

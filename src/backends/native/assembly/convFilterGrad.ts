@@ -6,7 +6,7 @@
  * the positions of one output row in float32, then adds into a float64 buffer (see accumulate.ts).
  */
 import { addToF64, f64ToF32 } from './accumulate';
-import { loadLanes } from './simd';
+import { loadLanes, mac } from './simd';
 
 /**
  * Tasks `[t0, t1)` of `KH*KW*ceil(Ci/4)` (tap-major, then blocks of 4 input channels).
@@ -63,17 +63,17 @@ export function convFilterGrad(
               b1 = ncols > 4 ? loadLanes(dp + 16, ncols - 4) : f32x4.splat(0);
             }
             let v = v128.load32_splat(xp);
-            c00 = f32x4.add(c00, f32x4.mul(v, b0));
-            c01 = f32x4.add(c01, f32x4.mul(v, b1));
+            c00 = mac(c00, v, b0);
+            c01 = mac(c01, v, b1);
             v = v128.load32_splat(p1);
-            c10 = f32x4.add(c10, f32x4.mul(v, b0));
-            c11 = f32x4.add(c11, f32x4.mul(v, b1));
+            c10 = mac(c10, v, b0);
+            c11 = mac(c11, v, b1);
             v = v128.load32_splat(p2);
-            c20 = f32x4.add(c20, f32x4.mul(v, b0));
-            c21 = f32x4.add(c21, f32x4.mul(v, b1));
+            c20 = mac(c20, v, b0);
+            c21 = mac(c21, v, b1);
             v = v128.load32_splat(p3);
-            c30 = f32x4.add(c30, f32x4.mul(v, b0));
-            c31 = f32x4.add(c31, f32x4.mul(v, b1));
+            c30 = mac(c30, v, b0);
+            c31 = mac(c31, v, b1);
             xp += xStep;
             p1 += s1;
             p2 += s2;

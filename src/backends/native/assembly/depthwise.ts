@@ -7,7 +7,7 @@
  * serves four multiply-adds.
  */
 import { addToF64, f64ToF32 } from './accumulate';
-import { loadLanes, storeLanes } from './simd';
+import { loadLanes, mac, storeLanes } from './simd';
 
 /** First kernel tap k in [0, K) with `o*s - p + k*d >= 0`, for an output row/column `o`. */
 function firstTap(o: i32, s: i32, p: i32, d: i32): i32 {
@@ -40,7 +40,7 @@ function pixel(
       for (let kw = kw0; kw < kw1; kw++) {
         const xv = loadLanes(xr + <usize>(ow * sw - pl + kw * dw) * pix, n);
         const wv = loadLanes(w + <usize>(kh * KW + kw) * pix + co, n);
-        acc = f32x4.add(acc, f32x4.mul(xv, wv));
+        acc = mac(acc, xv, wv);
       }
     }
     storeLanes(yp + co, acc, n);
@@ -87,10 +87,10 @@ export function depthwiseConv(
           for (let kw = 0; kw < KW; kw++) {
             const wv = v128.load(wr + <usize>kw * pix);
             const p = xr + <usize>(kw * dw) * pix;
-            a0 = f32x4.add(a0, f32x4.mul(v128.load(p), wv));
-            a1 = f32x4.add(a1, f32x4.mul(v128.load(p + step), wv));
-            a2 = f32x4.add(a2, f32x4.mul(v128.load(p + 2 * step), wv));
-            a3 = f32x4.add(a3, f32x4.mul(v128.load(p + 3 * step), wv));
+            a0 = mac(a0, v128.load(p), wv);
+            a1 = mac(a1, v128.load(p + step), wv);
+            a2 = mac(a2, v128.load(p + 2 * step), wv);
+            a3 = mac(a3, v128.load(p + 3 * step), wv);
           }
         }
         v128.store(yp + co, a0);
@@ -141,13 +141,13 @@ export function depthwiseFilterGrad(
             const xstep = <usize>sw * pix;
             if (m == 4) {
               for (let ow = lo; ow < hi; ow++) {
-                s = f32x4.add(s, f32x4.mul(v128.load(xp), v128.load(dp)));
+                s = mac(s, v128.load(xp), v128.load(dp));
                 xp += xstep;
                 dp += pix;
               }
             } else {
               for (let ow = lo; ow < hi; ow++) {
-                s = f32x4.add(s, f32x4.mul(loadLanes(xp, m), loadLanes(dp, m)));
+                s = mac(s, loadLanes(xp, m), loadLanes(dp, m));
                 xp += xstep;
                 dp += pix;
               }
@@ -218,13 +218,13 @@ export function depthwiseInputGrad(
             for (let b = 0; b < nw; b++) {
               const kw = load<i32>(kwList + (<usize>b << 2));
               const ow = load<i32>(owList + (<usize>b << 2));
-              acc = f32x4.add(acc, f32x4.mul(v128.load(dyr + <usize>ow * pix), v128.load(wr + <usize>kw * pix)));
+              acc = mac(acc, v128.load(dyr + <usize>ow * pix), v128.load(wr + <usize>kw * pix));
             }
           } else {
             for (let b = 0; b < nw; b++) {
               const kw = load<i32>(kwList + (<usize>b << 2));
               const ow = load<i32>(owList + (<usize>b << 2));
-              acc = f32x4.add(acc, f32x4.mul(loadLanes(dyr + <usize>ow * pix, m), loadLanes(wr + <usize>kw * pix, m)));
+              acc = mac(acc, loadLanes(dyr + <usize>ow * pix, m), loadLanes(wr + <usize>kw * pix, m));
             }
           }
         }

@@ -5,7 +5,7 @@
  * B is packed into panels of 8 columns (`[K][8]`, zero-padded), then a 4x8 register tile
  * (8 accumulators) walks K, the layout of XNNPACK's "4x8 splat" wasm micro-kernels.
  */
-import { loadLanes, storeLanes } from './simd';
+import { loadLanes, mac, storeLanes } from './simd';
 
 /** Pack `B` (K x N, strided) into `ceil(N/8)` panels `[K][8]` at `dst`. */
 export function packB(b: usize, K: i32, N: i32, sbk: usize, sbn: usize, dst: usize): void {
@@ -65,17 +65,17 @@ function tile4x8(a: usize, sam: usize, sak: usize, bp: usize, K: i32, c: usize, 
     const b0 = v128.load(bp);
     const b1 = v128.load(bp, 16);
     let v = v128.load32_splat(a);
-    c00 = f32x4.add(c00, f32x4.mul(v, b0));
-    c01 = f32x4.add(c01, f32x4.mul(v, b1));
+    c00 = mac(c00, v, b0);
+    c01 = mac(c01, v, b1);
     v = v128.load32_splat(a + sam);
-    c10 = f32x4.add(c10, f32x4.mul(v, b0));
-    c11 = f32x4.add(c11, f32x4.mul(v, b1));
+    c10 = mac(c10, v, b0);
+    c11 = mac(c11, v, b1);
     v = v128.load32_splat(a + 2 * sam);
-    c20 = f32x4.add(c20, f32x4.mul(v, b0));
-    c21 = f32x4.add(c21, f32x4.mul(v, b1));
+    c20 = mac(c20, v, b0);
+    c21 = mac(c21, v, b1);
     v = v128.load32_splat(a + 3 * sam);
-    c30 = f32x4.add(c30, f32x4.mul(v, b0));
-    c31 = f32x4.add(c31, f32x4.mul(v, b1));
+    c30 = mac(c30, v, b0);
+    c31 = mac(c31, v, b1);
     a += sak;
     bp += 32;
   }
@@ -104,8 +104,8 @@ function tile1x8(a: usize, sak: usize, bp: usize, K: i32, c: usize, cols: i32, b
   const end = bp + (<usize>K << 5);
   while (bp < end) {
     const v = v128.load32_splat(a);
-    c0 = f32x4.add(c0, f32x4.mul(v, v128.load(bp)));
-    c1 = f32x4.add(c1, f32x4.mul(v, v128.load(bp, 16)));
+    c0 = mac(c0, v, v128.load(bp));
+    c1 = mac(c1, v, v128.load(bp, 16));
     a += sak;
     bp += 32;
   }

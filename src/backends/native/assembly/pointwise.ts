@@ -1,6 +1,6 @@
 // @ts-nocheck -- AssemblyScript, compiled by `asc` (see ../build.mjs), not by tsc.
 /** Elementwise kernels over `[i0, i1)` of float32 arrays: `erf` and the exact (erf) GELU. */
-import { erfv, expv, loadLanes, storeLanes } from './simd';
+import { erfv, expv, loadLanes, mac, storeLanes } from './simd';
 
 /** `y[i] = erf(x[i])`; four vectors per step, so their polynomial chains overlap. */
 export function erf(x: usize, y: usize, i0: i32, i1: i32): void {
@@ -84,5 +84,5 @@ export function geluGrad(x: usize, dy: usize, dx: usize, i0: i32, i1: i32): void
 function dgelu(v: v128): v128 {
   const cdf = f32x4.mul(f32x4.add(erfv(f32x4.mul(v, f32x4.splat(<f32>Math.SQRT1_2))), f32x4.splat(1)), f32x4.splat(0.5));
   const pdf = f32x4.mul(expv(f32x4.mul(f32x4.mul(v, v), f32x4.splat(-0.5))), f32x4.splat(<f32>0.3989422804014327));
-  return f32x4.add(cdf, f32x4.mul(v, pdf));
+  return mac(cdf, v, pdf);
 }

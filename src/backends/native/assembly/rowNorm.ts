@@ -1,6 +1,6 @@
 // @ts-nocheck -- AssemblyScript, compiled by `asc` (see ../build.mjs), not by tsc.
 /** Row-wise kernel over the last axis of a `[rows, C]` float32 array: LayerNorm. */
-import { hsum, loadLanes, storeLanes } from './simd';
+import { hsum, loadLanes, mac, storeLanes } from './simd';
 
 /**
  * LayerNorm (Ba et al. 2016) of rows `[r0, r1)`: `((x - mean) * (1 / sqrt(var + eps))) * w + b` with the
@@ -31,12 +31,12 @@ export function layerNorm(x: usize, w: usize, b: usize, y: usize, C: i32, eps: f
     for (c = 0; c + 8 <= c4; c += 8) {
       const d0 = f32x4.sub(v128.load(xr + (<usize>c << 2)), mv);
       const d1 = f32x4.sub(v128.load(xr + (<usize>c << 2), 16), mv);
-      q0 = f32x4.add(q0, f32x4.mul(d0, d0));
-      q1 = f32x4.add(q1, f32x4.mul(d1, d1));
+      q0 = mac(q0, d0, d0);
+      q1 = mac(q1, d1, d1);
     }
     for (; c < c4; c += 4) {
       const d = f32x4.sub(v128.load(xr + (<usize>c << 2)), mv);
-      q0 = f32x4.add(q0, f32x4.mul(d, d));
+      q0 = mac(q0, d, d);
     }
     let qs: f32 = 0;
     for (c = c4; c < C; c++) {

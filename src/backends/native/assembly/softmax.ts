@@ -5,7 +5,7 @@
  * in L1): logits and row max, `exp(z - max)` and its sum, division by the sum; the operation order of
  * tfjs's cpu `Softmax` (`exp(x - max) / sum`).
  */
-import { hsum, loadLanes, storeLanes } from './simd';
+import { hsum, loadLanes, madd, nmadd, storeLanes } from './simd';
 
 /** Below this `exp` is a float32 denormal or 0: such weights come out exactly 0. */
 const UNDERFLOW: f32 = -87.33654;
@@ -19,17 +19,17 @@ const UNDERFLOW: f32 = -87.33654;
  */
 @inline
 export function expNeg(x: v128): v128 {
-  let n = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269502162933349609375)), f32x4.splat(12583039.0));
+  let n = madd(x, f32x4.splat(1.44269502162933349609375), f32x4.splat(12583039.0));
   const s = i32x4.shl(n, 23);
   n = f32x4.sub(n, f32x4.splat(12583039.0));
-  let t = f32x4.add(f32x4.mul(n, f32x4.splat(-0.693145751953125)), x);
-  t = f32x4.add(f32x4.mul(n, f32x4.splat(-1.428606765330187045037746429443359375e-6)), t);
-  let p = f32x4.add(f32x4.mul(f32x4.splat(0.008289290592074394), t), f32x4.splat(0.04189782217144966));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.16667652130126953));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.4999915063381195));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.9999997019767761));
+  let t = madd(n, f32x4.splat(-0.693145751953125), x);
+  t = madd(n, f32x4.splat(-1.428606765330187045037746429443359375e-6), t);
+  let p = madd(f32x4.splat(0.008289290592074394), t, f32x4.splat(0.04189782217144966));
+  p = madd(p, t, f32x4.splat(0.16667652130126953));
+  p = madd(p, t, f32x4.splat(0.4999915063381195));
+  p = madd(p, t, f32x4.splat(0.9999997019767761));
   t = f32x4.mul(t, s);
-  const e = f32x4.add(f32x4.mul(t, p), s);
+  const e = madd(t, p, s);
   return v128.andnot(e, f32x4.lt(x, f32x4.splat(UNDERFLOW)));
 }
 
@@ -184,11 +184,11 @@ export function softmaxGrad(y: usize, dy: usize, dx: usize, M: i32, r0: i32, r1:
     const sv = f32x4.splat(s);
     for (c = 0; c < m4; c += 4) {
       const o = <usize>c << 2;
-      v128.store(xr + o, f32x4.sub(v128.load(xr + o), f32x4.mul(sv, v128.load(yr + o))));
+      v128.store(xr + o, nmadd(sv, v128.load(yr + o), v128.load(xr + o)));
     }
     if (rem) {
       const o = <usize>m4 << 2;
-      storeLanes(xr + o, f32x4.sub(loadLanes(xr + o, rem), f32x4.mul(sv, loadLanes(yr + o, rem))), rem);
+      storeLanes(xr + o, nmadd(sv, loadLanes(yr + o, rem), loadLanes(xr + o, rem)), rem);
     }
   }
 }
