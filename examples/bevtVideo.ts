@@ -238,8 +238,8 @@ function linearProbe(backbone: SwinTransformer3D, data: SyntheticVideo, labelled
   const std = tf.tidy(() => tf.add(tf.sqrt(tf.moments(xtr, 0).variance), 1e-6));
   const [a, b] = tf.tidy(() => [tf.div(tf.sub(xtr, mean), std), tf.div(tf.sub(xte, mean), std)]);
   const c = xtr.shape[1];
-  const w = tf.variable(tf.zeros([c, data.numClasses]));
-  const bias = tf.variable(tf.zeros([data.numClasses]));
+  const w = tf.tidy(() => tf.variable(tf.zeros([c, data.numClasses])));
+  const bias = tf.tidy(() => tf.variable(tf.zeros([data.numClasses])));
   const opt = tf.train.adam(1e-2);
   const y = tf.oneHot(ytr, data.numClasses);
   for (let i = 0; i < 300; i++)

@@ -46,8 +46,9 @@ export function linearProbe(
     const sd = tf.sqrt(tf.add(variance, 1e-5));
     return [tf.div(tf.sub(train.x, mean), sd), tf.div(tf.sub(test.x, mean), sd), tf.oneHot(train.labels, numClasses).toFloat()];
   });
-  const w = tf.variable(tf.zeros([a.shape[1], numClasses]));
-  const bias = tf.variable(tf.zeros([numClasses]));
+  // tidy: the zeros the variables start from are tensors of their own
+  const w = tf.tidy(() => tf.variable(tf.zeros([a.shape[1], numClasses])));
+  const bias = tf.tidy(() => tf.variable(tf.zeros([numClasses])));
   const opt = tf.train.adam(opts.lr ?? 0.01);
   const l2 = opts.l2 ?? 1e-3;
   for (let i = 0; i < (opts.steps ?? 300); i++) {

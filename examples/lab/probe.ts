@@ -76,8 +76,8 @@ export async function linearProbe(backbone: Backbone, opts: ProbeOptions): Promi
     return [tf.div(tf.sub(fTr, mean), sd), tf.div(tf.sub(fTe, mean), sd)];
   });
   const yTr = tf.oneHot(tr.labels, k);
-  const w = tf.variable(tf.zeros([d, k]));
-  const b = tf.variable(tf.zeros([k]));
+  const w = tf.tidy(() => tf.variable(tf.zeros([d, k])));
+  const b = tf.tidy(() => tf.variable(tf.zeros([k])));
   const opt = tf.train.adam(opts.lr ?? 0.05);
   const steps = opts.steps ?? 300;
   for (let i = 0; i < steps; i++) {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { layerNormGrads } from './fusedOps.js';
 
 /**
  * More fused ops, like `fusedOps.ts`: each runs as one kernel on a backend where a kernel of that
@@ -76,28 +77,8 @@ export function registerFusedLinearGradients(): void {
     kernelName: LAYER_NORM_RESIDUAL_KERNEL,
     inputsToSave: ['x', 'weight'],
     gradFunc: (dy, saved, attrs) => {
-      const [x, weight] = saved;
-      const eps = (attrs as unknown as { eps: number }).eps;
       const g = dy as tf.Tensor;
-      const lead = Array.from({ length: x.rank - 1 }, (_, i) => i);
-      const xhat = () => {
-        const { mean, variance } = tf.moments(x, -1, true);
-        const rstd = tf.rsqrt(tf.add(variance, eps));
-        return { xh: tf.mul(tf.sub(x, mean), rstd), rstd };
-      };
-      return {
-        x: () =>
-          tf.tidy(() => {
-            const { xh, rstd } = xhat();
-            const gw = tf.mul(g, weight);
-            const m1 = tf.mean(gw, -1, true);
-            const m2 = tf.mean(tf.mul(gw, xh), -1, true);
-            return tf.mul(rstd, tf.sub(tf.sub(gw, m1), tf.mul(xh, m2)));
-          }),
-        weight: () => tf.tidy(() => tf.sum(tf.mul(g, xhat().xh), lead)),
-        bias: () => tf.sum(g, lead),
-        residual: () => g.clone(),
-      };
+      return { ...layerNormGrads(g, saved[0], saved[1], (attrs as unknown as { eps: number }).eps), residual: () => g.clone() };
     },
   });
   tf.registerGradient({

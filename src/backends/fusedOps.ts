@@ -56,28 +56,37 @@ export function registerFusedGradients(): void {
   tf.registerGradient({
     kernelName: LAYER_NORM,
     inputsToSave: ['x', 'weight'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, weight] = saved;
-      const eps = (attrs as unknown as { eps: number }).eps;
-      const g = dy as tf.Tensor;
-      const lead = Array.from({ length: x.rank - 1 }, (_, i) => i);
-      const xhat = () => {
-        const { mean, variance } = tf.moments(x, -1, true);
-        const rstd = tf.rsqrt(tf.add(variance, eps));
-        return { xh: tf.mul(tf.sub(x, mean), rstd), rstd };
-      };
-      return {
-        x: () =>
-          tf.tidy(() => {
-            const { xh, rstd } = xhat();
-            const gw = tf.mul(g, weight);
-            const m1 = tf.mean(gw, -1, true);
-            const m2 = tf.mean(tf.mul(gw, xh), -1, true);
-            return tf.mul(rstd, tf.sub(tf.sub(gw, m1), tf.mul(xh, m2)));
-          }),
-        weight: () => tf.tidy(() => tf.sum(tf.mul(g, xhat().xh), lead)),
-        bias: () => tf.sum(g, lead),
-      };
-    },
+    gradFunc: (dy, saved, attrs) => layerNormGrads(dy as tf.Tensor, saved[0], saved[1], (attrs as unknown as { eps: number }).eps),
   });
+}
+
+/**
+ * The gradients of LayerNorm over the last axis, `y = xhat * weight + bias` with
+ * `xhat = (x - mean) * rstd`, as lazy functions (the form `tf.registerGradient` wants), from `x`, the
+ * weight and the incoming gradient `g`; shared by every fused kernel that ends in a LayerNorm.
+ */
+export function layerNormGrads(
+  g: tf.Tensor,
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  eps: number,
+): { x: () => tf.Tensor; weight: () => tf.Tensor; bias: () => tf.Tensor } {
+  const lead = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  const xhat = () => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const rstd = tf.rsqrt(tf.add(variance, eps));
+    return { xh: tf.mul(tf.sub(x, mean), rstd), rstd };
+  };
+  return {
+    x: () =>
+      tf.tidy(() => {
+        const { xh, rstd } = xhat();
+        const gw = tf.mul(g, weight);
+        const m1 = tf.mean(gw, -1, true);
+        const m2 = tf.mean(tf.mul(gw, xh), -1, true);
+        return tf.mul(rstd, tf.sub(tf.sub(gw, m1), tf.mul(xh, m2)));
+      }),
+    weight: () => tf.tidy(() => tf.sum(tf.mul(g, xhat().xh), lead)),
+    bias: () => tf.sum(g, lead),
+  };
 }
