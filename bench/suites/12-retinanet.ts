@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { fpn } from '../../src/heads/fpn.js';
 import { createDetectionHead, RetinaNetHead } from '../../src/heads/detection/index.js';
-import { batchedNms, roiAlign } from '../../src/layers/detection/index.js';
 import '../../src/models/pvtV2/index.js';
 import { createModel } from '../../src/models/registry.js';
 import { detector } from '../../src/tasks/detector.js';
@@ -11,8 +10,7 @@ import type { BenchSuite } from '../harness.js';
  * RetinaNet (torchvision's v1 head, 91 classes, 9 anchors) on pvt_v2_b0 + FPN at 512 px, laid out as
  * torchvision's `retinanet_resnet50_fpn`: P3-P5 from the stride 8 / 16 / 32 stages, P6 and P7 by 3x3
  * stride-2 convs on P5 (ReLU before P7). Rows: `detect()` (forward + postprocess) and the share of it
- * spent in postprocess (top-k, decoding, batched NMS); then batched NMS on 5000 boxes and a Mask R-CNN
- * sized RoIAlign (512 boxes, 7x7, sampling 2, on a 64x64x256 map).
+ * spent in postprocess (top-k, decoding, batched NMS). Batched NMS and RoIAlign alone: suite `16-detection-ops`.
  */
 const suite: BenchSuite = {
   name: 'retinanet_pvt_v2_b0_512',
@@ -58,25 +56,6 @@ const suite: BenchSuite = {
       });
     }
     det.dispose();
-
-    // batched NMS (torchvision's kernel in JS) and RoIAlign (sampling plan + one gather) at realistic sizes
-    const n = 5000;
-    const xy = tf.randomUniform([n, 2], 0, 480, 'float32', 1);
-    const wh = tf.randomUniform([n, 2], 8, 96, 'float32', 2);
-    const boxes = tf.concat([xy, tf.add(xy, wh)], 1) as tf.Tensor2D;
-    const scores = tf.randomUniform([n], 0, 1, 'float32', 3) as tf.Tensor1D;
-    const idxs = tf.randomUniform([n], 0, 80, 'int32', 4) as tf.Tensor1D;
-    const tNms = ctx.time(() => batchedNms(boxes, scores, idxs, 0.5).dispose(), 3, 1);
-    ctx.report({ name: `batched nms ${n} boxes, 80 classes`, batch: 1, stepsPerSec: 1 / tNms, note: `${(1000 * tNms).toFixed(1)} ms` });
-    const fm = tf.randomNormal([1, 64, 64, 256]) as tf.Tensor4D;
-    const rois = tf.concat([tf.zeros([512, 1]), tf.slice(boxes, [0, 0], [512, 4])], 1) as tf.Tensor2D;
-    const tRoi = ctx.time(
-      () => roiAlign(fm, rois, { outputSize: 7, spatialScale: 0.125, samplingRatio: 2, aligned: false }).dataSync(),
-      3,
-      1,
-    );
-    ctx.report({ name: 'roi_align 512 boxes 7x7 on 64x64x256', batch: 1, stepsPerSec: 1 / tRoi, note: `${(1000 * tRoi).toFixed(1)} ms` });
-    tf.dispose([xy, wh, boxes, scores, idxs, fm, rois]);
   },
 };
 

@@ -132,6 +132,17 @@ function pastedTiles(x: tf.Tensor4D, rec: tf.Tensor, mask: tf.Tensor, mean: numb
 }
 
 /** The tiny backbone of `opts` wrapped for its method. */
+/** The preview of a pixel-reconstruction method: input, mask, masked input, reconstruction, reconstruction pasted into the masked blocks. */
+function reconstructionColumns(x: tf.Tensor4D, mask: tf.Tensor, rec: tf.Tensor, imgSize: number, mean: number[], std: number[]) {
+  return [
+    { label: 'input', tiles: tiles(x, mean, std) },
+    { label: 'mask', tiles: maskTiles(mask, imgSize) },
+    { label: 'masked input', tiles: maskedTiles(x, mask, mean, std) },
+    { label: 'reconstruction', tiles: tiles(rec, mean, std) },
+    { label: 'prediction + visible', tiles: pastedTiles(x, rec, mask, mean, std) },
+  ];
+}
+
 export function buildMethod(opts: BuildOptions): LabMethod {
   const family = familyOf(opts.model);
   const s = opts.imgSize;
@@ -185,13 +196,7 @@ function simmimMethod(model: SimMIM, family: string, imgSize: number): LabMethod
         const mask = model.generateMask(x.shape[0], imgSize, seed);
         const rec = model.forward(x, { mask });
         return {
-          columns: [
-            { label: 'input', tiles: tiles(x, mean, std) },
-            { label: 'mask', tiles: maskTiles(mask, imgSize) },
-            { label: 'masked input', tiles: maskedTiles(x, mask, mean, std) },
-            { label: 'reconstruction', tiles: tiles(rec, mean, std) },
-            { label: 'prediction + visible', tiles: pastedTiles(x, rec, mask, mean, std) },
-          ],
+          columns: reconstructionColumns(x, mask, rec, imgSize, mean, std),
         };
       }),
     dispose: () => model.dispose(),
@@ -320,13 +325,7 @@ function fcmaeMethod(model: FCMAE, family: string, imgSize: number): LabMethod {
         const [b, h, w, d] = pred.shape;
         const rec = unpatchify(pred.reshape([b, h * w, d]), s, [h, w]);
         return {
-          columns: [
-            { label: 'input', tiles: tiles(x, mean, std) },
-            { label: 'mask', tiles: maskTiles(mask, imgSize) },
-            { label: 'masked input', tiles: maskedTiles(x, mask, mean, std) },
-            { label: 'reconstruction', tiles: tiles(rec, mean, std) },
-            { label: 'prediction + visible', tiles: pastedTiles(x, rec, mask, mean, std) },
-          ],
+          columns: reconstructionColumns(x, mask, rec, imgSize, mean, std),
         };
       }),
     dispose: () => model.dispose(),

@@ -26,6 +26,20 @@ function geometry(info: tf.backend_util.Conv2DInfo): number[] {
   return [info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth, info.padInfo.top, info.padInfo.left];
 }
 
+/** The shape arguments the depthwise kernels take after their three pointers: input, filter, geometry, output. */
+function convShapeArgs(info: tf.backend_util.Conv2DInfo): number[] {
+  return [
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.filterHeight,
+    info.filterWidth,
+    ...geometry(info),
+    info.outHeight,
+    info.outWidth,
+  ];
+}
+
 /** `DepthwiseConv2dNative` (channel multiplier 1, NHWC). */
 export function makeDepthwiseConv2d(previous: Previous) {
   return (args: KernelArgs): KernelResult => {
@@ -46,19 +60,7 @@ export function makeDepthwiseConv2d(previous: Previous) {
     const out = mod.backend.makeOutput(info.outShape, 'float32');
     const rows = info.batchSize * info.outHeight;
     if (prod(info.outShape) === 0) return out;
-    const base = [
-      mod.offset(x),
-      mod.offset(filter),
-      mod.offset(out),
-      info.inHeight,
-      info.inWidth,
-      info.inChannels,
-      info.filterHeight,
-      info.filterWidth,
-      ...geometry(info),
-      info.outHeight,
-      info.outWidth,
-    ];
+    const base = [mod.offset(x), mod.offset(filter), mod.offset(out), ...convShapeArgs(info)];
     const work = prod(info.outShape) * info.filterHeight * info.filterWidth;
     mod.run(
       'depthwiseConv',
@@ -174,19 +176,7 @@ export function makeDepthwiseInputGrad(previous: Previous) {
       );
       return out;
     }
-    const base = [
-      mod.offset(dy),
-      mod.offset(filter),
-      mod.offset(out),
-      info.inHeight,
-      info.inWidth,
-      info.inChannels,
-      info.filterHeight,
-      info.filterWidth,
-      ...geometry(info),
-      info.outHeight,
-      info.outWidth,
-    ];
+    const base = [mod.offset(dy), mod.offset(filter), mod.offset(out), ...convShapeArgs(info)];
     const listBytes = 8 * (info.filterHeight + info.filterWidth);
     const jobs = splitRange(info.batchSize * info.inHeight, threadsFor(mod, work)).map(([r0, r1], t) => [
       ...base,

@@ -40,19 +40,26 @@ export function fusedAttentionCore(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opt
     !t || (t.dtype === 'float32' && t.rank === 3 && t.shape[0] === lead && t.shape[1] === n && t.shape[2] === m);
   const windows = opts.mask ? opts.mask.shape[0] : 1;
   if (!fits(opts.bias, heads) || !fits(opts.mask, windows) || g % (heads * windows) !== 0) return null;
-  const inputs: tf.NamedTensorMap = { q, k, v };
+  return runCore({ q, k, v }, opts, hd, windows, {});
+}
+
+/** Add the optional inputs to `inputs` and run the attention-core kernel, or null where `logitScale` does not fit. */
+function runCore(
+  inputs: tf.NamedTensorMap,
+  opts: AttentionCoreOptions,
+  hd: number,
+  windows: number,
+  extra: tf.NamedAttrMap,
+): tf.Tensor3D | null {
+  const { heads } = opts;
   if (opts.logitScale) {
     if (opts.logitScale.size !== heads) return null;
     inputs.logitScale = opts.logitScale;
   }
   if (opts.bias) inputs.bias = opts.bias;
   if (opts.mask) inputs.mask = opts.mask;
-  return tf.engine().runKernel(ATTENTION_CORE_KERNEL, inputs, {
-    heads,
-    windows,
-    cosine: !!opts.logitScale,
-    scale: opts.scale ?? hd ** -0.5,
-  }) as tf.Tensor3D;
+  const attrs = { heads, windows, cosine: !!opts.logitScale, scale: opts.scale ?? hd ** -0.5, ...extra };
+  return tf.engine().runKernel(ATTENTION_CORE_KERNEL, inputs, attrs) as tf.Tensor3D;
 }
 
 /**
@@ -71,22 +78,7 @@ export function fusedAttentionQkv(qkv: tf.Tensor, b: number, n: number, opts: At
     !t || (t.dtype === 'float32' && t.rank === 3 && t.shape[0] === lead && t.shape[1] === n && t.shape[2] === n);
   const windows = opts.mask ? opts.mask.shape[0] : 1;
   if (!fits(opts.bias, heads) || !fits(opts.mask, windows) || b % windows !== 0) return null;
-  const inputs: tf.NamedTensorMap = { qkv };
-  if (opts.logitScale) {
-    if (opts.logitScale.size !== heads) return null;
-    inputs.logitScale = opts.logitScale;
-  }
-  if (opts.bias) inputs.bias = opts.bias;
-  if (opts.mask) inputs.mask = opts.mask;
-  return tf.engine().runKernel(ATTENTION_CORE_KERNEL, inputs, {
-    heads,
-    windows,
-    cosine: !!opts.logitScale,
-    scale: opts.scale ?? hd ** -0.5,
-    packed: true,
-    batch: b,
-    tokens: n,
-  }) as tf.Tensor3D;
+  return runCore({ qkv }, opts, hd, windows, { packed: true, batch: b, tokens: n });
 }
 
 /** ConvNeXt V2's global response norm (NHWC) as one kernel (inference only, like the attention core). */
@@ -101,4 +93,38 @@ export function fusedGrn(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: 
   const c = x.shape[3];
   if (weight.size !== c || bias.size !== c) return null;
   return tf.engine().runKernel(GRN_KERNEL, { x, weight, bias }, { eps }) as tf.Tensor4D;
+}
+
+/** ConvNeXt's depthwise conv (+ bias) then LayerNorm over channels (NHWC) as one kernel (inference only, like the attention core). */
+export const DW_CONV_LAYER_NORM_KERNEL = 'VisBackbonesDwConvLayerNorm';
+
+/** The depthwise convolution's geometry for {@link fusedDwConvLayerNorm} (PyTorch's symmetric zero `padding`). */
+export interface DwConvGeometry {
+  stride: number;
+  dilation: number;
+  padding: number;
+}
+
+/**
+ * `LayerNorm_C(depthwiseConv(x, weight) + bias)` for NHWC `x` `[B, H, W, C]`, filter `[k, k, C, 1]`,
+ * optional `bias` `[C]`, LayerNorm `lnWeight`, `lnBias` `[C]` with `eps`, as one kernel, or null where
+ * there is none, while taping, or for another shape (channel multiplier > 1, a non-square filter).
+ */
+export function fusedDwConvLayerNorm(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor | null,
+  geo: DwConvGeometry,
+  lnWeight: tf.Tensor,
+  lnBias: tf.Tensor,
+  eps: number,
+): tf.Tensor4D | null {
+  if (!tf.getKernel(DW_CONV_LAYER_NORM_KERNEL, tf.getBackend()) || taping() || x.rank !== 4 || weight.rank !== 4) return null;
+  if ([x, weight, lnWeight, lnBias, bias].some((t) => t && t.dtype !== 'float32')) return null;
+  const c = x.shape[3];
+  const [kh, kw, wc, mult] = weight.shape;
+  if (kh !== kw || wc !== c || mult !== 1 || lnWeight.size !== c || lnBias.size !== c || (bias && bias.size !== c)) return null;
+  const inputs: tf.NamedTensorMap = { x, weight, lnWeight, lnBias };
+  if (bias) inputs.bias = bias;
+  return tf.engine().runKernel(DW_CONV_LAYER_NORM_KERNEL, inputs, { ...geo, eps }) as tf.Tensor4D;
 }

@@ -14,6 +14,8 @@ export const LINEAR_GELU_KERNEL = 'VisBackbonesLinearGelu';
 export const LAYER_NORM_RESIDUAL_KERNEL = 'VisBackbonesLayerNormResidual';
 /** `x + gamma * y`, gamma per channel (last axis). */
 export const SCALED_RESIDUAL_KERNEL = 'VisBackbonesScaledResidual';
+/** `x W + b + r` (a linear layer and the residual add after it), x `[rows, in]`, W `[in, out]`, b `[out]`, r `[rows, out]`. */
+export const LINEAR_RESIDUAL_KERNEL = 'VisBackbonesLinearResidual';
 
 function available(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
@@ -23,6 +25,18 @@ function available(kernel: string): boolean {
 export function fusedLinearGelu(a: tf.Tensor2D, b: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || bias.rank !== 1 || !available(LINEAR_GELU_KERNEL)) return null;
   return tf.engine().runKernel(LINEAR_GELU_KERNEL, { a, b, bias }) as tf.Tensor2D;
+}
+
+/**
+ * `a b + bias + residual` as one kernel (a 2-D float32 `[rows, in]`, b `[in, out]`, bias `[out]`,
+ * residual `[rows, out]`), or null where there is none. The sum is taken in that order, as
+ * `tf.add(tf.fused.matMul(...), residual)`.
+ */
+export function fusedLinearResidual(a: tf.Tensor2D, b: tf.Tensor2D, bias: tf.Tensor, residual: tf.Tensor2D): tf.Tensor2D | null {
+  if ([a, b, bias, residual].some((t) => t.dtype !== 'float32') || bias.rank !== 1 || !available(LINEAR_RESIDUAL_KERNEL)) return null;
+  if (a.rank !== 2 || b.rank !== 2 || residual.rank !== 2 || residual.shape[0] !== a.shape[0] || residual.shape[1] !== b.shape[1])
+    return null;
+  return tf.engine().runKernel(LINEAR_RESIDUAL_KERNEL, { a, b, bias, residual }) as tf.Tensor2D;
 }
 
 /** `residual + LayerNorm(x)` (weight, bias over the last axis) as one kernel, or null where there is none. */
@@ -70,6 +84,20 @@ export function registerFusedLinearGradients(): void {
         a: () => tf.tidy(() => tf.matMul(dz(), b, false, true)),
         b: () => tf.tidy(() => tf.matMul(a, dz(), true, false)),
         bias: () => tf.tidy(() => tf.sum(dz(), 0)),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: LINEAR_RESIDUAL_KERNEL,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved) => {
+      const [a, b] = saved;
+      const g = dy as tf.Tensor;
+      return {
+        a: () => tf.matMul(g, b, false, true),
+        b: () => tf.matMul(a, g, true, false),
+        bias: () => tf.sum(g, 0),
+        residual: () => g.clone(),
       };
     },
   });

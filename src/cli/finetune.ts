@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { VisBackbonesError } from '../errors.js';
 import { DataConfig, resolveDataConfig } from '../data/dataConfig.js';
 import { createDecodePool, DecodePool } from '../data/decodePool.js';
-import { ImageFolder, imageFolder, imageLoader } from '../data/imageFolder.js';
+import { ImageFolder, imageFolder } from '../data/imageFolder.js';
 import { normalizeU8, U8Image } from '../data/imageOps.js';
 import { evalResizeCrop } from '../data/evalTransform.js';
 import { getPretrainedCfg, hasPretrainedCfg, splitModelNameTag } from '../data/pretrainedCfgs.js';
@@ -19,6 +19,7 @@ import { Trainer } from '../train/trainer.js';
 import { ParsedArgs, UsageError, flagInt, flagString } from './args.js';
 import { CliIO, modelOverrides, selectBackend } from './common.js';
 import { EpochRecord, learningCurvePng } from './curves.js';
+import { epochBatches } from './epochBatches.js';
 import { splitImgSize } from './sizeOverride.js';
 
 /** Flags of `finetune`. */
@@ -259,22 +260,14 @@ export async function finetuneCommand(args: ParsedArgs, io: CliIO): Promise<numb
       const t0 = Date.now();
       let sum = 0;
       let count = 0;
-      for await (const b of imageLoader(trainSet, {
-        transform,
-        batchSize,
-        shuffle: true,
-        seed: seed * 7919 + epoch,
-        keepLast: false,
-        pool,
-        strict,
-        onError,
-      })) {
-        let loss: number;
-        try {
-          loss = trainer.trainStep({ x: b.x, y: b.y }, { step: trainer.step, epoch, totalSteps: stepsPerEpoch * epochs, batchSize }).loss;
-        } finally {
-          tf.dispose([b.x, b.y]);
-        }
+      const totalSteps = stepsPerEpoch * epochs;
+      const tr = trainer; // narrowed for the closure
+      const stepLosses = epochBatches(
+        trainSet,
+        { transform, batchSize, seed, epoch, pool, strict, onError },
+        (b) => tr.trainStep({ x: b.x, y: b.y }, { step: tr.step, epoch, totalSteps, batchSize }).loss,
+      );
+      for await (const loss of stepLosses) {
         sum += loss;
         count++;
         const label = `epoch ${epoch + 1}/${epochs}`;

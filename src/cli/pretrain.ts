@@ -6,7 +6,7 @@ import { VisBackbonesError } from '../errors.js';
 import { resolveDataConfig } from '../data/dataConfig.js';
 import { createDecodePool, DecodePool } from '../data/decodePool.js';
 import { evalResizeCrop } from '../data/evalTransform.js';
-import { ImageFolder, imageFolder, imageLoader } from '../data/imageFolder.js';
+import { ImageFolder, imageFolder } from '../data/imageFolder.js';
 import { normalizeU8 } from '../data/imageOps.js';
 import { getPretrainedCfg, hasPretrainedCfg, splitModelNameTag } from '../data/pretrainedCfgs.js';
 import { DataRng } from '../data/rng.js';
@@ -27,6 +27,7 @@ import { writeSafetensors } from '../weights/safetensors.js';
 import { ParsedArgs, UsageError, flagInt, flagString } from './args.js';
 import { CliIO, modelOverrides, selectBackend } from './common.js';
 import { pretrainCurvePng } from './curves.js';
+import { epochBatches } from './epochBatches.js';
 import { maskedReconstruction } from './pretrainViz.js';
 import { splitImgSize } from './sizeOverride.js';
 
@@ -241,22 +242,13 @@ export async function pretrainCommand(args: ParsedArgs, io: CliIO): Promise<numb
         interpolation: 'bicubic',
       });
       let got = 0;
-      for await (const b of imageLoader(trainSet, {
-        transform,
-        batchSize,
-        shuffle: true,
-        seed: seed * 7919 + epoch,
-        keepLast: false,
-        pool,
-        strict,
-        onError,
-      })) {
-        let loss: number;
-        try {
-          loss = trainer.trainStep(b.x, { step: trainer.step, epoch, totalSteps: steps, batchSize }).loss;
-        } finally {
-          tf.dispose([b.x, b.y]);
-        }
+      const tr = trainer; // narrowed for the closure
+      const stepLosses = epochBatches(
+        trainSet,
+        { transform, batchSize, seed, epoch, pool, strict, onError },
+        (b) => tr.trainStep(b.x, { step: tr.step, epoch, totalSteps: steps, batchSize }).loss,
+      );
+      for await (const loss of stepLosses) {
         got++;
         losses.train.push([trainer.step, loss]);
         if (trainer.step % 10 === 0 || trainer.step === steps) io.out(`step ${trainer.step} loss ${loss.toFixed(4)}`);

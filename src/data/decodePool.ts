@@ -1,6 +1,7 @@
 import { VisBackbonesError } from '../errors.js';
 import type { U8Image } from './imageOps.js';
 import { readImage } from './readImage.js';
+import { samplesToRgb } from './rgbSamples.js';
 
 /**
  * Image decoding off the training path: a pool of Node worker threads that read and decode image
@@ -20,27 +21,13 @@ export interface DecodePool {
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
-// Plain JavaScript, evaluated in each worker: read + decode with sharp, convert as readImage does
-// (grey replicated, alpha dropped, 16-bit: high byte / grey clipped at 255).
+// Plain JavaScript, evaluated in each worker: read + decode with sharp, convert with readImage's own
+// samplesToRgb (its source text; grey replicated, alpha dropped, 16-bit: high byte / grey clipped at 255).
 const WORKER_SOURCE = `
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const { readFile } = require('node:fs/promises');
 const sharp = require(workerData.sharpPath);
-function toRgb(data, width, height, channels, depth) {
-  const n = width * height;
-  const out = new Uint8Array(n * 3);
-  const wide = depth === 'ushort';
-  const src = wide ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : data;
-  const colour = channels >= 3;
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < 3; c++) {
-      let v = src[i * channels + (colour ? c : 0)];
-      if (wide) v = colour ? v >> 8 : Math.min(v, 255);
-      out[i * 3 + c] = v;
-    }
-  }
-  return out;
-}
+const toRgb = (${samplesToRgb.toString()});
 parentPort.on('message', async ({ id, path }) => {
   let bytes;
   try {
@@ -57,7 +44,7 @@ parentPort.on('message', async ({ id, path }) => {
     const { data, info } = await sharp(bytes, { ignoreIcc: true, autoOrient: false, failOn: 'error', limitInputPixels: false })
       .raw()
       .toBuffer({ resolveWithObject: true });
-    const rgb = toRgb(data, info.width, info.height, info.channels, info.depth);
+    const rgb = toRgb(data, info.width, info.height, info.channels, info.depth, new Uint8Array(info.width * info.height * 3));
     parentPort.postMessage({ id, data: rgb, width: info.width, height: info.height, threadId }, [rgb.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: 'cannot decode ' + path + ' (' + e.message + ')' });

@@ -4,6 +4,7 @@ import type { U8Image } from './imageOps.js';
 import type { DecodePool } from './decodePool.js';
 import { readImage } from './readImage.js';
 import { DataRng } from './rng.js';
+import type { BatchImageTransform } from './batchTransform.js';
 import type { ImageTransform } from './transforms.js';
 
 /** Image files an {@link imageFolder} picks up (timm's `IMG_EXTENSIONS` that the decoder reads). */
@@ -102,7 +103,12 @@ export async function decodeImageFolder(ds: ImageFolder, opts: DecodeOptions = {
 
 /** Options of {@link imageLoader}. */
 export interface LoaderOptions extends DecodeOptions {
-  transform: ImageTransform;
+  /**
+   * Per image, or batched (`createTransform(cfg, { isTraining: true, batched: true })`): then the batch's
+   * images, zero-padded to the largest, go through it at once on the active backend, with the same outputs.
+   * (On cpu and wasm a batched transform runs the per-image JavaScript loops over the batch: about as fast.)
+   */
+  transform: ImageTransform | BatchImageTransform;
   batchSize: number;
   shuffle?: boolean;
   seed?: number;
@@ -160,13 +166,17 @@ export async function* imageLoader(
       );
     }
   };
+  const batched = (opts.transform as Partial<BatchImageTransform>).batched === true;
   let xs: tf.Tensor3D[] = [];
+  let raw: U8Image[] = [];
   let ys: number[] = [];
   let paths: string[] = [];
   const flush = () => {
-    const batch = { x: tf.stack(xs) as tf.Tensor4D, y: tf.tensor1d(ys, 'int32'), paths };
+    const x = batched ? transformBatch(opts.transform as BatchImageTransform, raw) : (tf.stack(xs) as tf.Tensor4D);
+    const batch = { x, y: tf.tensor1d(ys, 'int32'), paths };
     tf.dispose(xs);
     xs = [];
+    raw = [];
     ys = [];
     paths = [];
     return batch;
@@ -184,21 +194,43 @@ export async function* imageLoader(
         else console.warn(`imageLoader: skipped ${s.path}: ${r.error.message}`);
         continue;
       }
-      const img = tf.tensor3d(Int32Array.from(r.img.data), [r.img.height, r.img.width, 3], 'int32');
-      try {
-        xs.push(opts.transform(img));
-      } finally {
-        img.dispose();
+      if (batched) raw.push(r.img);
+      else {
+        const img = tf.tensor3d(Int32Array.from(r.img.data), [r.img.height, r.img.width, 3], 'int32');
+        try {
+          xs.push((opts.transform as ImageTransform)(img));
+        } finally {
+          img.dispose();
+        }
       }
       ys.push(s.label);
       paths.push(s.path);
-      if (xs.length === opts.batchSize) yield flush();
+      if (ys.length === opts.batchSize) yield flush();
     }
-    if (xs.length && (opts.keepLast ?? true)) yield flush();
+    if (ys.length && (opts.keepLast ?? true)) yield flush();
   } finally {
     tf.dispose(xs);
     // let decodes still in flight settle (their results are dropped)
     await Promise.all(queue);
+  }
+}
+
+/** Zero-pad decoded images to the largest of them (top-left aligned) and run a batched transform on them. */
+function transformBatch(transform: BatchImageTransform, images: U8Image[]): tf.Tensor4D {
+  const h = Math.max(...images.map((im) => im.height));
+  const w = Math.max(...images.map((im) => im.width));
+  const buf = new Int32Array(images.length * h * w * 3);
+  images.forEach((im, i) => {
+    for (let y = 0; y < im.height; y++) buf.set(im.data.subarray(y * im.width * 3, (y + 1) * im.width * 3), (i * h + y) * w * 3);
+  });
+  const x = tf.tensor4d(buf, [images.length, h, w, 3], 'int32');
+  try {
+    return transform(
+      x,
+      images.map((im) => [im.height, im.width]),
+    );
+  } finally {
+    x.dispose();
   }
 }
 

@@ -12,6 +12,7 @@ export * from './transforms.js';
 export * from './readImage.js';
 export * from './labels.js';
 export * from './trainTransform.js';
+export * from './batchTransform.js';
 export * from './randAugment.js';
 export * from './mixup.js';
 export { DataRng } from './rng.js';

@@ -45,11 +45,24 @@ const PRECISION_BITS = 22;
 const ONE = 2 ** PRECISION_BITS;
 const HALF = 2 ** (PRECISION_BITS - 1);
 
-/** Per output index: first input index, tap count, and the fixed-point weights (Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`). */
-interface Coeffs {
+/**
+ * One pass of Pillow's resampler: for output index `i`, the taps start at input `bounds[2i]`, there are
+ * `bounds[2i + 1]` of them, and their 22-bit fixed-point weights are `kk[i * ksize ..]`.
+ */
+export interface PilResizeCoeffs {
   bounds: Int32Array;
   ksize: number;
   kk: Int32Array;
+}
+type Coeffs = PilResizeCoeffs;
+
+/**
+ * The taps and fixed-point weights of one pass of {@link pilResize} from `inSize` to `outSize` (Pillow's
+ * `precompute_coeffs` + `normalize_coeffs_8bpc`): output = clip8(2^21 + sum(input * kk)) >> 22.
+ */
+export function pilResizeCoeffs(inSize: number, outSize: number, filter: Exclude<PilFilter, 'nearest'>): PilResizeCoeffs {
+  check(Object.prototype.hasOwnProperty.call(FILTERS, filter), () => `pilResizeCoeffs: unknown filter '${filter}'`);
+  return precomputeCoeffs(inSize, outSize, FILTERS[filter]);
 }
 
 function precomputeCoeffs(inSize: number, outSize: number, filter: { support: number; fn: (x: number) => number }): Coeffs {

@@ -44,34 +44,58 @@ export function parseRandAugment(config: string): RandAugmentPolicy {
   return p;
 }
 
-type Op = (img: U8Image, level: number, rng: DataRng, hp: AugmentHparams) => U8Image;
+/** One op: its random arguments are drawn when it is planned, the returned function applies it. */
+type Op = (level: number, rng: DataRng, hp: AugmentHparams) => (img: U8Image) => U8Image;
 
 const neg = (v: number, rng: DataRng) => (rng.random() > 0.5 ? -v : v);
 const interp = (hp: AugmentHparams, rng: DataRng) =>
   hp.interpolation === 'random' ? rng.choice(['bilinear', 'bicubic'] as const) : hp.interpolation;
 const enhance =
   (f: (img: U8Image, x: number) => U8Image, increasing: boolean): Op =>
-  (img, level, rng) =>
-    f(img, increasing ? 1 + neg(level * 0.9, rng) : level * 1.8 + 0.1);
+  (level, rng) => {
+    const x = increasing ? 1 + neg(level * 0.9, rng) : level * 1.8 + 0.1;
+    return (img) => f(img, x);
+  };
+const shear =
+  (axis: 'x' | 'y'): Op =>
+  (l, rng, hp) => {
+    const s = neg(l * 0.3, rng);
+    const filter = interp(hp, rng);
+    return (img) => ops.affine(img, axis === 'x' ? [1, s, 0, 0, 1, 0] : [1, 0, 0, s, 1, 0], filter, hp.fill);
+  };
+const translate =
+  (axis: 'x' | 'y'): Op =>
+  (l, rng, hp) => {
+    const t = neg(l * 0.45, rng);
+    const filter = interp(hp, rng);
+    return (img) => ops.affine(img, axis === 'x' ? [1, 0, t * img.width, 0, 1, 0] : [1, 0, 0, 0, 1, t * img.height], filter, hp.fill);
+  };
 
 /** timm's `_RAND_TRANSFORMS` / `_RAND_INCREASING_TRANSFORMS` (level = magnitude / max in [0, 1]). */
 function opTable(increasing: boolean): [string, Op][] {
   return [
-    ['AutoContrast', (img) => ops.autoContrast(img)],
-    ['Equalize', (img) => ops.equalize(img)],
-    ['Invert', (img) => ops.invert(img)],
-    ['Rotate', (img, l, rng, hp) => ops.rotate(img, neg(l * 30, rng), interp(hp, rng), hp.fill)],
-    ['Posterize', (img, l) => ops.posterize(img, increasing ? 4 - Math.trunc(l * 4) : Math.trunc(l * 4))],
-    ['Solarize', (img, l) => ops.solarize(img, increasing ? 256 - Math.trunc(l * 256) : Math.trunc(l * 256))],
-    ['SolarizeAdd', (img, l) => ops.solarizeAdd(img, Math.trunc(l * 110))],
+    ['AutoContrast', () => ops.autoContrast],
+    ['Equalize', () => ops.equalize],
+    ['Invert', () => ops.invert],
+    [
+      'Rotate',
+      (l, rng, hp) => {
+        const degrees = neg(l * 30, rng);
+        const filter = interp(hp, rng);
+        return (img) => ops.rotate(img, degrees, filter, hp.fill);
+      },
+    ],
+    ['Posterize', (l) => (img) => ops.posterize(img, increasing ? 4 - Math.trunc(l * 4) : Math.trunc(l * 4))],
+    ['Solarize', (l) => (img) => ops.solarize(img, increasing ? 256 - Math.trunc(l * 256) : Math.trunc(l * 256))],
+    ['SolarizeAdd', (l) => (img) => ops.solarizeAdd(img, Math.trunc(l * 110))],
     ['Color', enhance(ops.saturation, increasing)],
     ['Contrast', enhance(ops.contrast, increasing)],
     ['Brightness', enhance(ops.brightness, increasing)],
     ['Sharpness', enhance(ops.sharpness, increasing)],
-    ['ShearX', (img, l, rng, hp) => ops.affine(img, [1, neg(l * 0.3, rng), 0, 0, 1, 0], interp(hp, rng), hp.fill)],
-    ['ShearY', (img, l, rng, hp) => ops.affine(img, [1, 0, 0, neg(l * 0.3, rng), 1, 0], interp(hp, rng), hp.fill)],
-    ['TranslateXRel', (img, l, rng, hp) => ops.affine(img, [1, 0, neg(l * 0.45, rng) * img.width, 0, 1, 0], interp(hp, rng), hp.fill)],
-    ['TranslateYRel', (img, l, rng, hp) => ops.affine(img, [1, 0, 0, 0, 1, neg(l * 0.45, rng) * img.height], interp(hp, rng), hp.fill)],
+    ['ShearX', shear('x')],
+    ['ShearY', shear('y')],
+    ['TranslateXRel', translate('x')],
+    ['TranslateYRel', translate('y')],
   ];
 }
 
@@ -88,8 +112,16 @@ export function randAugmentOps(policy: RandAugmentPolicy): string[] {
  * to [0, magnitudeMax]; `mstd inf` draws it uniformly).
  */
 export function randAugment(img: U8Image, policy: RandAugmentPolicy, rng: DataRng, hp: AugmentHparams): U8Image {
+  return randAugmentPlan(policy, rng, hp)(img);
+}
+
+/**
+ * {@link randAugment} in two steps: every random draw happens now (the same draws, in the same order),
+ * the returned function applies the drawn ops to an image later (the draws never depend on the image).
+ */
+export function randAugmentPlan(policy: RandAugmentPolicy, rng: DataRng, hp: AugmentHparams): (img: U8Image) => U8Image {
   const table = opTable(policy.increasing);
-  let cur = img;
+  const steps: ((img: U8Image) => U8Image)[] = [];
   for (let k = 0; k < policy.numLayers; k++) {
     const [, op] = rng.choice(table);
     if (policy.prob < 1 && rng.random() > policy.prob) continue;
@@ -97,7 +129,7 @@ export function randAugment(img: U8Image, policy: RandAugmentPolicy, rng: DataRn
     if (policy.magnitudeStd === Infinity) m = rng.uniform(0, m);
     else if (policy.magnitudeStd > 0) m = rng.gauss(m, policy.magnitudeStd);
     m = Math.max(0, Math.min(policy.magnitudeMax, m));
-    cur = op(cur, m / MAX_LEVEL, rng, hp);
+    steps.push(op(m / MAX_LEVEL, rng, hp));
   }
-  return cur;
+  return (img) => steps.reduce((cur, step) => step(cur), img);
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { check, VisBackbonesError } from '../errors.js';
+import { samplesToRgb } from './rgbSamples.js';
 
 /** What {@link readImage} accepts: a file path (Node), the encoded bytes, or a Blob. */
 export type ImageSource = string | Uint8Array | ArrayBuffer | Blob;
@@ -43,27 +44,6 @@ function sniff(bytes: Uint8Array): string {
   if (bytes.length >= 12 && String.fromCharCode(...bytes.subarray(8, 12)) === 'WEBP') return 'webp';
   if (bytes.length >= 6 && String.fromCharCode(...bytes.subarray(0, 3)) === 'GIF') return 'gif';
   return 'unknown';
-}
-
-/**
- * Interleaved decoded samples -> `[H, W, 3]` RGB as PIL's `convert('RGB')`: grey replicated, alpha
- * dropped without compositing; 16-bit samples keep the high byte (PIL's `RGB;16B`), 16-bit grey is
- * clipped to 255 (PIL's `I;16` -> RGB).
- */
-function toRgb(data: Uint8Array, width: number, height: number, channels: number, depth: string | undefined): Int32Array {
-  const n = width * height;
-  const out = new Int32Array(n * 3);
-  const wide = depth === 'ushort';
-  const src = wide ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : data;
-  const colour = channels >= 3;
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < 3; c++) {
-      let v = src[i * channels + (colour ? c : 0)];
-      if (wide) v = colour ? v >> 8 : Math.min(v, 255);
-      out[i * 3 + c] = v;
-    }
-  }
-  return out;
 }
 
 async function bytesOf(source: ImageSource): Promise<{ bytes: Uint8Array; label: string }> {
@@ -127,5 +107,6 @@ export async function readImage(source: ImageSource): Promise<tf.Tensor3D> {
     );
   }
   const { data, info } = decoded;
-  return tf.tensor3d(toRgb(data, info.width, info.height, info.channels, info.depth), [info.height, info.width, 3], 'int32');
+  const rgb = samplesToRgb(data, info.width, info.height, info.channels, info.depth, new Int32Array(info.width * info.height * 3));
+  return tf.tensor3d(rgb, [info.height, info.width, 3], 'int32');
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { mulberry32 } from '../utils/random.js';
+import { hsv, mixRgb, polygonContains, regularPolygon, Rgb, valueNoise } from './shapeRaster.js';
 import { SHAPE_CLASSES, SHAPES_MEAN, SHAPES_STD } from './syntheticShapes.js';
 
 /**
@@ -60,38 +61,8 @@ export interface SyntheticDetTarget {
   masks?: tf.Tensor3D;
 }
 
-type Rgb = [number, number, number];
-
-function hsv(h: number, s: number, v: number): Rgb {
-  const f = (n: number) => {
-    const k = (n + h * 6) % 6;
-    return v - v * s * Math.max(0, Math.min(k, 4 - k, 1));
-  };
-  return [f(5), f(3), f(1)];
-}
-
-function polygon(n: number, radii: number[]): { xs: number[]; ys: number[] } {
-  const xs: number[] = [];
-  const ys: number[] = [];
-  const m = n * radii.length;
-  for (let i = 0; i < m; i++) {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / m;
-    xs.push(radii[i % radii.length] * Math.cos(a));
-    ys.push(radii[i % radii.length] * Math.sin(a));
-  }
-  return { xs, ys };
-}
-
-function inPolygon(px: number, py: number, p: { xs: number[]; ys: number[] }): boolean {
-  let inside = false;
-  for (let i = 0, j = p.xs.length - 1; i < p.xs.length; j = i++) {
-    if (p.ys[i] > py !== p.ys[j] > py && px < ((p.xs[j] - p.xs[i]) * (py - p.ys[i])) / (p.ys[j] - p.ys[i]) + p.xs[i]) inside = !inside;
-  }
-  return inside;
-}
-
-const TRIANGLE = polygon(3, [1]);
-const STAR = polygon(5, [1, 0.45]);
+const TRIANGLE = regularPolygon(3, [1]);
+const STAR = regularPolygon(5, [1, 0.45]);
 
 /** Whether a point in unit shape coordinates (rotated) lies inside shape `k` of {@link SHAPE_CLASSES}. */
 function insideShape(k: number, x: number, y: number): boolean {
@@ -101,7 +72,7 @@ function insideShape(k: number, x: number, y: number): boolean {
     case 'square':
       return Math.max(Math.abs(x), Math.abs(y)) < 0.7;
     case 'triangle':
-      return inPolygon(x, y, TRIANGLE);
+      return polygonContains(x, y, TRIANGLE);
     case 'cross':
       return (Math.abs(x) < 0.95 && Math.abs(y) < 0.32) || (Math.abs(x) < 0.32 && Math.abs(y) < 0.95);
     case 'ring': {
@@ -109,7 +80,7 @@ function insideShape(k: number, x: number, y: number): boolean {
       return r2 < 0.95 * 0.95 && r2 > 0.5 * 0.5;
     }
     case 'star':
-      return inPolygon(x, y, STAR);
+      return polygonContains(x, y, STAR);
     default:
       return false;
   }
@@ -211,19 +182,8 @@ export class SyntheticDetection {
         const v = (y + 0.5) / height;
         let t = 0;
         if (bgKind === 1) t = Math.min(1, Math.max(0, 0.5 + (u - 0.5) * Math.cos(bgAngle) + (v - 0.5) * Math.sin(bgAngle)));
-        else if (bgKind === 2) {
-          const gx = u * grid;
-          const gy = v * grid;
-          const ix = Math.min(grid - 1, Math.floor(gx));
-          const iy = Math.min(grid - 1, Math.floor(gy));
-          const fx = gx - ix;
-          const fy = gy - iy;
-          const at = (a: number, b: number) => noise[b * (grid + 1) + a];
-          const sx = fx * fx * (3 - 2 * fx);
-          const sy = fy * fy * (3 - 2 * fy);
-          t = (at(ix, iy) * (1 - sx) + at(ix + 1, iy) * sx) * (1 - sy) + (at(ix, iy + 1) * (1 - sx) + at(ix + 1, iy + 1) * sx) * sy;
-        }
-        const px: Rgb = [bgA[0] * (1 - t) + bgB[0] * t, bgA[1] * (1 - t) + bgB[1] * t, bgA[2] * (1 - t) + bgB[2] * t];
+        else if (bgKind === 2) t = valueNoise(noise, grid, u * grid, v * grid);
+        const px = mixRgb(bgA, bgB, t);
         objs.forEach((ob, oi) => {
           if (Math.abs(x + 0.5 - ob.cx) > ob.r + 1 || Math.abs(y + 0.5 - ob.cy) > ob.r + 1) return;
           let cover = 0;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import { mulberry32 } from '../utils/random.js';
+import { hsv, mixRgb, polygonContains, regularPolygon, Rgb, valueNoise } from './shapeRaster.js';
 
 /**
  * A procedurally generated, seeded image-classification dataset: one coloured shape per image
@@ -50,37 +51,6 @@ function rngFor(seed: number, index: number): () => number {
   return mulberry32(Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul((index + 1) >>> 0, 0x85ebca77));
 }
 
-type Rgb = [number, number, number];
-
-function hsv(h: number, s: number, v: number): Rgb {
-  const f = (n: number) => {
-    const k = (n + h * 6) % 6;
-    return v - v * s * Math.max(0, Math.min(k, 4 - k, 1));
-  };
-  return [f(5), f(3), f(1)];
-}
-
-function polygonContains(px: number, py: number, xs: number[], ys: number[]): boolean {
-  let inside = false;
-  for (let i = 0, j = xs.length - 1; i < xs.length; j = i++) {
-    if (ys[i] > py !== ys[j] > py && px < ((xs[j] - xs[i]) * (py - ys[i])) / (ys[j] - ys[i]) + xs[i]) inside = !inside;
-  }
-  return inside;
-}
-
-function regularPolygon(n: number, radii: number[]): { xs: number[]; ys: number[] } {
-  const xs: number[] = [];
-  const ys: number[] = [];
-  const m = n * radii.length;
-  for (let i = 0; i < m; i++) {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / m;
-    const r = radii[i % radii.length];
-    xs.push(r * Math.cos(a));
-    ys.push(r * Math.sin(a));
-  }
-  return { xs, ys };
-}
-
 const TRIANGLE = regularPolygon(3, [1]);
 const STAR = regularPolygon(5, [1, 0.42]);
 
@@ -92,7 +62,7 @@ function inside(shape: ShapeClass, x: number, y: number): boolean {
     case 'square':
       return Math.max(Math.abs(x), Math.abs(y)) < 0.72;
     case 'triangle':
-      return polygonContains(x, y, TRIANGLE.xs, TRIANGLE.ys);
+      return polygonContains(x, y, TRIANGLE);
     case 'cross':
       return (Math.abs(x) < 0.95 && Math.abs(y) < 0.3) || (Math.abs(x) < 0.3 && Math.abs(y) < 0.95);
     case 'ring': {
@@ -100,7 +70,7 @@ function inside(shape: ShapeClass, x: number, y: number): boolean {
       return r2 < 0.95 * 0.95 && r2 > 0.55 * 0.55;
     }
     case 'star':
-      return polygonContains(x, y, STAR.xs, STAR.ys);
+      return polygonContains(x, y, STAR);
     default:
       return false;
   }
@@ -261,20 +231,10 @@ export class SyntheticShapes {
           case 3:
             t = Math.floor(proj / bgPeriod) % 2 === 0 ? 0 : 1;
             break;
-          default: {
-            const gx = (u / n) * noiseGrid;
-            const gy = (v / n) * noiseGrid;
-            const ix = Math.min(noiseGrid - 1, Math.floor(gx));
-            const iy = Math.min(noiseGrid - 1, Math.floor(gy));
-            const fx = gx - ix;
-            const fy = gy - iy;
-            const at = (a: number, b: number) => noise[b * (noiseGrid + 1) + a];
-            const sx = fx * fx * (3 - 2 * fx);
-            const sy = fy * fy * (3 - 2 * fy);
-            t = (at(ix, iy) * (1 - sx) + at(ix + 1, iy) * sx) * (1 - sy) + (at(ix, iy + 1) * (1 - sx) + at(ix + 1, iy + 1) * sx) * sy;
-          }
+          default:
+            t = valueNoise(noise, noiseGrid, (u / n) * noiseGrid, (v / n) * noiseGrid);
         }
-        const bg: Rgb = [bgA[0] * (1 - t) + bgB[0] * t, bgA[1] * (1 - t) + bgB[1] * t, bgA[2] * (1 - t) + bgB[2] * t];
+        const bg = mixRgb(bgA, bgB, t);
         // shape coverage
         let cover = 0;
         const far = Math.hypot(u - cx, v - cy) > radius + 1; // every shape lies inside its unit circle

@@ -4,6 +4,7 @@ import type { DataConfig } from './dataConfig.js';
 import { evalResizeCrop } from './evalTransform.js';
 import { normalizeU8 } from './imageOps.js';
 import { ImageTransform, tensorToU8 } from './tensorImage.js';
+import { BatchImageTransform, BatchTrainTransformOptions, createBatchTrainTransform } from './batchTransform.js';
 import { createTrainTransform, TrainTransformOptions } from './trainTransform.js';
 
 /** Options of the eval transform. */
@@ -21,18 +22,22 @@ export type { ImageTransform };
  * bit for bit: Pillow's antialiased resize on uint8 (horizontal then vertical pass, fixed point),
  * centre crop with half-to-even offsets (`squash` / `border` as timm), then `x / 255` and
  * `(x - mean) / std` in float32. Returns NHWC `[h, w, 3]` float32 (int32 0..255 with `normalize: false`).
- * With `isTraining: true` the random training transform (see {@link TrainTransformOptions}).
+ * With `isTraining: true` the random training transform (see {@link TrainTransformOptions}); with
+ * `batched: true` as well, the same transform of a whole `[B, H, W, 3]` batch on the active backend
+ * (see {@link createBatchTrainTransform}: the same seed gives the same outputs).
  */
 export function createTransform(dataConfig: DataConfig, opts?: EvalTransformOptions): ImageTransform;
+export function createTransform(dataConfig: DataConfig, opts: BatchTrainTransformOptions): BatchImageTransform;
 export function createTransform(dataConfig: DataConfig, opts: TrainTransformOptions & { isTraining: true }): ImageTransform;
 export function createTransform(
   dataConfig: DataConfig,
-  opts: EvalTransformOptions | (TrainTransformOptions & { isTraining: true }) = {},
-): ImageTransform {
+  opts: EvalTransformOptions | (TrainTransformOptions & { isTraining: true; batched?: boolean }) = {},
+): ImageTransform | BatchImageTransform {
   check(
     dataConfig && Array.isArray(dataConfig.inputSize),
     () => 'createTransform: expected a DataConfig (resolveDataConfig(model) gives one)',
   );
+  if (opts.isTraining && opts.batched) return createBatchTrainTransform(dataConfig, opts);
   if (opts.isTraining) return createTrainTransform(dataConfig, opts as TrainTransformOptions);
   const normalize = (opts as EvalTransformOptions).normalize ?? true;
   return (image: tf.Tensor3D) => {

@@ -7,5 +7,6 @@ export * from './ppm.js';
 export * from './uperNet.js';
 export * from './segmentationHead.js';
 export * from './pixelCrossEntropy.js';
+export * from './pixelTextLoss.js';
 export * from './videoHead.js';
 export * from './detection/index.js';

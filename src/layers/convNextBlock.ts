@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedDwConvLayerNorm } from '../backends/fusedAttention.js';
 import { fusedScaledResidual } from '../backends/fusedLinear.js';
 import { check } from '../errors.js';
 import { ActivationName } from './activations.js';
@@ -75,13 +76,27 @@ export class ConvNeXtBlock extends Module {
       () => `ConvNeXtBlock expects NHWC [B, H, W, ${this.opts.dim}], got shape [${x.shape.join(', ')}]`,
     );
     return tf.tidy(() => {
-      let y = this.norm.forward(this.convDw.forward(x));
+      let y = this.convNorm(x);
+      const noDrop = !opts.training || this.dropPath.p <= 0;
+      // no layer scale, no drop path: the residual add in fc2's kernel where the backend has it (webgpu with our kernels)
+      if (!this.gamma && noDrop && this.mlp instanceof GlobalResponseNormMlp) return this.mlp.forwardAdd(y, x, opts);
       y = this.mlp.forward(y, opts);
       // no drop path: x + gamma * y as one kernel where the backend has it (webgpu with our kernels)
-      const fused = this.gamma && (!opts.training || this.dropPath.p <= 0) ? fusedScaledResidual(x, y, this.gamma.value) : null;
+      const fused = this.gamma && noDrop ? fusedScaledResidual(x, y, this.gamma.value) : null;
       if (fused) return fused as tf.Tensor4D;
       if (this.gamma) y = tf.mul(y, this.gamma.value);
       return tf.add(this.dropPath.forward(y, opts), x) as tf.Tensor4D;
     });
+  }
+
+  /** `norm(convDw(x))`, as one kernel where the backend has it (webgpu with our kernels; inference only). */
+  private convNorm(x: tf.Tensor): tf.Tensor {
+    const { convDw: cv, norm } = this;
+    if (cv.mode === 'depthwise' && norm.weight && norm.bias) {
+      const geo = { stride: cv.stride, dilation: cv.dilation, padding: cv.padding };
+      const fused = fusedDwConvLayerNorm(x, cv.weight.value, cv.bias?.value ?? null, geo, norm.weight.value, norm.bias.value, norm.eps);
+      if (fused) return fused;
+    }
+    return norm.forward(cv.forward(x));
   }
 }

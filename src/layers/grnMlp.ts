@@ -4,7 +4,7 @@ import { ActivationName, getActivation } from './activations.js';
 import { Conv2d } from './conv2d.js';
 import { dropout } from './dropPath.js';
 import { GlobalResponseNorm } from './grn.js';
-import { Linear, linearGelu } from './linear.js';
+import { Linear, linearAdd, linearGelu } from './linear.js';
 import { ForwardOptions, Module } from './module.js';
 
 /** Options of {@link GlobalResponseNormMlp}. */
@@ -47,25 +47,41 @@ export class GlobalResponseNormMlp extends Module {
     this.fc2 = this.addModule('fc2', layer(hidden, out));
   }
 
+  /** `fc1` or `fc2` as a Linear (a 1x1 conv in patch mode is the same `[in, out]` product), else null. */
+  private static dense(fc: Linear | Conv2d): Pick<Linear, 'weight' | 'bias' | 'inFeatures' | 'outFeatures'> | null {
+    if (fc instanceof Linear) return fc;
+    return fc.mode === 'patch' && fc.kernelSize === 1
+      ? { weight: fc.weight, bias: fc.bias, inFeatures: fc.inChans, outFeatures: fc.outChans }
+      : null;
+  }
+
   /** `x`: NHWC `[B, H, W, C]` (GRN pools over H and W). */
   forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    return this.run(x, null, opts);
+  }
+
+  /**
+   * `residual + forward(x)` (the block's residual add), with the add in fc2's kernel where the backend
+   * has one (webgpu with our kernels) and no dropout is active; `residual` has the output's shape.
+   */
+  forwardAdd(x: tf.Tensor, residual: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor4D {
+    return this.run(x, residual, opts);
+  }
+
+  private run(x: tf.Tensor, residual: tf.Tensor | null, opts: ForwardOptions): tf.Tensor4D {
     check(x.rank === 4, () => `GlobalResponseNormMlp expects an NHWC map [B, H, W, C], got shape [${x.shape.join(', ')}]`);
     const p = this.opts.drop ?? 0;
     const t = opts.training ?? false;
     return tf.tidy(() => {
       // one kernel where the backend has it (webgpu with our kernels), else fc1 then the activation
-      const fc1 = this.fc1;
-      // a 1x1 conv in patch mode is the same [in, out] product as a Linear
-      const dense =
-        fc1 instanceof Linear
-          ? fc1
-          : fc1.mode === 'patch' && fc1.kernelSize === 1
-            ? { weight: fc1.weight, bias: fc1.bias, inFeatures: fc1.inChans, outFeatures: fc1.outChans }
-            : null;
-      const fused = (this.opts.act ?? 'gelu') === 'gelu' && dense ? linearGelu(dense, x) : null;
+      const fc1 = GlobalResponseNormMlp.dense(this.fc1);
+      const fused = (this.opts.act ?? 'gelu') === 'gelu' && fc1 ? linearGelu(fc1, x) : null;
       let h = dropout(fused ?? this.act(this.fc1.forward(x)), p, t);
       h = this.grn.forward(h);
-      return dropout(this.fc2.forward(h), p, t) as tf.Tensor4D;
+      if (!residual) return dropout(this.fc2.forward(h), p, t) as tf.Tensor4D;
+      const fc2 = GlobalResponseNormMlp.dense(this.fc2);
+      const added = fc2 && (p <= 0 || !t) ? linearAdd(fc2, h, residual) : null;
+      return (added ?? tf.add(dropout(this.fc2.forward(h), p, t), residual)) as tf.Tensor4D;
     });
   }
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedLinearGelu, LINEAR_GELU_KERNEL } from '../backends/fusedLinear.js';
+import { fusedLinearGelu, fusedLinearResidual, LINEAR_GELU_KERNEL, LINEAR_RESIDUAL_KERNEL } from '../backends/fusedLinear.js';
 import { check } from '../errors.js';
 import { truncNormal } from './init.js';
 import { LINEAR, Module, Parameter } from './module.js';
@@ -66,5 +66,27 @@ export function linearGelu(fc: Pick<Linear, 'weight' | 'bias' | 'inFeatures' | '
     const x2 = (x.rank === 2 ? x : x.reshape([-1, fc.inFeatures])) as tf.Tensor2D;
     const y = fusedLinearGelu(x2, fc.weight.value as tf.Tensor2D, bias)!; // float32, bias [out], kernel present: never null
     return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), fc.outFeatures]);
+  });
+}
+
+/**
+ * `residual + fc(x)` as one kernel where the active backend has one (webgpu after
+ * `registerWebgpuKernels()`: the matmul with the bias and the residual added in its epilogue), else
+ * null, and the caller applies the layer and the add as usual. `residual` has the shape of `fc(x)`.
+ */
+export function linearAdd(
+  fc: Pick<Linear, 'weight' | 'bias' | 'inFeatures' | 'outFeatures'>,
+  x: tf.Tensor,
+  residual: tf.Tensor,
+): tf.Tensor | null {
+  if (!fc.bias || x.dtype !== 'float32' || residual.dtype !== 'float32' || x.shape[x.rank - 1] !== fc.inFeatures) return null;
+  if (residual.shape.join() !== [...x.shape.slice(0, -1), fc.outFeatures].join() || !tf.getKernel(LINEAR_RESIDUAL_KERNEL, tf.getBackend()))
+    return null;
+  const bias = fc.bias.value;
+  return tf.tidy(() => {
+    const x2 = (x.rank === 2 ? x : x.reshape([-1, fc.inFeatures])) as tf.Tensor2D;
+    const r2 = (residual.rank === 2 ? residual : residual.reshape([-1, fc.outFeatures])) as tf.Tensor2D;
+    const y = fusedLinearResidual(x2, fc.weight.value as tf.Tensor2D, bias, r2)!; // checked above: never null
+    return x.rank === 2 ? y : y.reshape(residual.shape);
   });
 }

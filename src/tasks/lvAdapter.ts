@@ -11,9 +11,24 @@ import { ForwardOptions, Module, Parameter } from '../layers/module.js';
 import { MultiheadAttention } from '../layers/multiheadAttention.js';
 import { LayerNorm } from '../layers/norm.js';
 import type { Backbone } from '../models/backbone.js';
-import type { ClipTextTransformer } from '../models/clip/textTransformer.js';
 import { AdapterOptions, runWithAdapters, StageAdapters } from '../transfer/adapter.js';
 import { freeze } from '../transfer/freeze.js';
+
+/**
+ * What an {@link LvAdapter} needs of its text tower (structurally: a CLIP text transformer such as
+ * `clipTextTransformer(...)` fits): a Module that encodes token ids with learnable context tokens
+ * inserted after SOT into pooled, projected text features.
+ */
+export interface PromptTextEncoder extends Module {
+  /** Positions the tower accepts (prompt tokens plus context tokens). */
+  readonly contextLength: number;
+  /** Width of the token embeddings (= of the context tokens). */
+  readonly width: number;
+  /** Width of the output text features. */
+  readonly outputDim: number;
+  /** token ids `[K, L]` int32, context `[nCtx, width]` (or `[K, nCtx, width]`) -> text features `[K, outputDim]`. */
+  forwardWithContext(text: tf.Tensor, context: tf.Tensor, opts?: { training?: boolean }): tf.Tensor2D;
+}
 
 /** One task of an {@link LvAdapter}: its head and its class-name prompts. */
 export interface LvTask {
@@ -29,11 +44,11 @@ export interface LvTask {
 }
 
 /** Options of {@link lvAdapter}. */
-export interface LvAdapterOptions {
+export interface LvAdapterOptions<T extends PromptTextEncoder = PromptTextEncoder> {
   /** The visual backbone; frozen by the constructor (the adapters train instead). */
   backbone: Backbone;
   /** The CLIP text tower that encodes the task prompts; frozen by the constructor. */
-  textEncoder: ClipTextTransformer;
+  textEncoder: T;
   /** The tasks trained together (at least one; names unique). */
   tasks: LvTask[];
   /** Learnable context tokens per task prompt (default 8; DenseCLIP uses 8 for its class prompts). */
@@ -159,9 +174,9 @@ class NamedParameters extends Module {
  * Keys: `backbone.*` and `text_encoder.*` (frozen), `adapters.<level>.*`, `prompts.<task>` `[nCtx, width]`,
  * `l2v.<level>.*`, `align_proj.<task>.*`, `heads.<task>.*`.
  */
-export class LvAdapter extends Module {
+export class LvAdapter<T extends PromptTextEncoder = PromptTextEncoder> extends Module {
   readonly backbone: Backbone;
-  readonly textEncoder: ClipTextTransformer;
+  readonly textEncoder: T;
   readonly adapters: StageAdapters;
   readonly prompts: NamedParameters;
   readonly l2v: LanguageToVisionAdapter[] = [];
@@ -174,7 +189,7 @@ export class LvAdapter extends Module {
   readonly alignmentLossWeight: number;
   readonly ignoreIndex: number;
 
-  constructor(opts: LvAdapterOptions) {
+  constructor(opts: LvAdapterOptions<T>) {
     super();
     const { backbone, textEncoder, tasks } = opts;
     check(Array.isArray(tasks) && tasks.length > 0, () => 'lvAdapter: tasks must be a non-empty list');
@@ -370,6 +385,6 @@ export class LvAdapter extends Module {
 }
 
 /** Build an {@link LvAdapter} (freezes `backbone` and `textEncoder`). */
-export function lvAdapter(opts: LvAdapterOptions): LvAdapter {
+export function lvAdapter<T extends PromptTextEncoder>(opts: LvAdapterOptions<T>): LvAdapter<T> {
   return new LvAdapter(opts);
 }

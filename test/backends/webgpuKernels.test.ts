@@ -8,9 +8,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { setupDawnWebgpu } from '../../gpu/dawn.js';
-import { fusedAttentionCore, fusedAttentionQkv } from '../../src/backends/fusedAttention.js';
+import { fusedAttentionCore, fusedAttentionQkv, fusedDwConvLayerNorm } from '../../src/backends/fusedAttention.js';
 import { fusedBiasMaskSoftmax } from '../../src/backends/fusedSoftmax.js';
-import { fusedLayerNormResidual, fusedLinearGelu, fusedScaledResidual } from '../../src/backends/fusedLinear.js';
+import { fusedLayerNormResidual, fusedLinearGelu, fusedLinearResidual, fusedScaledResidual } from '../../src/backends/fusedLinear.js';
 import { countDispatches } from '../../src/backends/webgpu/dispatchCounter.js';
 import {
   registerWebgpuKernels,
@@ -21,9 +21,11 @@ import {
 import { gelu } from '../../src/layers/activations.js';
 import { addBiasAndMask, biasMaskSoftmax, l2Normalize, mergeHeads, splitQkv } from '../../src/layers/attention.js';
 import { shiftedWindowPartition, shiftedWindowReverse } from '../../src/layers/windows.js';
+import { Conv2d } from '../../src/layers/conv2d.js';
+import { ConvNeXtBlock } from '../../src/layers/convNextBlock.js';
 import { GlobalResponseNorm } from '../../src/layers/grn.js';
 import { LayerNorm } from '../../src/layers/norm.js';
-import { Linear, linearGelu } from '../../src/layers/linear.js';
+import { Linear, linearAdd, linearGelu } from '../../src/layers/linear.js';
 import { Mlp } from '../../src/layers/mlp.js';
 import { FAMILIES } from '../helpers/families.js';
 import { diff, erf64, randn } from './kernelTestUtils.js';
@@ -340,6 +342,127 @@ describe.skipIf(!setup.ok)(title, () => {
       tf.dispose([x, n.result]);
       grn.dispose();
     }
+  });
+
+  it('ConvNeXt depthwise conv + bias + LayerNorm in one dispatch, = cpu (odd C, k 7/3/5, stride 2, dilation 2, no bias); not while taping', async () => {
+    for (const [shape, k, o, seed] of [
+      [[2, 9, 7, 37], 7, { padding: 3 }, 1],
+      [[1, 6, 11, 130], 3, { padding: 1, stride: 2 }, 2],
+      [[1, 13, 10, 9], 5, { padding: 4, dilation: 2, bias: false }, 3],
+      [[1, 3, 4, 70], 7, { padding: 3 }, 4],
+    ] as Array<[number[], number, { padding: number; stride?: number; dilation?: number; bias?: boolean }, number]>) {
+      const c = shape[3];
+      const conv = new Conv2d(c, c, k, { ...o, groups: c });
+      const ln = new LayerNorm(c, 1e-6);
+      tf.tidy(() => {
+        conv.weight.value.assign(t(conv.weight.value.shape, seed + 10, 0.3));
+        conv.bias?.value.assign(t([c], seed + 11, 0.5));
+        ln.weight!.value.assign(t([c], seed + 12, 0.5).add(1));
+        ln.bias!.value.assign(t([c], seed + 13, 0.1));
+      });
+      const geo = { stride: conv.stride, dilation: conv.dilation, padding: conv.padding };
+      const f = (x: tf.Tensor) =>
+        fusedDwConvLayerNorm(x, conv.weight.value, conv.bias?.value ?? null, geo, ln.weight!.value, ln.bias!.value, ln.eps) ??
+        ln.forward(conv.forward(x));
+      await expectClose(() => f(t(shape, seed, 2)), 5e-5, 5e-5);
+      await tf.setBackend('webgpu');
+      const x = t(shape, seed);
+      const n = countDispatches(() => f(x));
+      expect(n.dispatches, JSON.stringify(n.byProgram)).toBe(1);
+      expect(n.byProgram.VbDwConvLayerNormProgram).toBe(1);
+      expect(n.result.shape).toEqual([shape[0], conv.outSize(shape[1]), conv.outSize(shape[2]), c]);
+      // no gradient: not used while a tape records
+      tf.grads((xx: tf.Tensor) => {
+        expect(fusedDwConvLayerNorm(xx, conv.weight.value, null, geo, ln.weight!.value, ln.bias!.value, ln.eps)).toBeNull();
+        return tf.sum(xx);
+      })([x]).forEach((g) => g.dispose());
+      tf.dispose([x, n.result]);
+      conv.dispose();
+      ln.dispose();
+    }
+  });
+
+  it('x W + b + r as the matmul with the residual in its epilogue: one dispatch, = cpu, gradients = cpu', async () => {
+    for (const [rows, k, n] of [
+      [37, 19, 45],
+      [49, 1280, 320],
+      [1, 384, 1536],
+      [3, 7, 5],
+    ]) {
+      const f = () => {
+        const x = t([rows, k], rows, 1);
+        const w = t([k, n], k, 0.2);
+        const b = t([n], n, 0.5);
+        const r = t([rows, n], n + 1, 2);
+        return [fusedLinearResidual(x as tf.Tensor2D, w as tf.Tensor2D, b, r as tf.Tensor2D) ?? tf.add(tf.add(tf.matMul(x, w), b), r)];
+      };
+      await expectClose(f, 1e-4, 1e-4);
+    }
+    const g = () => {
+      const x = t([13, 24], 4);
+      const dy = t([13, 40], 5);
+      const loss = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor, rr: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            fusedLinearResidual(xx as tf.Tensor2D, ww as tf.Tensor2D, bb, rr as tf.Tensor2D) ?? tf.add(tf.add(tf.matMul(xx, ww), bb), rr),
+            dy,
+          ),
+        );
+      return tf.grads(loss)([x, t([24, 40], 7, 0.2), t([40], 8), t([13, 40], 9)]);
+    };
+    await expectClose(g, 2e-4, 2e-4);
+    // through the layer helper, on an NHWC map
+    const fc = new Linear(24, 40);
+    tf.tidy(() => fc.bias!.value.assign(t([40], 10, 0.5)));
+    await expectClose(
+      () => {
+        const x = t([2, 3, 5, 24], 11);
+        const r = t([2, 3, 5, 40], 12);
+        return linearAdd(fc, x, r) ?? tf.add(fc.forward(x), r);
+      },
+      1e-4,
+      1e-4,
+    );
+    await tf.setBackend('webgpu');
+    const x = t([13, 24], 6);
+    const r = t([13, 40], 7);
+    const c = countDispatches(() => linearAdd(fc, x, r));
+    expect(c.dispatches, JSON.stringify(c.byProgram)).toBe(1);
+    expect(linearAdd(fc, x, t([13, 39], 8))).toBeNull(); // residual of another shape: the caller adds
+    tf.dispose([x, r, c.result!]);
+    fc.dispose();
+  });
+
+  it('ConvNeXt V2 block (GRN, no layer scale): five dispatches, = cpu; training gradients = cpu', async () => {
+    const dim = 20;
+    // built on cpu with non-zero GRN parameters (they start at zero: the identity); one block per comparison
+    // (its variables move to webgpu, and back only by a synchronous read, which Node's webgpu lacks)
+    const makeBlock = () => {
+      const b = new ConvNeXtBlock({ dim, useGrn: true, lsInitValue: null });
+      tf.tidy(() => {
+        b.mlp.namedParameters().forEach(([, p], i) => p.value.assign(t(p.value.shape, 200 + i, 0.3)));
+        b.norm.bias!.value.assign(t([dim], 210, 0.1));
+      });
+      return b;
+    };
+    const block = makeBlock();
+    await expectClose(() => block.forward(t([2, 9, 11, dim], 211)), 1e-4, 1e-4);
+    const trained = makeBlock();
+    const g = () => {
+      const x = t([1, 7, 5, dim], 212);
+      const dy = t([1, 7, 5, dim], 213);
+      const vars = trained.namedParameters().map(([, p]) => p.variable);
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(trained.forward(x, { training: true }), dy)) as tf.Scalar, vars);
+      return [value, ...vars.map((v) => grads[v.name])];
+    };
+    await expectClose(g, 2e-4, 2e-4);
+    trained.dispose();
+    await tf.setBackend('webgpu');
+    const x = t([1, 8, 8, dim], 214);
+    const n = countDispatches(() => block.forward(x));
+    expect(n.dispatches, JSON.stringify(n.byProgram)).toBe(5);
+    tf.dispose([x, n.result]);
+    block.dispose();
   });
 
   it('x + gamma * y in one dispatch, = cpu, and its gradients', async () => {

@@ -126,6 +126,27 @@ describe('decode pool (worker threads) and the streaming loader', () => {
     expect(tf.memory().numTensors).toBe(before);
   }, 60_000);
 
+  it('a batched transform (padded batches of mixed sizes) gives the per-image transform batches', async () => {
+    const ds = await imageFolder(tmp);
+    const cfg = resolveDataConfig({}, { imgSize: 32 });
+    const run = async (batched: boolean) => {
+      const out: { x: number[]; y: number[]; paths: string[] }[] = [];
+      const opts = { isTraining: true as const, seed: 3, reProb: 0.5 };
+      const transform = batched ? createTransform(cfg, { ...opts, batched: true }) : createTransform(cfg, opts);
+      for await (const b of imageLoader(ds, { transform, batchSize: 4, shuffle: true, seed: 7, pool, onError: () => {} })) {
+        expect(b.x.shape).toEqual([b.paths.length, 32, 32, 3]);
+        out.push({ x: Array.from(b.x.dataSync()), y: Array.from(b.y.dataSync()), paths: b.paths });
+        tf.dispose([b.x, b.y]);
+      }
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const a = await run(true);
+    expect(a.reduce((n, o) => n + o.y.length, 0)).toBe(FILES.length);
+    expect(a).toEqual(await run(false));
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
+
   it('without onError a skipped file is a warning naming it, never silent', async () => {
     const ds = await imageFolder(tmp);
     const warned: string[] = [];

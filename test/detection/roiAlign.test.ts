@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multiScaleRoiAlign, roiAlign } from '../../src/layers/detection/index.js';
+import { roiAlignUsesJs, RoiAlignPath, setRoiAlignPath } from '../../src/layers/detection/roiSampling.js';
 import { VisBackbonesError } from '../../src/errors.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { Fixture, loadFixture, nchwToNhwc } from '../helpers/fixtures.js';
@@ -8,16 +9,20 @@ import { expectClose, parityLog } from './detHelpers.js';
 
 const toNchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
 
-for (const backend of BACKENDS) {
-  describe(`roi_align fixture on ${backend}`, () => {
+// both ways of applying the samples: the JavaScript loop (what cpu / wasm use) and the tf-ops plan (webgl / webgpu)
+for (const [backend, path] of BACKENDS.flatMap((b) => (['js', 'ops'] as RoiAlignPath[]).map((p) => [b, p] as const))) {
+  describe(`roi_align fixture on ${backend}, ${path} path`, () => {
     let fx: Fixture;
+    let old: RoiAlignPath;
     beforeAll(async () => {
       await useBackend(backend);
       fx = loadFixture('roi_align');
+      old = setRoiAlignPath(path);
     });
     afterAll(() => {
+      setRoiAlignPath(old);
       fx.dispose();
-      console.log(`roi_align ${backend}`, JSON.stringify(parityLog));
+      console.log(`roi_align ${backend} ${path}`, JSON.stringify(parityLog));
     });
 
     it('every roi_align variant (borders, outside, tiny and zero-width boxes, adaptive sampling, aligned)', () => {
@@ -131,12 +136,138 @@ for (const backend of BACKENDS) {
       tf.dispose([x, rois, w]);
     });
 
+    it('gradient of MultiScaleRoIAlign w.r.t. every level matches finite differences, no leaked tensors', () => {
+      const maps = [12, 6, 3].map((s, i) => tf.randomNormal([1, s, s, 2], 0, 1, 'float32', 20 + i) as tf.Tensor4D);
+      const pooler = multiScaleRoiAlign({
+        featmapNames: ['a', 'b', 'c'],
+        outputSize: 2,
+        samplingRatio: 2,
+        canonicalScale: 8,
+        canonicalLevel: 3,
+      });
+      const boxes = [
+        tf.tensor2d([
+          [1, 1, 5, 4],
+          [0.5, 2, 12.5, 12],
+          [3, 3, 47, 40],
+          [30, 30, 60, 50],
+        ]),
+      ];
+      const before = tf.memory().numTensors;
+      const lv = pooler.levels({ a: maps[0], b: maps[1], c: maps[2] }, boxes, [[48, 48]]);
+      const used = new Set(Array.from(lv.dataSync()));
+      lv.dispose();
+      expect(used.size).toBe(3);
+      const w = tf.randomNormal([4, 2, 2, 2], 0, 1, 'float32', 30);
+      const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(pooler.pool([a, b, c] as tf.Tensor4D[], boxes, [[48, 48]]), w)) as tf.Scalar;
+      const gs = tf.grads(loss)(maps);
+      for (let l = 0; l < 3; l++) {
+        const xv = Float64Array.from(maps[l].dataSync());
+        const gv = gs[l].dataSync();
+        let maxErr = 0;
+        for (let idx = 0; idx < xv.length; idx += 3) {
+          const at = (d: number) => {
+            const v = xv.slice();
+            v[idx] += d;
+            return tf.tidy(() => {
+              const args = maps.map((m, j) => (j === l ? tf.tensor4d(Float32Array.from(v), m.shape) : m));
+              return loss(args[0], args[1], args[2]).dataSync()[0];
+            });
+          };
+          maxErr = Math.max(maxErr, Math.abs((at(1e-2) - at(-1e-2)) / 2e-2 - gv[idx]));
+        }
+        expect(maxErr).toBeLessThan(2e-3);
+        expect(tf.tidy(() => tf.max(tf.abs(gs[l])).dataSync()[0])).toBeGreaterThan(0);
+      }
+      tf.dispose([...gs, w]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([...maps, ...boxes]);
+    });
+
+    it('no boxes: an empty [0, h, w, C] result and a zero gradient', () => {
+      const x = tf.randomNormal([1, 5, 5, 3], 0, 1, 'float32', 40) as tf.Tensor4D;
+      const rois = tf.zeros([0, 5]) as tf.Tensor2D;
+      const before = tf.memory().numTensors;
+      const y = roiAlign(x, rois, { outputSize: 2 });
+      expect(y.shape).toEqual([0, 2, 2, 3]);
+      const g = tf.grad((f: tf.Tensor) => tf.sum(roiAlign(f as tf.Tensor4D, rois, { outputSize: 2 })))(x);
+      expect(g.shape).toEqual(x.shape);
+      expect(Array.from(g.dataSync()).every((v) => v === 0)).toBe(true);
+      tf.dispose([y, g]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, rois]);
+    });
+
+    it('an inverted box with aligned=True and adaptive sampling has no samples: zeros (the kernel loops over a negative grid)', () => {
+      const x = tf.randomNormal([1, 6, 6, 2], 0, 1, 'float32', 41) as tf.Tensor4D;
+      const rois = tf.tensor2d([
+        [0, 4, 1, 1, 5],
+        [0, 1, 5, 4, 1],
+        [0, 1, 1, 4, 5],
+      ]);
+      const y = roiAlign(x, rois, { outputSize: 2, samplingRatio: -1, aligned: true });
+      const v = y.dataSync();
+      expect(Array.from(v.subarray(0, 16)).every((e) => e === 0)).toBe(true);
+      expect(Array.from(v.subarray(16)).some((e) => e !== 0)).toBe(true);
+      tf.dispose([x, rois, y]);
+    });
+
     it('bad input raises VisBackbonesError', () => {
       const x = nchwToNhwc(fx.io.input);
       expect(() => roiAlign(x, tf.zeros([2, 4]) as tf.Tensor2D, { outputSize: 2 })).toThrow(VisBackbonesError);
       expect(() => roiAlign(x, tf.tensor2d([[5, 0, 0, 1, 1]]), { outputSize: 2 })).toThrow(VisBackbonesError);
       expect(() => roiAlign(x, fx.io.rois as tf.Tensor2D, { outputSize: 0 })).toThrow(VisBackbonesError);
       x.dispose();
+    });
+  });
+}
+
+for (const backend of BACKENDS) {
+  describe(`roi_align JavaScript loop against the tf-ops plan on ${backend}`, () => {
+    beforeAll(() => useBackend(backend));
+    afterAll(() => void setRoiAlignPath('auto'));
+
+    it('the JavaScript loop is what cpu and wasm use', () => {
+      setRoiAlignPath('auto');
+      expect(roiAlignUsesJs()).toBe(true);
+    });
+
+    it('same values and gradients (many boxes, borders, both alignments, fixed and adaptive sampling)', () => {
+      const x = tf.randomNormal([2, 13, 11, 5], 0, 1, 'float32', 50) as tf.Tensor4D;
+      const k = 40;
+      const r = new Float32Array(5 * k);
+      let seed = 7;
+      const rand = () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646;
+      for (let i = 0; i < k; i++) {
+        const x1 = rand() * 30 - 4;
+        const y1 = rand() * 34 - 4;
+        r.set([i % 2, x1, y1, x1 + rand() * 14, y1 + rand() * 14], 5 * i);
+      }
+      const rois = tf.tensor2d(r, [k, 5]);
+      const w = tf.randomNormal([k, 3, 4, 5], 0, 1, 'float32', 51);
+      for (const opts of [
+        { outputSize: [3, 4] as [number, number], spatialScale: 0.5, samplingRatio: 2, aligned: false },
+        { outputSize: [3, 4] as [number, number], spatialScale: 0.5, samplingRatio: -1, aligned: false },
+        { outputSize: [3, 4] as [number, number], spatialScale: 0.5, samplingRatio: 3, aligned: true },
+        { outputSize: [3, 4] as [number, number], spatialScale: 0.5, samplingRatio: 0, aligned: true },
+      ]) {
+        const run = (p: RoiAlignPath) => {
+          setRoiAlignPath(p);
+          const y = roiAlign(x, rois, opts);
+          const g = tf.grad((f: tf.Tensor) => tf.sum(tf.mul(roiAlign(f as tf.Tensor4D, rois, opts), w)))(x);
+          const out = [Float32Array.from(y.dataSync()), Float32Array.from(g.dataSync())];
+          tf.dispose([y, g]);
+          return out;
+        };
+        const [yj, gj] = run('js');
+        const [yo, go] = run('ops');
+        const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+        expect(maxDiff(yj, yo)).toBeLessThan(1e-6);
+        expect(maxDiff(gj, go)).toBeLessThan(1e-5);
+        expect(yj.some((v) => v !== 0) && gj.some((v) => v !== 0)).toBe(true);
+      }
+      tf.dispose([x, rois, w]);
     });
   });
 }

@@ -6,10 +6,10 @@ import {
   denseClip,
   denseClipVisionTransformer,
   loadOpenAiClipWeights,
-  pixelTextLoss,
   pixelTextScoreMap,
   resizePositionGrid,
 } from '../../src/models/denseclip/index.js';
+import { pixelTextLoss } from '../../src/heads/pixelTextLoss.js';
 import { denseClipSegmentor } from '../../src/tasks/denseClipSegmentor.js';
 import { loadTimmWeights } from '../../src/weights/loadTimmWeights.js';
 import { readSafetensors } from '../../src/weights/safetensors.js';
@@ -29,7 +29,7 @@ for (const backend of BACKENDS) {
 
     it('one step gives every parameter a gradient (but attnpool.k_proj.bias, which cannot act), the loss falls, nothing leaks', () => {
       const cfg = { ...fx.case.config, contextDecoder: { ...fx.case.config.contextDecoder, dropout: 0 } };
-      const m = denseClipSegmentor({ denseClip: cfg, numClasses: 4, neckChannels: 8, dropoutRatio: 0 });
+      const m = denseClipSegmentor({ denseClip: denseClip(cfg), numClasses: 4, neckChannels: 8, dropoutRatio: 0 });
       const res = m.loadStateDict(readSafetensors(fx.weightsBytes!), { strict: false });
       expect(res.loaded.length).toBe(fx.case.weights.num_tensors);
       expect(res.missing.every((k) => k.startsWith('neck.') || k.startsWith('decode_head.'))).toBe(true);
@@ -222,6 +222,70 @@ describe('denseclip weights, variants, losses and errors', () => {
     expect(got).toBeCloseTo((0.4 * (ce(0, 0) + ce(1, 1) + ce(3, 0))) / 4, 5);
     expectError(() => pixelTextLoss(score, tf.tensor3d([0, 3, 0, 0], [1, 2, 2])), /outside \[0, 2\)/);
     tf.dispose([score, labels]);
+  });
+
+  it('the segmentor owns its DenseCLIP model: the model keys unprefixed (as mmseg saves them), then neck.* and decode_head.*', () => {
+    const fx = loadFixture('denseclip_r50style_64');
+    const before = tf.memory().numTensors;
+    const model = denseClip(fx.case.config);
+    const modelKeys = model.namedParameters().map(([n]) => n);
+    const modelBuffers = model.namedBuffers().map(([n]) => n);
+    const m = denseClipSegmentor({ denseClip: model, numClasses: 4, neckChannels: 8 });
+    const keys = m.namedParameters().map(([n]) => n);
+    expect(keys.slice(0, modelKeys.length)).toEqual(modelKeys);
+    expect(keys.slice(0, 2)).toEqual(['contexts', 'gamma']);
+    const rest = keys.slice(modelKeys.length);
+    expect(rest.length).toBeGreaterThan(0);
+    expect(rest.every((k) => k.startsWith('neck.') || k.startsWith('decode_head.'))).toBe(true);
+    expect(m.namedBuffers().map(([n]) => n)).toEqual([
+      ...modelBuffers,
+      ...m.neck.namedBuffers('neck.').map(([n]) => n),
+      ...m.decodeHead.namedBuffers('decode_head.').map(([n]) => n),
+    ]);
+    expect(m.children().map(([n]) => n)).toEqual(['backbone', 'text_encoder', 'context_decoder', 'neck', 'decode_head']);
+    expect(m.getSubmodule('backbone.layer1')).toBe(model.getSubmodule('backbone.layer1'));
+    expect(m.getSubmodule('neck')).toBe(m.neck);
+    expect(m.namedModules().map(([n]) => n)).toContain('text_encoder.transformer');
+    // the fixture (a DenseCLIP state dict) loads into the segmentor strictly once the neck and head keys are added
+    const sd = { ...readSafetensors(fx.weightsBytes!), ...m.neck.stateDict(), ...m.decodeHead.stateDict() };
+    const own = m.stateDict();
+    const full: Record<string, tf.Tensor> = {};
+    for (const k of Object.keys(own)) full[k] = k.startsWith('neck.') || k.startsWith('decode_head.') ? own[k] : sd[k];
+    expect(m.loadStateDict(full).loaded.length).toBe(Object.keys(own).length);
+    tf.dispose([...Object.values(sd), ...Object.values(own)]);
+    m.dispose();
+    expect(model.isDisposed).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+    fx.dispose();
+  });
+
+  it('the segmentor rejects what is not a DenseCLIP model with a clear error', () => {
+    const fx = loadFixture('denseclip_r50style_64');
+    expectError(() => denseClipSegmentor({ denseClip: fx.case.config as never, numClasses: 4 }), /config object \(build the model first\)/);
+    const vit = denseClipVisionTransformer({
+      inputResolution: 32,
+      patchSize: 16,
+      width: 8,
+      layers: 1,
+      heads: 2,
+      outputDim: 8,
+      outIndices: [0, 0, 0, 0],
+    });
+    expectError(() => denseClipSegmentor({ denseClip: vit as never, numClasses: 4 }), /got DenseClipVisionTransformer/);
+    vit.dispose();
+    expectError(() => denseClipSegmentor({ denseClip: 'denseclip_r18', numClasses: 4 }), /unknown model 'denseclip_r18'/);
+    const given = denseClip({
+      backbone: { type: 'GivenFeatures' },
+      textEncoder: { contextLength: 8, vocabSize: 10, transformerWidth: 8, transformerHeads: 2, transformerLayers: 1, embedDim: 4 },
+      contextDecoder: { transformerWidth: 8, transformerHeads: 2, transformerLayers: 1, visualDim: 4 },
+      contextLength: 3,
+      tokenEmbedDim: 8,
+      textDim: 4,
+    });
+    expectError(() => denseClipSegmentor({ denseClip: given, numClasses: 4 }), /needs an image backbone/);
+    expectError(() => denseClipSegmentor({ denseClip: given, numClasses: 0 }), /numClasses must be a positive integer/);
+    given.dispose();
+    fx.dispose();
   });
 
   it('bad inputs raise clear errors', () => {

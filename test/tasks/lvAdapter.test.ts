@@ -8,12 +8,17 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { manualSeed } from '../../src/layers/init.js';
 import type { Module } from '../../src/layers/module.js';
-import { clipTextTransformer } from '../../src/models/clip/index.js';
+import { ClipTextTransformer, clipTextTransformer } from '../../src/models/clip/index.js';
 import { swin } from '../../src/models/swin/index.js';
 import { lvAdapter, LvAdapter } from '../../src/tasks/lvAdapter.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 import { expectError } from '../helpers/errors.js';
 import { stepAndCheckGradients } from '../helpers/training.js';
+
+/** A four-stage Swin of 8 channels at 32 px, headless. */
+function tinySwin() {
+  return swin({ imgSize: 32, patchSize: 4, embedDim: 8, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 });
+}
 
 const bytes = (t: tf.Tensor) => Buffer.from((t.dataSync() as Float32Array).slice().buffer);
 const snapshot = (m: Module) => new Map(m.namedParameters().map(([n, p]) => [n, bytes(p.variable)]));
@@ -46,16 +51,8 @@ function targets(s: number): { seg: tf.Tensor3D; cls: tf.Tensor1D } {
   return { seg: tf.tensor3d(v, [2, s, s], 'int32'), cls: tf.tensor1d([0, 1], 'int32') };
 }
 
-function build(): LvAdapter {
-  const backbone = swin({
-    imgSize: 32,
-    patchSize: 4,
-    embedDim: 8,
-    depths: [1, 1, 1, 1],
-    numHeads: [1, 1, 2, 2],
-    windowSize: 2,
-    numClasses: 0,
-  });
+function build(): LvAdapter<ClipTextTransformer> {
+  const backbone = tinySwin();
   const textEncoder = clipTextTransformer({ contextLength: 12, vocabSize: 64, width: 16, heads: 2, layers: 1, outputDim: 16 });
   const seg = classTokens([[5], [9, 11], [17]]);
   const cls = classTokens([[23], [29, 31]]);
@@ -209,15 +206,7 @@ describe('LV-Adapter input checks', () => {
   });
 
   it('bad tasks, prompts and targets raise clear errors', () => {
-    const backbone = swin({
-      imgSize: 32,
-      patchSize: 4,
-      embedDim: 8,
-      depths: [1, 1, 1, 1],
-      numHeads: [1, 1, 2, 2],
-      windowSize: 2,
-      numClasses: 0,
-    });
+    const backbone = tinySwin();
     const textEncoder = clipTextTransformer({ contextLength: 12, vocabSize: 64, width: 16, heads: 2, layers: 1, outputDim: 16 });
     const ids = classTokens([[5], [9]]);
     expectError(() => lvAdapter({ backbone, textEncoder, tasks: [] }), /tasks must be a non-empty list/);

@@ -20,6 +20,11 @@ import { stageAdapters } from '../../src/transfer/adapter.js';
 import { freeze, freezeStages, frozenParameterNames } from '../../src/transfer/freeze.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
 
+/** A four-stage Swin of 8 channels at 32 px, headless. */
+function tinySwin() {
+  return swin({ imgSize: 32, patchSize: 4, embedDim: 8, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 2, numClasses: 0 });
+}
+
 const snapshot = (m: Module) =>
   new Map(m.namedParameters().map(([n, p]) => [n, Buffer.from((p.variable.dataSync() as Float32Array).slice().buffer)]));
 const changed = (before: Map<string, Buffer>, m: Module) =>
@@ -73,15 +78,7 @@ for (const backend of BACKENDS) {
 
     it('UPerNet on a frozen Swin: 20 steps, backbone bit-identical, loss falls', () => {
       manualSeed(1);
-      const b = swin({
-        imgSize: 32,
-        patchSize: 4,
-        embedDim: 8,
-        depths: [1, 1, 1, 1],
-        numHeads: [1, 1, 2, 2],
-        windowSize: 2,
-        numClasses: 0,
-      });
+      const b = tinySwin();
       const frozen = freeze(b);
       expect(frozen.length).toBe(b.namedParameters().length);
       const model = attach(b, uperNet({ inChannels: [8, 16, 32, 64], channels: 4, numClasses: 3 }));
@@ -199,15 +196,7 @@ for (const backend of BACKENDS) {
 
     it('freezeStages(backbone, 2): the stem and stages 0-1 stay fixed, later stages and the head train', () => {
       manualSeed(4);
-      const b = swin({
-        imgSize: 32,
-        patchSize: 4,
-        embedDim: 8,
-        depths: [1, 1, 1, 1],
-        numHeads: [1, 1, 2, 2],
-        windowSize: 2,
-        numClasses: 0,
-      });
+      const b = tinySwin();
       const frozen = freezeStages(b, 2);
       const names = b.namedParameters().map(([n]) => n);
       const expectFrozen = names.filter((n) => /^(patch_embed|layers\.[01])\./.test(n));

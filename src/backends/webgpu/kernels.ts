@@ -1,12 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import { ATTENTION_CORE_KERNEL, GRN_KERNEL } from '../fusedAttention.js';
+import { ATTENTION_CORE_KERNEL, DW_CONV_LAYER_NORM_KERNEL, GRN_KERNEL } from '../fusedAttention.js';
 import { registerFusedWindowGradients, WINDOW_PARTITION_KERNEL, WINDOW_REVERSE_KERNEL } from '../fusedWindows.js';
 import { BIAS_MASK_SOFTMAX_KERNEL } from '../fusedSoftmax.js';
-import { LINEAR_GELU_KERNEL, SCALED_RESIDUAL_KERNEL, LAYER_NORM_RESIDUAL_KERNEL, registerFusedLinearGradients } from '../fusedLinear.js';
+import {
+  LINEAR_GELU_KERNEL,
+  LINEAR_RESIDUAL_KERNEL,
+  SCALED_RESIDUAL_KERNEL,
+  LAYER_NORM_RESIDUAL_KERNEL,
+  registerFusedLinearGradients,
+} from '../fusedLinear.js';
 import { registerFusedGradients } from '../fusedOps.js';
 import {
   attentionCoreProgram,
   biasMaskSoftmaxProgram,
+  dwConvLayerNormProgram,
   grnApplyProgram,
   grnNormProgram,
   windowCopyProgram,
@@ -38,6 +45,11 @@ import {
  * - `VisBackbonesWindowPartition` / `VisBackbonesWindowReverse`: Swin's cyclic shift and window
  *   partition (merge and shift back) as one copy each (`fusedWindows.ts`).
  * - `VisBackbonesGrn`: ConvNeXt V2's global response norm (NHWC) in two dispatches instead of ~10, for inference.
+ * - `VisBackbonesDwConvLayerNorm`: ConvNeXt's depthwise conv + bias + LayerNorm (NHWC) in one dispatch
+ *   instead of four (pad, conv, bias add, norm), for inference.
+ * - `VisBackbonesLinearResidual`: `x W + b + r` as tfjs's tiled matmul with the residual added in its
+ *   epilogue (the `_FusedMatMul` 'prelu' epilogue, whose weights are the residual, turned into an add),
+ *   one dispatch instead of two.
  */
 
 /** Names of the kernels {@link registerWebgpuKernels} registers for 'webgpu'. */
@@ -52,6 +64,8 @@ export const WEBGPU_KERNEL_NAMES = [
   WINDOW_PARTITION_KERNEL,
   WINDOW_REVERSE_KERNEL,
   GRN_KERNEL,
+  DW_CONV_LAYER_NORM_KERNEL,
+  LINEAR_RESIDUAL_KERNEL,
 ] as const;
 /** Name of one of our webgpu kernels. */
 export type WebgpuKernelName = (typeof WEBGPU_KERNEL_NAMES)[number];
@@ -210,6 +224,39 @@ function grn({ inputs, backend, attrs }: Args): tf.TensorInfo {
   return out;
 }
 
+function dwConvLayerNorm({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const { x, weight, bias, lnWeight, lnBias } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const { stride, dilation, padding, eps } = attrs as { stride: number; dilation: number; padding: number; eps: number };
+  const [b, h, w, c] = x!.shape;
+  const k = weight!.shape[0];
+  const out = (n: number) => Math.floor((n + 2 * padding - dilation * (k - 1) - 1) / stride) + 1;
+  const [ho, wo] = [out(h), out(w)];
+  if (ho < 1 || wo < 1) throw new Error(`${DW_CONV_LAYER_NORM_KERNEL}: input ${h}x${w} is too small for kernel ${k} (padding ${padding})`);
+  const rows = b * ho * wo;
+  const ins = [x!, weight!];
+  if (bias) ins.push(bias);
+  ins.push(lnWeight!, lnBias!);
+  return run(
+    backend,
+    dwConvLayerNormProgram(rows, c, !!bias),
+    ins,
+    [b, ho, wo, c],
+    [
+      { type: 'int32', data: [rows] },
+      { type: 'int32', data: [c] },
+      { type: 'int32', data: [h] },
+      { type: 'int32', data: [w] },
+      { type: 'int32', data: [ho] },
+      { type: 'int32', data: [wo] },
+      { type: 'int32', data: [k] },
+      { type: 'int32', data: [stride] },
+      { type: 'int32', data: [dilation] },
+      { type: 'int32', data: [padding] },
+      { type: 'float32', data: [eps] },
+    ],
+  );
+}
+
 /** tfjs-webgpu's activation snippets for 'relu' (scalar and vec4), which {@link linearGelu} replaces by GELU. */
 const RELU_SNIPPETS: Array<[RegExp, string]> = [
   [/return select\(a, vec4<f32>\(0\.0\), a < vec4<f32>\(0\.0\)\);/g, 'return vbGelu4(a);'],
@@ -217,13 +264,33 @@ const RELU_SNIPPETS: Array<[RegExp, string]> = [
 ];
 
 /**
- * `gelu(a b + bias)`: the backend's own `_FusedMatMul` (its tiled matmul programs, bias added in the
- * epilogue) asked for a 'relu' epilogue, with the activation function of each program it runs
- * replaced by our exact GELU before compilation (own shader key). One dispatch, as the matmul alone.
+ * tfjs-webgpu's activation snippets for 'prelu' (scalar and vec4; `b` is the weight read at the output
+ * coordinates), which {@link linearResidual} replaces by `a + b`.
  */
-function linearGelu({ inputs, backend }: Args): tf.TensorInfo {
+const PRELU_SNIPPETS: Array<[RegExp, string]> = [
+  [
+    /let aLessThanZero = vec4<f32>\(a < vec4<f32>\(0\.0\)\);\s*return \(aLessThanZero \* \(b \* a\)\) \+ \(\(vec4<f32>\(1\.0\) - aLessThanZero\) \* a\);/g,
+    'return a + b;',
+  ],
+  [/if \(a < 0\.0\) \{ return b \* a; \}\s*return a;/g, 'return a + b;'],
+];
+
+/**
+ * The backend's own `_FusedMatMul` (its tiled matmul programs, bias added in the epilogue) with the
+ * activation function of each program it runs rewritten by `snippets` before compilation (own shader
+ * key, `key`; `prelude` is prepended). One dispatch, as the matmul alone.
+ */
+function matMulWithEpilogue(
+  kernel: string,
+  key: string,
+  snippets: Array<[RegExp, string]>,
+  prelude: string,
+  backend: unknown,
+  inputs: tf.NamedTensorInfoMap,
+  activation: 'relu' | 'prelu',
+): tf.TensorInfo {
   const fused = tf.getKernel('_FusedMatMul', 'webgpu');
-  if (!fused) throw new Error(`${LINEAR_GELU_KERNEL}: the webgpu backend has no _FusedMatMul kernel`);
+  if (!fused) throw new Error(`${kernel}: the webgpu backend has no _FusedMatMul kernel`);
   const b = backend as WebGPULikeBackend;
   const inner = b.runWebGPUProgram;
   b.runWebGPUProgram = function (this: WebGPULikeBackend, program, ...rest) {
@@ -233,23 +300,49 @@ function linearGelu({ inputs, backend }: Args): tf.TensorInfo {
       let replaced = 0;
       program.getUserCode = () => {
         let t = code();
-        for (const [re, rep] of RELU_SNIPPETS) t = t.replace(re, () => (replaced++, rep));
-        if (!replaced) throw new Error(`${LINEAR_GELU_KERNEL}: no relu epilogue found in ${program.constructor.name}`);
-        return GELU_WGSL + t;
+        for (const [re, rep] of snippets) t = t.replace(re, () => (replaced++, rep));
+        if (!replaced) throw new Error(`${kernel}: no ${activation} epilogue found in ${program.constructor.name}`);
+        return prelude + t;
       };
-      program.shaderKey += '_vbgelu';
+      program.shaderKey += key;
     }
     return inner.call(this, program, ...rest);
   } as WebGPULikeBackend['runWebGPUProgram'];
   try {
     return fused.kernelFunc({
-      inputs: { a: inputs.a, b: inputs.b, bias: inputs.bias },
+      inputs,
       backend: backend as tf.KernelBackend,
-      attrs: { transposeA: false, transposeB: false, activation: 'relu', leakyreluAlpha: 0 },
+      attrs: { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 },
     }) as tf.TensorInfo;
   } finally {
     b.runWebGPUProgram = inner;
   }
+}
+
+/**
+ * `gelu(a b + bias)`: the backend's `_FusedMatMul` asked for a 'relu' epilogue, with the activation
+ * replaced by our exact GELU. One dispatch, as the matmul alone.
+ */
+function linearGelu({ inputs, backend }: Args): tf.TensorInfo {
+  return matMulWithEpilogue(
+    LINEAR_GELU_KERNEL,
+    '_vbgelu',
+    RELU_SNIPPETS,
+    GELU_WGSL,
+    backend,
+    { a: inputs.a, b: inputs.b, bias: inputs.bias },
+    'relu',
+  );
+}
+
+/**
+ * `a b + bias + residual`: the backend's `_FusedMatMul` asked for a 'prelu' epilogue with the residual
+ * as its weights (read at the output coordinates), the prelu turned into an add. One dispatch.
+ */
+function linearResidual({ inputs, backend }: Args): tf.TensorInfo {
+  const { a, b, bias, residual } = inputs as Record<string, tf.TensorInfo>;
+  const ins = { a, b, bias, preluActivationWeights: residual };
+  return matMulWithEpilogue(LINEAR_RESIDUAL_KERNEL, '_vbresidual', PRELU_SNIPPETS, '', backend, ins, 'prelu');
 }
 
 const KERNEL_FUNCS: Record<WebgpuKernelName, (args: Args) => tf.TensorInfo> = {
@@ -263,6 +356,8 @@ const KERNEL_FUNCS: Record<WebgpuKernelName, (args: Args) => tf.TensorInfo> = {
   [WINDOW_PARTITION_KERNEL]: windowCopy(false),
   [WINDOW_REVERSE_KERNEL]: windowCopy(true),
   [GRN_KERNEL]: grn,
+  [DW_CONV_LAYER_NORM_KERNEL]: dwConvLayerNorm,
+  [LINEAR_RESIDUAL_KERNEL]: linearResidual,
 } as Record<WebgpuKernelName, (args: Args) => tf.TensorInfo>;
 
 /** Options of {@link registerWebgpuKernels}. */

@@ -431,3 +431,68 @@ fn main(index : i32) {
 }`,
   });
 }
+
+/**
+ * Workgroups for one workgroup per row: `[rows, 1, 1]`, or split over y where rows exceed WebGPU's
+ * 65535 per dimension (the backend's `getGlobalIndex` flattens x and y, so `index / WG` is still the
+ * row; the surplus workgroups see `row >= rows` and write nothing).
+ */
+function rowDispatch(rows: number): [number, number, number] {
+  const y = Math.ceil(rows / 65535);
+  return [Math.ceil(rows / y), y, 1];
+}
+
+/**
+ * ConvNeXt's depthwise `k x k` conv (zero padding `pad`, `stride`, `dilation`, bias) and the LayerNorm
+ * over channels after it, in one dispatch: one workgroup per output pixel `(b, oy, ox)` of NHWC `x`
+ * `[B, H, W, C]` (filter `[k, k, C, 1]`); each thread convolves its channels into the output row, then
+ * mean and variance of the row (two passes, as `tf.moments`), then `(y - mean) * rstd * lw + lb`.
+ */
+export function dwConvLayerNormProgram(rows: number, c: number, bias: boolean): VbProgram {
+  const wg = rowWorkgroup(c);
+  const names = ['x', 'wt'];
+  if (bias) names.push('bias');
+  names.push('lw', 'lb');
+  return named('VbDwConvLayerNormProgram', {
+    variableNames: names,
+    outputShape: [rows, c],
+    shaderKey: `vbDwConvLayerNorm_${wg}_${bias}`,
+    dispatchLayout: flatLayout(2),
+    dispatch: rowDispatch(rows),
+    workgroupSize: [wg, 1, 1],
+    uniforms: 'rows : i32, c : i32, h : i32, w : i32, ho : i32, wo : i32, k : i32, stride : i32, dil : i32, pad : i32, eps : f32,',
+    getUserCode: () => `
+${reduceWgsl(wg)}
+fn main(index : i32) {
+  let row = index / WG;
+  let tid = i32(localId.x);
+  let c = uniforms.c;
+  let n = select(0, c, row < uniforms.rows);
+  let ox = row % uniforms.wo;
+  let oy = (row / uniforms.wo) % uniforms.ho;
+  let bi = row / (uniforms.wo * uniforms.ho);
+  let base = row * c;
+  var s = 0.0;
+  for (var ch = tid; ch < n; ch += WG) {
+    var acc = 0.0;
+    for (var ky = 0; ky < uniforms.k; ky++) {
+      let iy = oy * uniforms.stride + ky * uniforms.dil - uniforms.pad;
+      if (iy < 0 || iy >= uniforms.h) { continue; }
+      for (var kx = 0; kx < uniforms.k; kx++) {
+        let ix = ox * uniforms.stride + kx * uniforms.dil - uniforms.pad;
+        if (ix < 0 || ix >= uniforms.w) { continue; }
+        acc += x[((bi * uniforms.h + iy) * uniforms.w + ix) * c + ch] * wt[(ky * uniforms.k + kx) * c + ch];
+      }
+    }
+    ${bias ? 'acc += bias[ch];' : ''}
+    result[base + ch] = acc;
+    s += acc;
+  }
+  let mean = vbWgSum(s, tid) / f32(c);
+  var q = 0.0;
+  for (var ch = tid; ch < n; ch += WG) { let d = result[base + ch] - mean; q += d * d; }
+  let rstd = inverseSqrt(vbWgSum(q, tid) / f32(c) + uniforms.eps);
+  for (var ch = tid; ch < n; ch += WG) { result[base + ch] = (result[base + ch] - mean) * rstd * lw[ch] + lb[ch]; }
+}`,
+  });
+}

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../../errors.js';
 import { inferScale, LevelMapper } from './levelMapper.js';
-import { pairSize, planRoi, PlanBuilder, applyPlan } from './roiAlign.js';
+import { pairSize } from './roiAlign.js';
+import { poolRois } from './roiSampling.js';
 import { floatValues, ImageSize, int32Tensor } from './util.js';
 
 /** Options of {@link multiScaleRoiAlign} (torchvision `MultiScaleRoIAlign`). */
@@ -18,7 +19,7 @@ export type FeatureDict = Map<string, tf.Tensor4D> | Record<string, tf.Tensor4D>
 
 /**
  * RoIAlign over an FPN (He et al. 2017; Lin et al. 2017, eq. 1): each box is pooled from the level the
- * {@link LevelMapper} assigns it. All levels are sampled by one gather over the concatenated maps.
+ * {@link LevelMapper} assigns it, all levels in one pass (see `roiSampling.ts`).
  */
 export class MultiScaleRoiAlign {
   readonly featmapNames: string[];
@@ -100,44 +101,17 @@ export class MultiScaleRoiAlign {
 
   /** {@link forward} on the used maps given as a list. */
   pool(maps: tf.Tensor4D[], boxes: tf.Tensor2D[], imageSizes: ImageSize[]): tf.Tensor4D {
-    const [n, , , c] = maps[0].shape;
+    const n = maps[0].shape[0];
     check(boxes.length === n, () => `multiScaleRoiAlign: ${boxes.length} box lists for a batch of ${n}`);
     const { scales, levels, all } = this.levelValues(maps, boxes, imageSizes);
-    const [oh, ow] = this.outputSize;
-    const offsets: number[] = [];
-    let rows = 0;
-    for (const m of maps) {
-      offsets.push(rows);
-      rows += m.shape[0] * m.shape[1] * m.shape[2];
-    }
-    const plan = new PlanBuilder();
+    const batch = new Int32Array(levels.length);
     let k = 0;
     boxes.forEach((b, img) => {
-      for (let j = 0; j < b.shape[0]; j++, k++) {
-        const l = levels[k];
-        const [, h, w] = maps[l].shape;
-        planRoi(
-          plan,
-          all.subarray(4 * k, 4 * k + 4),
-          h,
-          w,
-          offsets[l] + img * h * w,
-          k * oh * ow,
-          oh,
-          ow,
-          scales[l],
-          this.samplingRatio,
-          false,
-        );
-      }
+      batch.fill(img, k, k + b.shape[0]);
+      k += b.shape[0];
     });
-    return tf.tidy(() => {
-      const flat = tf.concat(
-        maps.map((m) => tf.reshape(m, [-1, c])),
-        0,
-      ) as tf.Tensor2D;
-      return applyPlan(flat, plan.build(), k * oh * ow).reshape([k, oh, ow, c]) as tf.Tensor4D;
-    });
+    const [oh, ow] = this.outputSize;
+    return poolRois(maps, { boxes: all, batch, level: levels, scales }, oh, ow, this.samplingRatio, false);
   }
 }
 

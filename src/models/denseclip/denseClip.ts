@@ -126,6 +126,14 @@ export class DenseClip extends Module {
     this.gamma = this.addParameter('gamma', tf.fill([textDim], 1e-4));
   }
 
+  /**
+   * Channels of the backbone's four levels as {@link extractFeat} returns them (before the score map is appended
+   * to level `scoreConcatIndex`); null for a 'GivenFeatures' model.
+   */
+  get featureChannels(): number[] | null {
+    return this.backbone ? this.backbone.featureChannels : null;
+  }
+
   /** {@link afterExtractFeat} also returning the raw text embeddings and the context decoder's output. */
   afterExtractFeatDetailed(
     features: tf.Tensor[],

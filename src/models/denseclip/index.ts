@@ -10,4 +10,3 @@ export * from './config.js';
 export * from './denseClip.js';
 export * from './openAiClipWeights.js';
 export * from './variants.js';
-export * from './identityLoss.js';

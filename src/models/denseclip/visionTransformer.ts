@@ -141,6 +141,11 @@ export class DenseClipVisionTransformer extends Module {
     this.fpns = fpns.map((m, i) => this.addModule(`fpn${i + 1}`, m));
   }
 
+  /** Channels of the four fpn levels (all `width`). */
+  get featureChannels(): number[] {
+    return this.fpns.map(() => this.cfg.width);
+  }
+
   /** Class + spatial positions for a `gh x gw` grid: `[1, 1 + gh*gw, C]`. */
   private positions(gh: number, gw: number): tf.Tensor3D {
     const s = this.spatialSize;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../../errors.js';
-import { interpolateNhwc } from '../../layers/interpolate.js';
+import { check } from '../errors.js';
+import { interpolateNhwc } from '../layers/interpolate.js';
 
 /** Options of {@link pixelTextLoss}. */
 export interface PixelTextLossOptions {
