@@ -149,6 +149,9 @@ export function uniqueVariableName(base: string): string {
  * The base of every primitive and model: owns `tf.Variable`s and child modules (as PyTorch's
  * `nn.Module`), runs eagerly, and names its state with the reference's state-dict keys.
  */
+/** The key under which {@link Module.adoptModule} keeps an adopted module (no child is named ''). */
+const INLINE = '';
+
 export abstract class Module {
   private readonly _params = new Map<string, Parameter>();
   private readonly _modules = new Map<string, Module>();
@@ -165,7 +168,7 @@ export abstract class Module {
    * layout and is kept (not copied) by the new variable.
    */
   protected addParameter(name: string, value: tf.Tensor, layout: ParamLayout = IDENTITY, trainable = true): Parameter {
-    if (this._params.has(name) || this._modules.has(name)) {
+    if (this.hasName(name)) {
       throw new VisBackbonesError(`duplicate parameter name '${name}' in ${this.constructor.name}`);
     }
     const v = tf.variable(value, trainable, uniqueVariableName(name));
@@ -185,7 +188,7 @@ export abstract class Module {
   protected addBuffer(name: string, t: tf.Tensor, opts: BufferOptions & { persistent: true }): tf.Variable;
   protected addBuffer(name: string, t: tf.Tensor, opts: BufferOptions = {}): tf.Tensor {
     if (opts.persistent) {
-      if (this._params.has(name) || this._modules.has(name) || this._persistent.has(name)) {
+      if (this.hasName(name)) {
         throw new VisBackbonesError(`duplicate buffer name '${name}' in ${this.constructor.name}`);
       }
       const int64 = opts.int64 ?? false;
@@ -203,11 +206,31 @@ export abstract class Module {
 
   /** Register a child module under `name`. */
   protected addModule<M extends Module>(name: string, m: M): M {
-    if (this._params.has(name) || this._modules.has(name)) {
-      throw new VisBackbonesError(`duplicate child name '${name}' in ${this.constructor.name}`);
+    if (name === '' || this.hasName(name)) {
+      throw new VisBackbonesError(`duplicate or empty child name '${name}' in ${this.constructor.name}`);
     }
     this._modules.set(name, m);
     return m;
+  }
+
+  /**
+   * Take `m` in as part of this module: its parameters, buffers and children are listed as this module's
+   * own, with no name segment of their own (as the attributes a PyTorch subclass inherits: a task that
+   * wraps a model and keeps the model's keys unprefixed). `m` is disposed with this module. One per module.
+   */
+  protected adoptModule<M extends Module>(m: M): M {
+    if (this._modules.has(INLINE)) throw new VisBackbonesError(`${this.constructor.name} already adopted a module`);
+    const taken = [...m._params.keys(), ...m._persistent.keys(), ...m.children().map(([n]) => n)].filter((n) => this.hasName(n));
+    if (taken.length)
+      throw new VisBackbonesError(`${this.constructor.name} cannot adopt ${m.constructor.name}: names taken: ${taken.join(', ')}`);
+    this._modules.set(INLINE, m);
+    return m;
+  }
+
+  /** Whether `name` is a parameter, persistent buffer or child of this module (adopted ones included). */
+  private hasName(name: string): boolean {
+    const inline = this._modules.get(INLINE);
+    return this._params.has(name) || this._persistent.has(name) || this._modules.has(name) || (inline?.hasName(name) ?? false);
   }
 
   /** Replace a registered child (disposing the old one), e.g. when the classifier is reset. */
@@ -218,9 +241,9 @@ export abstract class Module {
     return m;
   }
 
-  /** Direct children, in registration order. */
+  /** Direct children, in registration order (an adopted module's children in its place). */
   children(): [string, Module][] {
-    return [...this._modules.entries()];
+    return [...this._modules].flatMap(([n, m]): [string, Module][] => (n === INLINE ? m.children() : [[n, m]]));
   }
 
   /** A child by dotted path (`'layers.0.blocks.1.attn'`), as PyTorch's `get_submodule`. */
@@ -228,7 +251,7 @@ export abstract class Module {
     if (path === '') return this;
     let m: Module = this;
     for (const part of path.split('.')) {
-      const next = m._modules.get(part);
+      const next = m.children().find(([n]) => n === part)?.[1];
       if (!next) throw new VisBackbonesError(`no submodule '${path}' (stopped at '${part}') in ${this.constructor.name}`);
       m = next;
     }
@@ -248,7 +271,7 @@ export abstract class Module {
   namedParameters(prefix = ''): [string, Parameter][] {
     const out: [string, Parameter][] = [];
     for (const [n, p] of this._params) out.push([prefix + n, p]);
-    for (const [n, m] of this._modules) out.push(...m.namedParameters(`${prefix}${n}.`));
+    for (const [n, m] of this._modules) out.push(...m.namedParameters(n === INLINE ? prefix : `${prefix}${n}.`));
     return out;
   }
 
@@ -256,14 +279,14 @@ export abstract class Module {
   namedBuffers(prefix = ''): [string, PersistentBuffer][] {
     const out: [string, PersistentBuffer][] = [];
     for (const [n, b] of this._persistent) out.push([prefix + n, b]);
-    for (const [n, m] of this._modules) out.push(...m.namedBuffers(`${prefix}${n}.`));
+    for (const [n, m] of this._modules) out.push(...m.namedBuffers(n === INLINE ? prefix : `${prefix}${n}.`));
     return out;
   }
 
   /** Every module (this one first) with its dotted name. */
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
-    for (const [n, m] of this._modules) out.push(...m.namedModules(`${prefix}${n}.`));
+    for (const [n, m] of this._modules) out.push(...(n === INLINE ? m.namedModules(prefix).slice(1) : m.namedModules(`${prefix}${n}.`)));
     return out;
   }
 

@@ -5,7 +5,7 @@ import { pixelCrossEntropy } from '../heads/pixelCrossEntropy.js';
 import { pixelTextLoss } from '../heads/pixelTextLoss.js';
 import { SegmentationHead } from '../heads/segmentationHead.js';
 import { interpolateNhwc } from '../layers/interpolate.js';
-import { ForwardOptions, Module, Parameter, PersistentBuffer } from '../layers/module.js';
+import { ForwardOptions, Module } from '../layers/module.js';
 import { createModel } from '../models/registry.js';
 
 /**
@@ -113,7 +113,7 @@ export class DenseClipSegmentor extends Module {
     }
     const chans = model.featureChannels?.slice();
     check(chans, () => "denseClipSegmentor needs an image backbone, not 'GivenFeatures'");
-    this.denseClip = model;
+    this.denseClip = this.adoptModule(model); // its state is the segmentor's own, unprefixed, before the neck and head
     this.numClasses = opts.numClasses;
     this.segOpts = {
       numClasses: opts.numClasses,
@@ -130,31 +130,6 @@ export class DenseClipSegmentor extends Module {
       'decode_head',
       new SegmentationHead({ inChannels: [c, c, c, c], numClasses: opts.numClasses, dropoutRatio: this.segOpts.dropoutRatio }),
     );
-  }
-
-  // The DenseCLIP model's state is the segmentor's own (no prefix), listed before the neck and the head.
-  override namedParameters(prefix = ''): [string, Parameter][] {
-    return [...this.denseClip.namedParameters(prefix), ...super.namedParameters(prefix)];
-  }
-  override namedBuffers(prefix = ''): [string, PersistentBuffer][] {
-    return [...this.denseClip.namedBuffers(prefix), ...super.namedBuffers(prefix)];
-  }
-  override namedModules(prefix = ''): [string, Module][] {
-    const [self, ...own] = super.namedModules(prefix);
-    return [self, ...this.denseClip.namedModules(prefix).slice(1), ...own];
-  }
-  override children(): [string, Module][] {
-    return [...this.denseClip.children(), ...super.children()];
-  }
-  override getSubmodule(path: string): Module {
-    const head = path.split('.')[0];
-    return path !== '' && this.denseClip.children().some(([n]) => n === head)
-      ? this.denseClip.getSubmodule(path)
-      : super.getSubmodule(path);
-  }
-  override dispose(): void {
-    this.denseClip.dispose();
-    super.dispose();
   }
 
   /** The DenseCLIP model's forward (image NHWC, tokenIds `[K, contextLength]`): its levels, score map and embeddings. */
