@@ -34,6 +34,7 @@ export * from './backends/convBackprop.js';
 export { enableWasmThreads, useWasm, wasmThreads } from './backends/wasmThreads.js';
 export type { UseWasmOptions } from './backends/wasmThreads.js';
 export { WasmOutOfMemoryError, WASM_HEAP_MAX_BYTES } from './backends/wasmMemoryGuard.js';
+export { setFreeingTape } from './backends/freeingTape.js';
 export { kernelSimd, relaxedSimdSupported, setKernelSimd } from './backends/kernelModule.js';
 export type { KernelSimd } from './backends/kernelModule.js';
 export {

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerConvBackpropKernels } from './convBackprop.js';
+// out of memory as an error: installed with the kernels, so every path into the wasm backend has it
+import './wasmMemoryGuard.js';
 
 /**
  * Kernels that tfjs-wasm 4.22 lacks but that training needs, registered for the 'wasm' backend only

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { VisBackbonesError } from '../errors.js';
+// the backward pass of every training step frees what it has used (same gradients, lower peak)
+import '../backends/freeingTape.js';
 
 /**
  * How a parameter is laid out internally versus in the reference (PyTorch) state dict.
