@@ -98,21 +98,14 @@ export class Conv2d extends Module {
           this.outChans,
         ]);
       } else {
-        const p = this.padding;
-        const xp = (
-          p > 0
-            ? tf.pad(x, [
-                [0, 0],
-                [p, p],
-                [p, p],
-                [0, 0],
-              ])
-            : x
-        ) as tf.Tensor4D;
+        // the padding goes to the conv itself (no padded copy of the input: tfjs-wasm's PadV2 was a copy per
+        // block, slower on threads); the zeros it skips add nothing, so the sums are the same
+        const pad = this.padding > 0 ? this.padding : 'valid';
+        const xi = x as tf.Tensor4D;
         y =
           this.mode === 'depthwise'
-            ? tf.depthwiseConv2d(xp, this.weight.value as tf.Tensor4D, this.stride, 'valid', 'NHWC', this.dilation)
-            : tf.conv2d(xp, this.weight.value as tf.Tensor4D, this.stride, 'valid', 'NHWC', this.dilation);
+            ? tf.depthwiseConv2d(xi, this.weight.value as tf.Tensor4D, this.stride, pad, 'NHWC', this.dilation)
+            : tf.conv2d(xi, this.weight.value as tf.Tensor4D, this.stride, pad, 'NHWC', this.dilation);
       }
       if (this.bias) y = tf.add(y, this.bias.value);
       return y;

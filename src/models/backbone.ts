@@ -121,6 +121,11 @@ export abstract class Backbone extends Module {
     for (const [, m] of this.namedModules()) if ('gradCheckpointing' in m) (m as { gradCheckpointing: boolean }).gradCheckpointing = enable;
   }
 
+  /** Whether {@link setGradCheckpointing} is on (timm's `model.grad_checkpointing`). */
+  isGradCheckpointing(): boolean {
+    return this.gradCheckpointing;
+  }
+
   /** `fn(...inputs)`, recomputed in the backward pass (gradients also for the trainable variables of `modules`). */
   protected checkpointed(fn: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], modules: Module[]): tf.Tensor {
     return checkpoint(fn, inputs, modules);

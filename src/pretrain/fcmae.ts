@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { maybeCheckpoint } from '../models/checkpoint.js';
 import { check } from '../errors.js';
 import { getActivation } from '../layers/activations.js';
 import { Conv2d } from '../layers/conv2d.js';
@@ -135,7 +136,9 @@ export class FCMAE extends Module {
           keep = keepAt(i);
           y = tf.mul(st.downsample.forward(y), keep);
         }
-        for (const blk of st.blocks.items) y = this.maskedBlock(y, blk, keep, opts);
+        // the stage's gradient checkpointing holds here too (the keep mask is an input of the recompute)
+        for (const blk of st.blocks.items)
+          y = maybeCheckpoint(st.gradCheckpointing, opts, blk, y, (u, [k]) => this.maskedBlock(u, blk, k, opts), [keep]);
       });
       return y as tf.Tensor4D;
     });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { maybeCheckpoint } from '../models/checkpoint.js';
 import { check } from '../errors.js';
 import { ForwardOptions } from '../layers/module.js';
 import { roll2d, shiftedWindowMask, windowPartition } from '../layers/windows.js';
@@ -105,7 +106,10 @@ export class SwinEncoder {
     return { shift, mask: this.shiftMasks.get(key) ?? null };
   }
 
-  /** One Swin block at this geometry, with MixMIM's group mask added inside every window. */
+  /**
+   * One Swin block at this geometry, with MixMIM's group mask added inside every window; recomputed in
+   * the backward pass when its stage has gradient checkpointing on (the masks are inputs of the recompute).
+   */
   private block(
     x: tf.Tensor4D,
     block: SwinBlock,
@@ -113,10 +117,23 @@ export class SwinEncoder {
     shiftMask: tf.Tensor3D | null,
     groups: tf.Tensor2D | null,
     opts: ForwardOptions,
+    checkpointed: boolean,
   ): tf.Tensor4D {
     return tf.tidy(() => {
       const extraMask = groups ? groupAttentionMask(groups, block.window, shift) : null;
-      return block.forward(x, { training: opts.training, shift, shiftMask, extraMask });
+      const consts = [shiftMask, extraMask].filter((t): t is tf.Tensor3D => t !== null);
+      return maybeCheckpoint(
+        checkpointed,
+        opts,
+        block,
+        x,
+        (u, c) => {
+          const sm = shiftMask ? (c[0] as tf.Tensor3D) : null;
+          const em = extraMask ? (c[shiftMask ? 1 : 0] as tf.Tensor3D) : null;
+          return block.forward(u, { training: opts.training, shift, shiftMask: sm, extraMask: em });
+        },
+        consts,
+      );
     });
   }
 
@@ -159,7 +176,7 @@ export class SwinEncoder {
         if (stage.downsample) y = stage.downsample.forward(y);
         stage.blocks.items.forEach((b, j) => {
           const { shift, mask } = this.blockGeometry(i, j, b, grids[i]);
-          y = this.block(y, b, shift, mask, opts.groups ? opts.groups[i] : null, opts);
+          y = this.block(y, b, shift, mask, opts.groups ? opts.groups[i] : null, opts, stage.gradCheckpointing);
         });
         stages.push(y);
       });

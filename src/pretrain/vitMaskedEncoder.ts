@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { maybeCheckpoint } from '../models/checkpoint.js';
 import { check } from '../errors.js';
 import { dropout } from '../layers/dropPath.js';
 import { ForwardOptions } from '../layers/module.js';
@@ -69,7 +70,8 @@ export function vitEmbed(
 export function vitTrunk(model: VisionTransformer, y: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
   return tf.tidy(() => {
     let t = model.normPre ? model.normPre.forward(y) : y;
-    for (const blk of model.blocks.items) t = blk.forward(t, opts);
+    // the model's gradient checkpointing holds here too: each block recomputed in the backward pass
+    for (const blk of model.blocks.items) t = maybeCheckpoint(model.isGradCheckpointing(), opts, blk, t, (u) => blk.forward(u, opts));
     return (model.norm ? model.norm.forward(t) : t.clone()) as tf.Tensor3D;
   });
 }
