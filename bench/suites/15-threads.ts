@@ -7,7 +7,7 @@ import { BenchSuite } from '../harness.js';
  * Where the thread pool leaves kernels on one thread, and whether splitting them would pay: with 2+
  * threads (`npm run bench -- --threads 2 --only threads`), each op below at the shapes of
  * swinv2_tiny_window8_256 (256 px) and vit_small_patch16_224, batch 1, is timed with the default split
- * threshold (`threadsFor`: 2^20 work units per thread) and with splitting forced (threshold 1),
+ * threshold (`threadsFor`: `MIN_WORK_PER_THREAD`, 2^16 work units per thread) and with splitting forced (threshold 1),
  * alternating, 7 samples of 40 calls each, medians by wall time (threads only show in wall time). The
  * 1024^3 matmul on all threads against one thread, in the same run, says how quiet the machine was:
  * a quiet 2-core machine gives ~1.9x.
