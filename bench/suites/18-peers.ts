@@ -11,6 +11,7 @@ import '../../src/models/swin/index.js';
 import { readSafetensors } from '../../src/weights/safetensors.js';
 import { mulberry32 } from '../../src/utils/random.js';
 import { BenchSuite } from '../harness.js';
+import { PEER_MODELS } from '../peers/writeCheck.js';
 
 /**
  * Peers: onnxruntime-web's wasm backend against ours on the same model, threads and batch, interleaved
@@ -30,11 +31,7 @@ import { BenchSuite } from '../harness.js';
  * without `--peers`, without onnxruntime-web, or for a model whose file is missing.
  */
 
-const MODELS: Array<[string, number]> = [
-  ['vit_small_patch16_224', 224],
-  ['convnextv2_atto', 224],
-  ['swinv2_tiny_window8_256', 256],
-];
+const MODELS = Object.entries(PEER_MODELS);
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
@@ -129,7 +126,7 @@ const suite: BenchSuite = {
             ort.request<{ ms: number; output: Float32Array | null }>({
               cmd: 'run',
               path,
-              input: nchw.slice(),
+              input: nchw,
               shape: [batch, 3, size, size],
               keep,
             });

@@ -35,7 +35,11 @@ interface EngineInternals {
   tidy<T extends tf.TensorContainer>(nameOrFn: string | (() => T), fn?: () => T): T;
 }
 
-/** The nodes of `tape` on a path from one of `xs` to `y`, their inputs pruned to those that depend on `xs`. */
+/**
+ * The nodes of `tape` on a path from one of `xs` to `y`, their inputs pruned to those that depend on `xs`
+ * (what tfjs's internal `getFilteredNodesXToY` computes; tfjs exports it from no entry point, and its
+ * extensionless ESM file cannot be imported in Node).
+ */
 function nodesFromXsToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
   const fromX = new Set<number>(xs.map((x) => x.id));
   const nodeFromX = new Set<number>();
@@ -153,7 +157,7 @@ function freeingGradients(
   allowNoGradients = false,
 ): { value: tf.Tensor; grads: tf.Tensor[] } {
   // nested or higher-order: the outer tape may still need what this one would free
-  if (this.state.gradientDepth > 0 || !original) return original!.call(this, f, xs, dy, allowNoGradients);
+  if (this.state.gradientDepth > 0) return original!.call(this, f, xs, dy, allowNoGradients);
   if (xs.length === 0) throw new Error('gradients() received an empty list of xs.');
   if (dy != null && dy.dtype !== 'float32') throw new Error(`dy must have 'float32' dtype, but has '${dy.dtype}'`);
   const y = this.scopedRun(

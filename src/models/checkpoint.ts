@@ -64,3 +64,15 @@ export function maybeCheckpoint<T extends tf.Tensor>(
   if (!enabled || !opts.training) return run(x, consts);
   return checkpoint((t, ...c) => run(t as T, c), [x, ...consts], [module]) as T;
 }
+
+/**
+ * Turn gradient checkpointing on or off for `model` and every submodule that has
+ * `setGradCheckpointing` (the backbones inside a pretraining wrapper, a detector or a segmentor):
+ * what the trainer's `gradCheckpointing` option does.
+ */
+export function setGradCheckpointingDeep(model: Module, enable: boolean): void {
+  for (const m of [model, ...model.namedModules().map(([, c]) => c)]) {
+    const s = (m as Partial<{ setGradCheckpointing(enable?: boolean): void }>).setGradCheckpointing;
+    if (typeof s === 'function') s.call(m, enable);
+  }
+}

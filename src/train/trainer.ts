@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { setGradCheckpointingDeep } from '../models/checkpoint.js';
 import { check } from '../errors.js';
 import { MemoryPeak, memorySpan } from '../backends/memoryMeter.js';
 import { Module } from '../layers/module.js';
@@ -164,12 +165,7 @@ export class Trainer<B = tf.Tensor> {
         Number.isInteger(opts.microBatchSize) && opts.microBatchSize > 0,
         () => `microBatchSize must be a positive integer, got ${opts.microBatchSize}`,
       );
-    if (opts.gradCheckpointing !== undefined) {
-      for (const m of [opts.model, ...opts.model.namedModules().map(([, c]) => c)]) {
-        const s = (m as Partial<{ setGradCheckpointing(enable?: boolean): void }>).setGradCheckpointing;
-        if (typeof s === 'function') s.call(m, opts.gradCheckpointing);
-      }
-    }
+    if (opts.gradCheckpointing !== undefined) setGradCheckpointingDeep(opts.model, opts.gradCheckpointing);
     const all = new Map(opts.model.namedParameters());
     const names = opts.params ?? [...all].filter(([, p]) => p.trainable).map(([n]) => n);
     for (const n of names) check(all.has(n), () => `parameter '${n}' is not a parameter of the model`);

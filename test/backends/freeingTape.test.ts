@@ -4,46 +4,14 @@ import '../../src/index.js';
 import { setFreeingTape } from '../../src/backends/freeingTape.js';
 import type { Backbone } from '../../src/models/backbone.js';
 import { getFamily, listFamilies } from '../../src/models/registry.js';
-import { mulberry32 } from '../../src/utils/random.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
-import { memorySpan } from '../../src/backends/memoryMeter.js';
-
-function randomInput(shape: number[], seed: number): tf.Tensor {
-  const rand = mulberry32(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    Float32Array.from({ length: n }, () => rand() * 2 - 1),
-    shape,
-  );
-}
-
-interface Step {
-  grads: Record<string, Float32Array>;
-  loss: number;
-  peakBytes: number;
-  leaked: number;
-}
+import { gradientPass, GradientPass, randomInput } from '../helpers/training.js';
 
 /** One loss + gradient pass over the trainable variables of `model`, with the freeing tape on or off. */
-function step(model: Backbone, x: tf.Tensor, freeing: boolean): Step {
+function step(model: Backbone, x: tf.Tensor, freeing: boolean): GradientPass {
   const was = setFreeingTape(freeing);
   try {
-    const vars = model.namedParameters().filter(([, p]) => p.trainable);
-    const before = tf.memory().numTensors;
-    // distinct data buffers: tf.memory() bytes (and tf.profile's peak) count every view of a buffer again
-    const span = memorySpan();
-    const res = tf.variableGrads(
-      () => tf.tidy(() => tf.mean(tf.square(model.forwardFeatures(x, { training: true })))) as tf.Scalar,
-      vars.map(([, p]) => p.variable),
-    );
-    const peakBytes = span.stop().peakDataBytes;
-    const { value, grads } = res;
-    const out: Record<string, Float32Array> = {};
-    for (const [k, p] of vars) if (grads[p.variable.name]) out[k] = grads[p.variable.name].dataSync() as Float32Array;
-    const loss = value.dataSync()[0];
-    value.dispose();
-    tf.dispose(grads);
-    return { grads: out, loss, peakBytes, leaked: tf.memory().numTensors - before };
+    return gradientPass(model, x, (t) => model.forwardFeatures(t, { training: true }));
   } finally {
     setFreeingTape(was);
   }

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import type { Module } from '../../src/layers/module.js';
 import type { Backbone } from '../../src/models/backbone.js';
+import { memorySpan } from '../../src/backends/memoryMeter.js';
+import { mulberry32 } from '../../src/utils/random.js';
 
 /** Options of {@link stepAndCheckGradients}. */
 export interface StepCheckOptions {
@@ -97,4 +99,44 @@ export async function trainSteps(
     expect(tf.memory().numTensors, `tensors leaked by step ${s}`).toBe(before);
   }
   return { losses, kernels: new Set(prof.kernels.map((k) => k.name)) };
+}
+
+/** A seeded input of `shape`, uniform in [-1, 1). */
+export function randomInput(shape: number[], seed: number): tf.Tensor {
+  const rand = mulberry32(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rand() * 2 - 1),
+    shape,
+  );
+}
+
+/** What {@link gradientPass} measured. */
+export interface GradientPass {
+  /** Gradient values by parameter name (parameters `run` does not reach get none). */
+  grads: Record<string, Float32Array>;
+  loss: number;
+  /** Peak of the distinct data buffers during the pass (views of a buffer are not counted again). */
+  peakBytes: number;
+  /** Tensors left behind by the pass. */
+  leaked: number;
+}
+
+/** `mean(run(x)^2)` and its gradients for every trainable parameter of `model`, with the pass's peak memory. */
+export function gradientPass(model: Module, x: tf.Tensor, run: (x: tf.Tensor) => tf.Tensor): GradientPass {
+  const vars = model.namedParameters().filter(([, p]) => p.trainable);
+  const before = tf.memory().numTensors;
+  // distinct data buffers: tf.memory() bytes (and tf.profile's peak) count every view of a buffer again
+  const span = memorySpan();
+  const { value, grads } = tf.variableGrads(
+    () => tf.tidy(() => tf.mean(tf.square(run(x)))) as tf.Scalar,
+    vars.map(([, p]) => p.variable),
+  );
+  const peakBytes = span.stop().peakDataBytes;
+  const out: Record<string, Float32Array> = {};
+  for (const [k, p] of vars) if (grads[p.variable.name]) out[k] = grads[p.variable.name].dataSync() as Float32Array;
+  const loss = value.dataSync()[0];
+  value.dispose();
+  tf.dispose(grads);
+  return { grads: out, loss, peakBytes, leaked: tf.memory().numTensors - before };
 }

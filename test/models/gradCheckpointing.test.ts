@@ -7,8 +7,8 @@ import { Trainer } from '../../src/train/trainer.js';
 import { bevtSwin } from '../../src/models/videoSwin/bevtSwin.js';
 import { videoSwin } from '../../src/models/videoSwin/swinTransformer3d.js';
 import { BACKENDS, useBackend } from '../helpers/backends.js';
-import { memorySpan } from '../../src/backends/memoryMeter.js';
-import { mulberry32 } from '../../src/utils/random.js';
+import { gradientPass, randomInput } from '../helpers/training.js';
+import { setGradCheckpointingDeep } from '../../src/models/checkpoint.js';
 import { swin, swinV2 } from '../../src/models/swin/swinTransformer.js';
 import { vit } from '../../src/models/vit/visionTransformer.js';
 import { convnextV2 } from '../../src/models/convnextV2/convnext.js';
@@ -19,60 +19,17 @@ import { fcmae } from '../../src/pretrain/fcmae.js';
 import { livened as unitResPostNorm } from '../helpers/families.js';
 import { seeded, smoothImages, TINY_SWIN, TINY_VIT } from '../pretrain/tiny.js';
 
-interface StepResult {
-  grads: Record<string, Float32Array>;
-  peakBytes: number;
-  leaked: number;
-}
-
-function randomInput(shape: number[], seed: number): tf.Tensor {
-  const rand = mulberry32(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    Float32Array.from({ length: n }, () => rand() * 2 - 1),
-    shape,
-  );
-}
-
-/** One loss + gradient pass over every trainable variable of `model`; the peak bytes it held. */
-function step(model: Module, x: tf.Tensor, run: (x: tf.Tensor) => tf.Tensor): StepResult {
-  const vars = model.namedParameters().filter(([, p]) => p.trainable);
-  const before = tf.memory().numTensors;
-  // distinct data buffers: tf.memory() bytes (and tf.profile's peak) count every view of a buffer again
-  const span = memorySpan();
-  const res = tf.variableGrads(
-    () => tf.tidy(() => tf.mean(tf.square(run(x)))) as tf.Scalar,
-    vars.map(([, p]) => p.variable),
-  );
-  const peakBytes = span.stop().peakDataBytes;
-  const { value, grads } = res;
-  const out: Record<string, Float32Array> = {};
-  // variables the features do not reach (the head) get no gradient in either run
-  for (const [k, p] of vars) if (grads[p.variable.name]) out[k] = grads[p.variable.name].dataSync() as Float32Array;
-  value.dispose();
-  tf.dispose(grads);
-  return { grads: out, peakBytes, leaked: tf.memory().numTensors - before };
-}
-
 function maxDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
   let m = 0;
   for (const k of Object.keys(a)) for (let i = 0; i < a[k].length; i++) m = Math.max(m, Math.abs(a[k][i] - b[k][i]));
   return m;
 }
 
-/** Switch checkpointing on every submodule that has it (what the trainer's option does). */
-function setAll(model: Module, on: boolean): void {
-  for (const m of [model, ...model.namedModules().map(([, c]) => c)]) {
-    const s = (m as Partial<{ setGradCheckpointing(on?: boolean): void }>).setGradCheckpointing;
-    if (typeof s === 'function') s.call(m, on);
-  }
-}
-
 async function compare(label: string, model: Module, x: tf.Tensor, run: (x: tf.Tensor) => tf.Tensor) {
-  const plain = step(model, x, run);
-  setAll(model, true);
-  const chk = step(model, x, run);
-  setAll(model, false);
+  const plain = gradientPass(model, x, run);
+  setGradCheckpointingDeep(model, true);
+  const chk = gradientPass(model, x, run);
+  setGradCheckpointingDeep(model, false);
   const diff = maxDiff(plain.grads, chk.grads);
   console.log(
     `${label}: peak ${plain.peakBytes} -> ${chk.peakBytes} bytes (${((1 - chk.peakBytes / plain.peakBytes) * 100).toFixed(1)}% less), max |grad diff| ${diff}`,
