@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { KernelArgs, KernelResult, Previous, kernelModuleFor, prod, splitRange, threadsFor } from './kernelModule.js';
+import { KernelArgs, KernelModule, KernelResult, Previous, kernelModuleFor, prod, splitRange, threadsFor } from './kernelModule.js';
 
 /**
  * Convolution kernels for the wasm backend (`native/assembly/depthwise.ts`, `convFilterGrad.ts`):
@@ -40,6 +40,25 @@ function convShapeArgs(info: tf.backend_util.Conv2DInfo): number[] {
   ];
 }
 
+/**
+ * Run `depthwiseConv` over `rows` output rows (`args`: its pointers and shape arguments), split across the
+ * threads, each with a scratch band for the input rows it reads, padded with the zero columns its taps reach
+ * (none needed when no tap leaves the image horizontally).
+ */
+function runDepthwise(mod: KernelModule, args: number[], rows: number, work: number): void {
+  const [, , , H, W, C, KH, KW, sh, sw, dh, dw, , pl, , OW] = args;
+  const padL = Math.max(0, pl);
+  const padR = Math.max(0, (OW - 1) * sw - pl + (KW - 1) * dw + 1 - W);
+  const rowBytes = (W + padL + padR) * C * 4;
+  mod.run(
+    'depthwiseConv',
+    splitRange(rows, threadsFor(mod, work)).map(([r0, r1], t) => {
+      const band = Math.min(H, (r1 - r0 - 1) * sh + (KH - 1) * dh + 1);
+      return [...args, r0, r1, padL || padR ? mod.scratch(band * rowBytes, t) : 0];
+    }),
+  );
+}
+
 /** `DepthwiseConv2dNative` (channel multiplier 1, NHWC). */
 export function makeDepthwiseConv2d(previous: Previous) {
   return (args: KernelArgs): KernelResult => {
@@ -62,10 +81,7 @@ export function makeDepthwiseConv2d(previous: Previous) {
     if (prod(info.outShape) === 0) return out;
     const base = [mod.offset(x), mod.offset(filter), mod.offset(out), ...convShapeArgs(info)];
     const work = prod(info.outShape) * info.filterHeight * info.filterWidth;
-    mod.run(
-      'depthwiseConv',
-      splitRange(rows, threadsFor(mod, work)).map(([r0, r1]) => [...base, r0, r1]),
-    );
+    runDepthwise(mod, base, rows, work);
     return out;
   };
 }
@@ -170,10 +186,7 @@ export function makeDepthwiseInputGrad(previous: Previous) {
         info.inHeight,
         info.inWidth,
       ];
-      mod.run(
-        'depthwiseConv',
-        splitRange(info.batchSize * info.inHeight, threadsFor(mod, work)).map(([r0, r1]) => [...fwd, r0, r1]),
-      );
+      runDepthwise(mod, fwd, info.batchSize * info.inHeight, work);
       return out;
     }
     const base = [mod.offset(dy), mod.offset(filter), mod.offset(out), ...convShapeArgs(info)];

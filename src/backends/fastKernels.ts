@@ -5,8 +5,9 @@ import { makeGather, makeIdentity, makeSlice, makeSplitV, makeTranspose } from '
 import { registerFusedGradients } from './fusedOps.js';
 import { KernelArgs, KernelResult, compileKernels, kernelsCompiled } from './kernelModule.js';
 import { BIAS_MASK_SOFTMAX_KERNEL, SOFTMAX_GRAD_KERNEL } from './fusedSoftmax.js';
+import { GRN_KERNEL } from './fusedAttention.js';
 import { makeBatchMatMul, makeFusedMatMul } from './matMulKernel.js';
-import { geluGradKernel, layerNormKernel, makeUnary } from './pointwiseKernels.js';
+import { geluGradKernel, grnKernel, layerNormKernel, makeUnary } from './pointwiseKernels.js';
 import { makeSum } from './reduceKernels.js';
 import { biasMaskSoftmaxKernel, makeSoftmax, softmaxGradKernel } from './softmaxKernels.js';
 // first: the JavaScript kernels tfjs-wasm lacks for training, so that ours wrap them (and unregistering ours puts them back)
@@ -38,7 +39,8 @@ import './wasmKernels.js';
  *   `GatherV2` (batchDims 0) as row copies; `Identity` shares its input's data instead of copying it.
  * - `Sum` (float32) over one block of axes, in float64, without tfjs-wasm's transpose (`reduceKernels.ts`).
  * - `VisBackbonesGelu`, `VisBackbonesGeluGrad`, `VisBackbonesLayerNorm`: fused single-pass kernels
- *   that `gelu` and `LayerNorm` (src/layers) use when present (see `fusedOps.ts`).
+ *   that `gelu` and `LayerNorm` (src/layers) use when present (see `fusedOps.ts`); `VisBackbonesGrn`, ConvNeXt
+ *   V2's global response norm in two passes, for inference (`fusedGrn` in `fusedAttention.ts`).
  * - `Softmax` (float32, last axis), and `VisBackbonesBiasMaskSoftmax` / `VisBackbonesSoftmaxGrad`:
  *   window attention's `softmax(logits + bias + mask)` in one pass and its gradient (`softmaxKernels.ts`,
  *   used by `biasMaskSoftmax` in src/layers/attention.ts through `fusedSoftmax.ts`).
@@ -71,6 +73,7 @@ export const FAST_KERNEL_NAMES = [
   GELU_KERNEL,
   GELU_GRAD_KERNEL,
   LAYER_NORM_KERNEL,
+  GRN_KERNEL,
   'Softmax',
   '_FusedMatMul',
   BIAS_MASK_SOFTMAX_KERNEL,
@@ -119,6 +122,7 @@ const KERNEL_FUNCS: Record<FastKernelName, (args: KernelArgs) => KernelResult> =
   [GELU_KERNEL]: makeUnary('gelu', (args) => previous(GELU_KERNEL, args)),
   [GELU_GRAD_KERNEL]: geluGradKernel,
   [LAYER_NORM_KERNEL]: layerNormKernel,
+  [GRN_KERNEL]: grnKernel,
   Softmax: makeSoftmax((args) => previous('Softmax', args)),
   _FusedMatMul: makeFusedMatMul((args) => previous('_FusedMatMul', args)),
   [BIAS_MASK_SOFTMAX_KERNEL]: biasMaskSoftmaxKernel,

@@ -35,6 +35,7 @@ export interface KernelExports {
   softmaxGrad(y: number, dy: number, dx: number, m: number, r0: number, r1: number): void;
   binary(...args: number[]): void;
   unary(op: number, x: number, y: number, i0: number, i1: number): void;
+  grn(x: number, gamma: number, beta: number, y: number, p: number, c: number, eps: number, scratch: number, b0: number, b1: number): void;
 }
 
 /** A kernel's name in the module. */
@@ -62,6 +63,7 @@ const KERNELS: Record<KernelName, true> = {
   softmaxGrad: true,
   binary: true,
   unary: true,
+  grn: true,
 };
 
 /**

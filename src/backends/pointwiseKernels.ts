@@ -4,7 +4,8 @@ import { KernelArgs, KernelName, KernelResult, Previous, kernelModuleFor, prod, 
 /**
  * Elementwise and row kernels for the wasm backend (`native/assembly/pointwise.ts`, `rowNorm.ts`):
  * `Erf` with a SIMD polynomial (within 2.6 ulp), and the fused GELU, GELU gradient and LayerNorm
- * kernels that `fusedOps.ts` calls.
+ * kernels that `fusedOps.ts` calls, and ConvNeXt V2's global response norm (`native/assembly/grn.ts`)
+ * for `fusedGrn` (`fusedAttention.ts`: inference only).
  */
 /**
  * A float32 elementwise kernel `y = f(x)` run by the module's export `kernel` with arguments
@@ -66,6 +67,23 @@ export function layerNormKernel(args: KernelArgs): KernelResult {
   mod.run(
     'layerNorm',
     splitRange(rows, threadsFor(mod, rows * c * 4)).map(([r0, r1]) => [px, pw, pb, py, c, eps, r0, r1]),
+  );
+  return out;
+}
+
+/** `VisBackbonesGrn`: global response norm of an NHWC map in two passes per image, images split across threads. */
+export function grnKernel(args: KernelArgs): KernelResult {
+  const { x, weight, bias } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; bias: tf.TensorInfo };
+  const { eps } = args.attrs as { eps: number };
+  const mod = kernelModuleFor(args.backend);
+  if (!mod) throw new Error(`VisBackbonesGrn: the kernel module could not be instantiated`);
+  const [b, h, w, c] = x.shape;
+  const out = mod.backend.makeOutput(x.shape, 'float32');
+  if (prod(x.shape) === 0) return out;
+  const base = [mod.offset(x), mod.offset(weight), mod.offset(bias), mod.offset(out), h * w, c, eps];
+  mod.run(
+    'grn',
+    splitRange(b, threadsFor(mod, prod(x.shape) * 4)).map(([b0, b1], t) => [...base, mod.scratch(12 * c, t), b0, b1]),
   );
   return out;
 }

@@ -2,9 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FAST_KERNEL_NAMES, registerFastKernels } from '../../src/backends/fastKernels.js';
 import { fusedGelu, fusedLayerNorm } from '../../src/backends/fusedOps.js';
+import { fusedGrn } from '../../src/backends/fusedAttention.js';
 import { fusedBiasMaskSoftmax } from '../../src/backends/fusedSoftmax.js';
 import { biasMaskSoftmax } from '../../src/layers/attention.js';
 import { gelu } from '../../src/layers/activations.js';
+import { GlobalResponseNorm } from '../../src/layers/grn.js';
 import { useBackend } from '../helpers/backends.js';
 import { diff, erf64, on, randn } from './kernelTestUtils.js';
 
@@ -167,6 +169,47 @@ describe('fused GELU and LayerNorm', () => {
   });
 });
 
+describe('global response norm (VisBackbonesGrn)', () => {
+  for (const shape of [
+    [2, 17, 19, 37], // more pixels than one block of sums, channels not a multiple of 4
+    [1, 56, 56, 40], // ConvNeXt V2 atto's first stage
+    [3, 1, 1, 5],
+  ] as Array<[number, number, number, number]>) {
+    it(`equals the composed formula on cpu for [${shape}], and leaves taping to it`, async () => {
+      const c = shape[3];
+      const [xv, gv, bv] = [
+        randn(
+          shape.reduce((a, b) => a * b, 1),
+          21,
+          2,
+        ),
+        randn(c, 22, 0.5),
+        randn(c, 23, 0.5),
+      ];
+      const run = (useFused: boolean) => () => {
+        const grn = new GlobalResponseNorm(c);
+        grn.weight.value.assign(tf.tensor1d(gv));
+        grn.bias.value.assign(tf.tensor1d(bv));
+        const x = tf.tensor4d(xv, shape);
+        const fused = fusedGrn(x, grn.weight.value, grn.bias.value, grn.eps);
+        if (useFused && !fused) throw new Error('no fused GRN kernel on wasm');
+        const y = fused ?? grn.forward(x);
+        // while a tape records, the layer computes the composed ops (the kernel has no gradient)
+        const taped = tf.grad((t: tf.Tensor) => {
+          if (fusedGrn(t, grn.weight.value, grn.bias.value, grn.eps)) throw new Error('fused GRN while taping');
+          return tf.sum(grn.forward(t));
+        })(x);
+        grn.dispose();
+        return [y, taped];
+      };
+      const cpu = await on('cpu', run(false));
+      const wasm = await on('wasm', run(true));
+      expect(diff(wasm[0], cpu[0], 1e-5, 1e-5).worst).toBeLessThanOrEqual(0);
+      expect(diff(wasm[1], cpu[1], 1e-5, 1e-4).worst).toBeLessThanOrEqual(0);
+    });
+  }
+});
+
 type Pad = 'valid' | 'same' | number;
 interface ConvCase {
   x: [number, number, number, number];
@@ -184,6 +227,9 @@ const DEPTHWISE: ConvCase[] = [
   { x: [2, 15, 12, 5], k: [3, 3], out: 1, stride: 2, pad: 1 },
   { x: [1, 12, 14, 9], k: [3, 5], out: 1, stride: [2, 1], pad: 'same' },
   { x: [1, 17, 15, 4], k: [3, 3], out: 1, stride: 1, pad: 'same', dil: 2 },
+  { x: [2, 3, 2, 6], k: [7, 7], out: 1, stride: 1, pad: 3 }, // the taps pass both edges of a map smaller than the filter
+  { x: [1, 4, 5, 8], k: [3, 3], out: 1, stride: 1, pad: 4 }, // rows and columns of output that see only padding
+  { x: [1, 14, 14, 160], k: [7, 7], out: 1, stride: 1, pad: 3 }, // ConvNeXt's stage 3
   { x: [1, 9, 9, 3], k: [3, 3], out: 2, stride: 1, pad: 'same' }, // multiplier 2: handed back
 ];
 

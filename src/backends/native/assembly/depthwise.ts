@@ -21,88 +21,131 @@ function endTap(o: i32, s: i32, p: i32, d: i32, n: i32, K: i32): i32 {
   return room < 0 ? 0 : min(K, room / d + 1);
 }
 
-/** One output pixel (all channels from `c0`), every tap bounds-checked. */
-function pixel(
-  xb: usize, w: usize, yp: usize, c0: i32, C: i32, H: i32, W: i32, KH: i32, KW: i32,
-  sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32, oh: i32, ow: i32,
-): void {
+/**
+ * One output column, channels from `c0`: taps `[kh0, kh1)` (rows of `xr`, `rowP` bytes apart) times all `KW`
+ * columns, the input already padded horizontally (every tap column exists).
+ */
+function column(xr: usize, w: usize, yp: usize, c0: i32, C: i32, KW: i32, dw: i32, kh0: i32, kh1: i32, rowTap: usize): void {
   const pix = <usize>C << 2;
-  const kh0 = firstTap(oh, sh, pt, dh);
-  const kh1 = endTap(oh, sh, pt, dh, H, KH);
-  const kw0 = firstTap(ow, sw, pl, dw);
-  const kw1 = endTap(ow, sw, pl, dw, W, KW);
   for (let c = c0; c < C; c += 4) {
     const n = min(4, C - c);
     const co = <usize>c << 2;
     let acc = f32x4.splat(0);
     for (let kh = kh0; kh < kh1; kh++) {
-      const xr = xb + <usize>(oh * sh - pt + kh * dh) * <usize>W * pix + co;
-      for (let kw = kw0; kw < kw1; kw++) {
-        const xv = loadLanes(xr + <usize>(ow * sw - pl + kw * dw) * pix, n);
-        const wv = loadLanes(w + <usize>(kh * KW + kw) * pix + co, n);
-        acc = mac(acc, xv, wv);
-      }
+      const xk = xr + <usize>(kh - kh0) * rowTap + co;
+      const wr = w + <usize>(kh * KW) * pix + co;
+      for (let kw = 0; kw < KW; kw++) acc = mac(acc, loadLanes(xk + <usize>(kw * dw) * pix, n), loadLanes(wr + <usize>kw * pix, n));
     }
     storeLanes(yp + co, acc, n);
   }
 }
 
 /**
- * Forward pass for output rows `[r0, r1)` of the `N*OH` rows: `y[n, oh, ow, c] = sum x * w`.
+ * Forward pass for output rows `[r0, r1)` of the `N*OH` rows: `y[n, oh, ow, c] = sum x * w`. Where the taps
+ * reach past the left or right edge, the input rows these output rows read are first copied with their zero
+ * columns into `scratch` (`(rows read) * (W + left + right pad) * C` floats), so that no column needs a bounds
+ * check; rows above and below are skipped per output row instead.
  */
 export function depthwiseConv(
   x: usize, w: usize, y: usize, H: i32, W: i32, C: i32, KH: i32, KW: i32,
-  sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32, OH: i32, OW: i32, r0: i32, r1: i32,
+  sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32, OH: i32, OW: i32, r0: i32, r1: i32, scratch: usize,
 ): void {
   const pix = <usize>C << 2;
   const rowIn = <usize>W * pix;
   const c4 = C & ~3;
-  // columns whose every tap lies inside [0, W)
-  let owLo = pl > 0 ? (pl + sw - 1) / sw : 0;
-  const room = W - 1 - (KW - 1) * dw + pl;
-  let owHi = room < 0 ? 0 : room / sw + 1;
-  owLo = min(owLo, OW);
-  owHi = max(owLo, min(owHi, OW));
+  const padL = max(0, pl);
+  const padR = max(0, (OW - 1) * sw - pl + (KW - 1) * dw + 1 - W);
+  const copy = padL > 0 || padR > 0;
+  const rowP = copy ? <usize>(W + padL + padR) * pix : rowIn;
   const step = <usize>sw * pix;
-  for (let r = r0; r < r1; r++) {
+  const unit = sw == 1 && dw == 1;
+  let r = r0;
+  while (r < r1) {
     const n = r / OH;
-    const oh = r - n * OH;
+    const a = r - n * OH;
+    const b = min(OH, a + (r1 - r));
+    r += b - a;
     const xb = x + <usize>n * <usize>H * rowIn;
-    const yr = y + <usize>r * <usize>OW * pix;
-    for (let ow = 0; ow < owLo; ow++) pixel(xb, w, yr + <usize>ow * pix, 0, C, H, W, KH, KW, sh, sw, dh, dw, pt, pl, oh, ow);
-    for (let ow = owHi; ow < OW; ow++) pixel(xb, w, yr + <usize>ow * pix, 0, C, H, W, KH, KW, sh, sw, dh, dw, pt, pl, oh, ow);
-    const kh0 = firstTap(oh, sh, pt, dh);
-    const kh1 = endTap(oh, sh, pt, dh, H, KH);
-    let ow = owLo;
-    for (; ow + 4 <= owHi; ow += 4) {
-      const yp = yr + <usize>ow * pix;
-      const xc = xb + <usize>(ow * sw - pl) * pix;
-      for (let c = 0; c < c4; c += 4) {
-        const co = <usize>c << 2;
-        let a0 = f32x4.splat(0);
-        let a1 = a0, a2 = a0, a3 = a0;
-        for (let kh = kh0; kh < kh1; kh++) {
-          const xr = xc + <usize>(oh * sh - pt + kh * dh) * rowIn + co;
-          const wr = w + <usize>(kh * KW) * pix + co;
-          for (let kw = 0; kw < KW; kw++) {
-            const wv = v128.load(wr + <usize>kw * pix);
-            const p = xr + <usize>(kw * dw) * pix;
-            a0 = mac(a0, v128.load(p), wv);
-            a1 = mac(a1, v128.load(p + step), wv);
-            a2 = mac(a2, v128.load(p + 2 * step), wv);
-            a3 = mac(a3, v128.load(p + 3 * step), wv);
-          }
-        }
-        v128.store(yp + co, a0);
-        v128.store(yp + pix + co, a1);
-        v128.store(yp + 2 * pix + co, a2);
-        v128.store(yp + 3 * pix + co, a3);
+    // input rows [lo, hi) read by output rows [a, b) of image n; (ih, padded column q) lies at band + (ih - lo) rowP + q pix
+    const lo = max(0, a * sh - pt);
+    const hi = min(H, (b - 1) * sh - pt + (KH - 1) * dh + 1);
+    let band = xb + <usize>lo * rowIn;
+    if (copy) {
+      for (let ih = lo; ih < hi; ih++) {
+        const dst = scratch + <usize>(ih - lo) * rowP;
+        memory.fill(dst, 0, <usize>padL * pix);
+        memory.copy(dst + <usize>padL * pix, xb + <usize>ih * rowIn, rowIn);
+        memory.fill(dst + <usize>padL * pix + rowIn, 0, <usize>padR * pix);
       }
-      if (c4 < C) {
-        for (let j = 0; j < 4; j++) pixel(xb, w, yp + <usize>j * pix, c4, C, H, W, KH, KW, sh, sw, dh, dw, pt, pl, oh, ow + j);
-      }
+      band = scratch;
     }
-    for (; ow < owHi; ow++) pixel(xb, w, yr + <usize>ow * pix, 0, C, H, W, KH, KW, sh, sw, dh, dw, pt, pl, oh, ow);
+    const rowTap = <usize>dh * rowP;
+    for (let oh = a; oh < b; oh++) {
+      const kh0 = firstTap(oh, sh, pt, dh);
+      const kh1 = endTap(oh, sh, pt, dh, H, KH);
+      const yr = y + <usize>(n * OH + oh) * <usize>OW * pix;
+      if (kh0 >= kh1) {
+        memory.fill(yr, 0, <usize>OW * pix);
+        continue;
+      }
+      // tap row kh0 of this output row; output column ow, tap kw reads padded column ow*sw + kw*dw
+      const xr0 = band + <usize>(oh * sh - pt + kh0 * dh - lo) * rowP;
+      let ow = 0;
+      for (; ow + 4 <= OW; ow += 4) {
+        const yp = yr + <usize>ow * pix;
+        const xc = xr0 + <usize>ow * step;
+        for (let c = 0; c < c4; c += 4) {
+          const co = <usize>c << 2;
+          let a0 = f32x4.splat(0);
+          let a1 = a0, a2 = a0, a3 = a0;
+          if (unit) {
+            // stride and dilation 1: the four columns' inputs at tap kw are columns kw..kw+3, so each tap loads
+            // one new input vector and slides the other three along
+            for (let kh = kh0; kh < kh1; kh++) {
+              let xp = xc + <usize>(kh - kh0) * rowTap + co;
+              let wp = w + <usize>(kh * KW) * pix + co;
+              let x0 = v128.load(xp);
+              let x1 = v128.load(xp + pix);
+              let x2 = v128.load(xp + 2 * pix);
+              xp += 3 * pix;
+              const wend = wp + <usize>KW * pix;
+              while (wp < wend) {
+                const x3 = v128.load(xp);
+                const wv = v128.load(wp);
+                a0 = mac(a0, x0, wv);
+                a1 = mac(a1, x1, wv);
+                a2 = mac(a2, x2, wv);
+                a3 = mac(a3, x3, wv);
+                x0 = x1;
+                x1 = x2;
+                x2 = x3;
+                xp += pix;
+                wp += pix;
+              }
+            }
+          } else {
+            for (let kh = kh0; kh < kh1; kh++) {
+              const xr = xc + <usize>(kh - kh0) * rowTap + co;
+              const wr = w + <usize>(kh * KW) * pix + co;
+              for (let kw = 0; kw < KW; kw++) {
+                const wv = v128.load(wr + <usize>kw * pix);
+                const p = xr + <usize>(kw * dw) * pix;
+                a0 = mac(a0, v128.load(p), wv);
+                a1 = mac(a1, v128.load(p + step), wv);
+                a2 = mac(a2, v128.load(p + 2 * step), wv);
+                a3 = mac(a3, v128.load(p + 3 * step), wv);
+              }
+            }
+          }
+          v128.store(yp + co, a0);
+          v128.store(yp + pix + co, a1);
+          v128.store(yp + 2 * pix + co, a2);
+          v128.store(yp + 3 * pix + co, a3);
+        }
+        if (c4 < C) for (let j = 0; j < 4; j++) column(xc + <usize>j * step, w, yp + <usize>j * pix, c4, C, KW, dw, kh0, kh1, rowTap);
+      }
+      for (; ow < OW; ow++) column(xr0 + <usize>ow * step, w, yr + <usize>ow * pix, 0, C, KW, dw, kh0, kh1, rowTap);
+    }
   }
 }
 

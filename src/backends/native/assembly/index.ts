@@ -14,3 +14,4 @@ export { depthwiseConv, depthwiseFilterGrad, depthwiseInputGrad } from './depthw
 export { convFilterGrad } from './convFilterGrad';
 export { transpose2d } from './transpose';
 export { gatherRows, gatherRuns } from './gatherRuns';
+export { grn } from './grn';

@@ -75,7 +75,7 @@ export function hmax(v: v128): f32 {
  */
 @inline
 export function expv(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.33654)), f32x4.splat(88.3762626647949));
+  x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.33654)), f32x4.splat(88.3762626647949));
   const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
   let r = nmadd(n, f32x4.splat(0.693359375), x);
   r = nmadd(n, f32x4.splat(-2.12194440e-4), r);
@@ -109,7 +109,7 @@ export function erfv(x: v128): v128 {
   p = madd(p, u, f32x4.splat(1.1283791065216064));
   const small = f32x4.mul(x, p);
 
-  const tc = f32x4.min(t, f32x4.splat(3.92));
+  const tc = f32x4.pmin(t, f32x4.splat(3.92));
   const s = f32x4.sub(f32x4.mul(tc, f32x4.splat(0.6670836210250854)), f32x4.splat(1.614967703819275));
   let q = f32x4.splat(0.00036740637733601034);
   q = madd(q, s, f32x4.splat(-0.00013184879207983613));
@@ -127,7 +127,7 @@ export function erfv(x: v128): v128 {
   q = madd(q, s, f32x4.splat(0.004818243905901909));
   q = madd(q, s, f32x4.splat(0.9993823170661926));
   const one = f32x4.splat(1);
-  q = v128.bitselect(one, f32x4.min(q, one), f32x4.ge(t, f32x4.splat(3.92)));
+  q = v128.bitselect(one, f32x4.pmin(q, one), f32x4.ge(t, f32x4.splat(3.92)));
   const signBit = v128.and(x, i32x4.splat(0x80000000));
   const large = v128.or(q, signBit);
   return v128.bitselect(small, large, f32x4.lt(t, f32x4.splat(0.921875)));
