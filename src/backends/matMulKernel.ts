@@ -42,6 +42,9 @@ export function makeFusedMatMul(previous: Previous) {
   };
 }
 
+/** Rows of B the GEMM packs per pass over K (`KC` in `native/assembly/gemm.ts`): the packing scratch holds that many. */
+const GEMM_KC = 512;
+
 /** `op(a) op(b) (+ bias)` into a new tensor, or null for a case our GEMM does not take. */
 function product(
   mod: KernelModule,
@@ -90,7 +93,7 @@ function product(
   const sbb = batchB === 1 ? 0 : K * N * 4;
   const sab2 = batch2 === 1 ? 0 : sab;
   const sbb2 = batch2 === 1 ? 0 : sbb;
-  const packBytes = Math.ceil(N / 8) * Math.max(K, 1) * 32;
+  const packBytes = Math.ceil(N / 8) * Math.min(Math.max(K, 1), GEMM_KC) * 32;
   const threads = threadsFor(mod, batch2 * M2 * N * Math.max(K, 1));
   const base = [pa, pb, pc, M2, N, K, sam, sak, sbk, sbn, sab2, sbb2];
   let jobs: number[][];
@@ -101,7 +104,7 @@ function product(
     // its part of B, where splitting rows would have every thread pack all of it
     jobs = splitRange(N, threads, 8).map(([j0, j1], t) => {
       const nj = j1 - j0;
-      const bytes = Math.ceil(nj / 8) * Math.max(K, 1) * 32;
+      const bytes = Math.ceil(nj / 8) * Math.min(Math.max(K, 1), GEMM_KC) * 32;
       return [
         pa,
         pb + j0 * sbn,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FAST_KERNEL_NAMES, registerFastKernels } from '../../src/backends/fastKernels.js';
+import { kernelSimd } from '../../src/backends/kernelModule.js';
 import { fusedGelu, fusedLayerNorm } from '../../src/backends/fusedOps.js';
 import { fusedGrn } from '../../src/backends/fusedAttention.js';
 import { fusedBiasMaskSoftmax } from '../../src/backends/fusedSoftmax.js';
@@ -46,6 +47,9 @@ describe('BatchMatMul', () => {
     { a: [200, 128], b: [170, 128], tb: true, why: 'large 2-D transposeB (transpose + XNNPACK)' },
     { a: [7, 1, 1], b: [7, 1, 1], tb: true, why: '1x1 products' },
     { a: [3, 0, 4], b: [3, 4, 5], why: 'empty' },
+    { a: [2, 3, 0], b: [2, 0, 4], why: 'K = 0 (zeros)' },
+    { a: [1300, 37], b: [1300, 21], ta: true, why: 'K past one pass of 512 (three, the last ragged): a weight gradient' },
+    { a: [2, 9, 1025], b: [1025, 16], why: 'K = 1025 with B shared by the batches' },
   ];
   for (const c of cases) {
     it(`${c.why}: [${c.a}]${c.ta ? 'T' : ''} x [${c.b}]${c.tb ? 'T' : ''}`, async () => {
@@ -63,6 +67,28 @@ describe('BatchMatMul', () => {
       expect(d.worst, `max abs ${d.maxAbs}`).toBeLessThanOrEqual(0);
     });
   }
+});
+
+describe('GEMM summation order', () => {
+  it('sums each element as one float32 chain in k order, across passes over K (SIMD128 build: bit for bit)', async () => {
+    // K = 1100 takes three passes of at most 512 rows of B; each pass starts from the C the last one stored
+    const [m, n, k] = [6, 11, 1100];
+    const av = randn(m * k, 31);
+    const bv = randn(k * n, 32);
+    const [c] = await on('wasm', () => tf.matMul(tf.tensor2d(av, [m, k]), tf.tensor2d(bv, [k, n])));
+    const fused = kernelSimd() === 'relaxed';
+    let worst = 0;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let t = 0; t < k; t++)
+          s = fused ? Math.fround(s + av[i * k + t] * bv[t * n + j]) : Math.fround(s + Math.fround(av[i * k + t] * bv[t * n + j]));
+        worst = Math.max(worst, Math.abs(c[i * n + j] - s) / Math.max(Math.abs(s), 1e-3));
+      }
+    }
+    // the relaxed build fuses each multiply-add (one rounding, emulated here in float64 then rounded)
+    expect(worst).toBeLessThanOrEqual(fused ? 1e-6 : 0);
+  });
 });
 
 describe('Erf', () => {
