@@ -7,7 +7,7 @@ import { KernelArgs, KernelResult, compileKernels, kernelsCompiled } from './ker
 import { BIAS_MASK_SOFTMAX_KERNEL, SOFTMAX_GRAD_KERNEL } from './fusedSoftmax.js';
 import { GRN_KERNEL } from './fusedAttention.js';
 import { makeBatchMatMul, makeFusedMatMul } from './matMulKernel.js';
-import { geluGradKernel, grnKernel, layerNormKernel, makeUnary } from './pointwiseKernels.js';
+import { geluGradKernel, grnKernel, layerNormGradWKernel, layerNormGradXKernel, layerNormKernel, makeUnary } from './pointwiseKernels.js';
 import { makeSum } from './reduceKernels.js';
 import { biasMaskSoftmaxKernel, makeSoftmax, softmaxGradKernel } from './softmaxKernels.js';
 // first: the JavaScript kernels tfjs-wasm lacks for training, so that ours wrap them (and unregistering ours puts them back)
@@ -38,8 +38,9 @@ import './wasmKernels.js';
  * - `Slice`, `SplitV`, `Transpose` (4-byte dtypes): strided copies on the heap (`copyKernels.ts`);
  *   `GatherV2` (batchDims 0) as row copies; `Identity` shares its input's data instead of copying it.
  * - `Sum` (float32) over one block of axes, in float64, without tfjs-wasm's transpose (`reduceKernels.ts`).
- * - `VisBackbonesGelu`, `VisBackbonesGeluGrad`, `VisBackbonesLayerNorm`: fused single-pass kernels
- *   that `gelu` and `LayerNorm` (src/layers) use when present (see `fusedOps.ts`); `VisBackbonesGrn`, ConvNeXt
+ * - `VisBackbonesGelu`, `VisBackbonesGeluGrad`, `VisBackbonesLayerNorm`, `VisBackbonesLayerNormGradX`,
+ *   `VisBackbonesLayerNormGradW`: fused single-pass kernels that `gelu` and `LayerNorm` (src/layers) and
+ *   their gradients use when present (see `fusedOps.ts`); `VisBackbonesGrn`, ConvNeXt
  *   V2's global response norm in two passes, for inference (`fusedGrn` in `fusedAttention.ts`).
  * - `Softmax` (float32, last axis), and `VisBackbonesBiasMaskSoftmax` / `VisBackbonesSoftmaxGrad`:
  *   window attention's `softmax(logits + bias + mask)` in one pass and its gradient (`softmaxKernels.ts`,
@@ -55,6 +56,8 @@ import './wasmKernels.js';
 export const GELU_KERNEL = 'VisBackbonesGelu';
 export const LAYER_NORM_KERNEL = 'VisBackbonesLayerNorm';
 export const GELU_GRAD_KERNEL = 'VisBackbonesGeluGrad';
+export const LAYER_NORM_GRAD_X_KERNEL = 'VisBackbonesLayerNormGradX';
+export const LAYER_NORM_GRAD_W_KERNEL = 'VisBackbonesLayerNormGradW';
 
 /** The kernels {@link registerFastKernels} installs. */
 export const FAST_KERNEL_NAMES = [
@@ -73,6 +76,8 @@ export const FAST_KERNEL_NAMES = [
   GELU_KERNEL,
   GELU_GRAD_KERNEL,
   LAYER_NORM_KERNEL,
+  LAYER_NORM_GRAD_X_KERNEL,
+  LAYER_NORM_GRAD_W_KERNEL,
   GRN_KERNEL,
   'Softmax',
   '_FusedMatMul',
@@ -122,6 +127,8 @@ const KERNEL_FUNCS: Record<FastKernelName, (args: KernelArgs) => KernelResult> =
   [GELU_KERNEL]: makeUnary('gelu', (args) => previous(GELU_KERNEL, args)),
   [GELU_GRAD_KERNEL]: geluGradKernel,
   [LAYER_NORM_KERNEL]: layerNormKernel,
+  [LAYER_NORM_GRAD_X_KERNEL]: layerNormGradXKernel,
+  [LAYER_NORM_GRAD_W_KERNEL]: layerNormGradWKernel,
   [GRN_KERNEL]: grnKernel,
   Softmax: makeSoftmax((args) => previous('Softmax', args)),
   _FusedMatMul: makeFusedMatMul((args) => previous('_FusedMatMul', args)),

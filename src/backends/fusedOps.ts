@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 const GELU = 'VisBackbonesGelu';
 const GELU_GRAD = 'VisBackbonesGeluGrad';
 const LAYER_NORM = 'VisBackbonesLayerNorm';
+const LAYER_NORM_GRAD_X = 'VisBackbonesLayerNormGradX';
+const LAYER_NORM_GRAD_W = 'VisBackbonesLayerNormGradW';
 
 function available(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
@@ -63,7 +65,8 @@ export function registerFusedGradients(): void {
 /**
  * The gradients of LayerNorm over the last axis, `y = xhat * weight + bias` with
  * `xhat = (x - mean) * rstd`, as lazy functions (the form `tf.registerGradient` wants), from `x`, the
- * weight and the incoming gradient `g`; shared by every fused kernel that ends in a LayerNorm.
+ * weight and the incoming gradient `g`; shared by every fused kernel that ends in a LayerNorm. Where the
+ * backend has the two gradient kernels (wasm), the input and weight gradients are one kernel each.
  */
 export function layerNormGrads(
   g: tf.Tensor,
@@ -72,6 +75,14 @@ export function layerNormGrads(
   eps: number,
 ): { x: () => tf.Tensor; weight: () => tf.Tensor; bias: () => tf.Tensor } {
   const lead = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  if ([g, x, weight].every((t) => t.dtype === 'float32') && available(LAYER_NORM_GRAD_X) && available(LAYER_NORM_GRAD_W)) {
+    // one pass per gradient (our wasm kernels) instead of about twenty full-size ops
+    return {
+      x: () => tf.engine().runKernel(LAYER_NORM_GRAD_X, { x, weight, dy: g }, { eps }) as tf.Tensor,
+      weight: () => tf.engine().runKernel(LAYER_NORM_GRAD_W, { x, dy: g }, { eps }) as tf.Tensor,
+      bias: () => tf.sum(g, lead),
+    };
+  }
   const xhat = () => {
     const { mean, variance } = tf.moments(x, -1, true);
     const rstd = tf.rsqrt(tf.add(variance, eps));

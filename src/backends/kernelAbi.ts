@@ -36,6 +36,8 @@ export interface KernelExports {
   binary(...args: number[]): void;
   unary(op: number, x: number, y: number, i0: number, i1: number): void;
   grn(x: number, gamma: number, beta: number, y: number, p: number, c: number, eps: number, scratch: number, b0: number, b1: number): void;
+  layerNormGradX(x: number, w: number, dy: number, dx: number, c: number, eps: number, r0: number, r1: number): void;
+  layerNormGradW(x: number, dy: number, dw: number, acc: number, c: number, eps: number, rows: number, c0: number, c1: number): void;
 }
 
 /** A kernel's name in the module. */
@@ -64,6 +66,8 @@ const KERNELS: Record<KernelName, true> = {
   binary: true,
   unary: true,
   grn: true,
+  layerNormGradX: true,
+  layerNormGradW: true,
 };
 
 /**

@@ -71,6 +71,45 @@ export function layerNormKernel(args: KernelArgs): KernelResult {
   return out;
 }
 
+/** Scratch slot of the float64 sums of {@link layerNormGradWKernel} (shared by the threads: each writes its channels). */
+const ACC_SLOT = 64;
+
+/** `VisBackbonesLayerNormGradX`: the input gradient of LayerNorm (x, weight, dy), one row at a time, rows split across threads. */
+export function layerNormGradXKernel(args: KernelArgs): KernelResult {
+  const { x, weight, dy } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; dy: tf.TensorInfo };
+  const { eps } = args.attrs as { eps: number };
+  const mod = kernelModuleFor(args.backend);
+  if (!mod) throw new Error(`VisBackbonesLayerNormGradX: the kernel module could not be instantiated`);
+  const c = x.shape[x.shape.length - 1];
+  const rows = prod(x.shape) / Math.max(c, 1);
+  const out = mod.backend.makeOutput(x.shape, 'float32');
+  if (rows === 0 || c === 0) return out;
+  const base = [mod.offset(x), mod.offset(weight), mod.offset(dy), mod.offset(out), c, eps];
+  mod.run(
+    'layerNormGradX',
+    splitRange(rows, threadsFor(mod, rows * c * 6)).map(([r0, r1]) => [...base, r0, r1]),
+  );
+  return out;
+}
+
+/** `VisBackbonesLayerNormGradW`: the weight gradient of LayerNorm (x, dy) summed over the rows, channels split across threads. */
+export function layerNormGradWKernel(args: KernelArgs): KernelResult {
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const { eps } = args.attrs as { eps: number };
+  const mod = kernelModuleFor(args.backend);
+  if (!mod) throw new Error(`VisBackbonesLayerNormGradW: the kernel module could not be instantiated`);
+  const c = x.shape[x.shape.length - 1];
+  const rows = prod(x.shape) / Math.max(c, 1);
+  const out = mod.backend.makeOutput([c], 'float32');
+  if (c === 0) return out;
+  const base = [mod.offset(x), mod.offset(dy), mod.offset(out), mod.scratch(c * 8, ACC_SLOT), c, eps, rows];
+  mod.run(
+    'layerNormGradW',
+    splitRange(c, threadsFor(mod, rows * c * 6), 4).map(([c0, c1]) => [...base, c0, c1]),
+  );
+  return out;
+}
+
 /** `VisBackbonesGrn`: global response norm of an NHWC map in two passes per image, images split across threads. */
 export function grnKernel(args: KernelArgs): KernelResult {
   const { x, weight, bias } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; bias: tf.TensorInfo };

@@ -7,7 +7,7 @@
 export { bmm } from './gemm';
 export { erf, gelu, geluGrad } from './pointwise';
 export { reduceSum } from './reduce';
-export { layerNorm } from './rowNorm';
+export { layerNorm, layerNormGradW, layerNormGradX } from './rowNorm';
 export { biasMaskSoftmax, softmaxGrad } from './softmax';
 export { binary, unary } from './binary';
 export { depthwiseConv, depthwiseFilterGrad, depthwiseInputGrad } from './depthwise';
