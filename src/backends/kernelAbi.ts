@@ -18,7 +18,7 @@ export interface KernelExports {
   transpose2d(...args: number[]): void;
   gatherRuns(...args: number[]): void;
   geluGrad(x: number, dy: number, dx: number, i0: number, i1: number): void;
-  reduceSum(x: number, out: number, r: number, i: number, o0: number, o1: number): void;
+  reduceSum(x: number, out: number, r: number, i: number, o0: number, o1: number, i0: number, i1: number, scratch: number): void;
   gatherRows(...args: number[]): void;
   biasMaskSoftmax(
     x: number,

@@ -47,11 +47,14 @@ export function makeSum(previous: Previous) {
     }
     const px = mod.offset(x);
     const py = mod.offset(out);
-    const threads = Math.max(1, Math.min(o, threadsFor(mod, o * r * i)));
-    mod.run(
-      'reduceSum',
-      splitRange(o, threads).map(([o0, o1]) => [px, py, r, i, o0, o1]),
-    );
+    const threads = threadsFor(mod, o * r * i);
+    const scratch = (width: number, t: number) => (i === 1 ? 0 : mod.scratch(12 * width + 16, t));
+    // the outer blocks across threads where there are enough, else the columns (a bias gradient: o = 1)
+    const jobs =
+      o >= threads || i < 8 * threads
+        ? splitRange(o, Math.min(o, threads)).map(([o0, o1], t) => [px, py, r, i, o0, o1, 0, i, scratch(i, t)])
+        : splitRange(i, threads, 4).map(([i0, i1], t) => [px, py, r, i, 0, o, i0, i1, scratch(i1 - i0, t)]);
+    mod.run('reduceSum', jobs);
     return out;
   };
 }

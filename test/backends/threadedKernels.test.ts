@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import { fusedGrn } from '../../src/backends/fusedAttention.js';
+import { fusedLayerNorm } from '../../src/backends/fusedOps.js';
 import { kernelModuleFor } from '../../src/backends/kernelModule.js';
 import { useWasm } from '../../src/backends/wasmThreads.js';
 import { biasMaskSoftmax } from '../../src/layers/attention.js';
@@ -40,6 +42,14 @@ function workload(): tf.Tensor[] {
     tf.fused.matMul({ a: x.slice([0, 0], [64, 96]), b: tf.tensor2d(randn(96 * 3001, 8), [96, 3001]), bias: tf.tensor1d(randn(3001, 9)) }),
     tf.matMul(x.slice([0, 0], [64, 96]), tf.tensor2d(randn(1003 * 96, 10), [1003, 96]), false, true),
     tf.matMul(tf.tensor3d(randn(3 * 30 * 256, 11), [3, 30, 256]), tf.tensor2d(randn(256 * 520, 12), [256, 520])),
+    // a weight gradient (K = 4096 rows: eight passes over K) and a bias gradient (the sum split by columns)
+    tf.matMul(x, y, true, false),
+    tf.sum(y, 0),
+    // depthwise 7x7 with padding (each thread pads its own band of rows), GRN over two images
+    tf.depthwiseConv2d(x.reshape([1, 64, 64, 96]), tf.tensor4d(randn(49 * 96, 13), [7, 7, 96, 1]), 1, 3),
+    fusedGrn(x.reshape([2, 32, 64, 96]), tf.tensor1d(randn(96, 14)), tf.tensor1d(randn(96, 15)), 1e-6)!,
+    // LayerNorm's two gradient kernels
+    ...tf.grads((a: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(fusedLayerNorm(a, ww, tf.zeros([384]), 1e-5)!, y)))([y, b]),
   ];
 }
 
@@ -60,7 +70,18 @@ describe('our kernels on 2 threads', () => {
     const before = tf.memory().numTensors;
     const two = await on('wasm', workload);
     mod.run = run;
-    for (const k of ['biasMaskSoftmax', 'softmaxGrad', 'bmm', 'binary', 'unary'])
+    for (const k of [
+      'biasMaskSoftmax',
+      'softmaxGrad',
+      'bmm',
+      'binary',
+      'unary',
+      'reduceSum',
+      'depthwiseConv',
+      'grn',
+      'layerNormGradX',
+      'layerNormGradW',
+    ])
       expect(split.has(k), `${k} split across threads`).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
     expect(two.length).toBe(one.length);
