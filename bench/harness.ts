@@ -28,6 +28,8 @@ export interface BenchRow {
   imgsPerSec?: number;
   stepsPerSec?: number;
   gflopPerImg?: number;
+  /** The row's own matmul rate (measured interleaved with it): its % of matmul uses this instead of the suite's. */
+  matmulGflops?: number;
   note?: string;
 }
 

@@ -96,7 +96,7 @@ function printRow(r: BenchRow, mm: number): void {
     r.imgsPerSec !== undefined ? r.imgsPerSec.toFixed(2) : r.stepsPerSec !== undefined ? `${rate.toFixed(3)} steps/s` : '-',
     g ? g.toFixed(3) : '-',
     gs ? gs.toFixed(2) : '-',
-    gs ? `${((100 * gs) / mm).toFixed(1)}%` : '-',
+    gs ? `${((100 * gs) / (r.matmulGflops ?? mm)).toFixed(1)}%` : '-',
     r.note ?? '',
   ];
   console.log(cells.join(' | '));

@@ -46,7 +46,7 @@ function workload(): tf.Tensor[] {
     tf.matMul(x, y, true, false),
     tf.sum(y, 0),
     // depthwise 7x7 with padding (each thread pads its own band of rows), GRN over two images
-    tf.depthwiseConv2d(x.reshape([1, 64, 64, 96]), tf.tensor4d(randn(49 * 96, 13), [7, 7, 96, 1]), 1, 3),
+    tf.depthwiseConv2d(x.reshape([1, 64, 64, 96]) as tf.Tensor4D, tf.tensor4d(randn(49 * 96, 13), [7, 7, 96, 1]), 1, 3),
     fusedGrn(x.reshape([2, 32, 64, 96]), tf.tensor1d(randn(96, 14)), tf.tensor1d(randn(96, 15)), 1e-6)!,
     // LayerNorm's two gradient kernels
     ...tf.grads((a: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(fusedLayerNorm(a, ww, tf.zeros([384]), 1e-5)!, y)))([y, b]),
