@@ -48,6 +48,19 @@ const suite: BenchSuite = {
       time(() => tf.matMul(dy, w, false, true)),
       2 * 4096 * 384 * 96,
     );
+    // a training step's weight and bias gradients at batch 8 (SwinV2-T stage 1: 32768 tokens)
+    const xb = tf.randomNormal([32768, 384]);
+    const dyb = tf.randomNormal([32768, 96]);
+    row(
+      'linear dW at batch 8 = x^T dy [32768,384]^T [32768,96]',
+      time(() => tf.matMul(xb, dyb, true, false)),
+      2 * 32768 * 384 * 96,
+    );
+    row(
+      'bias gradient sum over rows [32768,384]',
+      time(() => tf.sum(xb, 0)),
+    );
+    tf.dispose([xb, dyb]);
     // elementwise / row ops on the MLP hidden activation [4096, 384]
     row(
       'erf [4096,384]',
