@@ -50,47 +50,40 @@ export function geluGradKernel(args: KernelArgs): KernelResult {
   return out;
 }
 
-/** `VisBackbonesLayerNorm`: LayerNorm over the last axis, one pass per row. */
-export function layerNormKernel(args: KernelArgs): KernelResult {
-  const { x, weight, bias } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; bias: tf.TensorInfo };
+/**
+ * A kernel over the rows of `x` (its last axis, `C`): the module's `kernel` with arguments
+ * `(...inputs, out, C, eps, r0, r1)`, `out` shaped as `x`, rows split across threads (`workPerElement`
+ * weighs the split).
+ */
+function rowKernel(args: KernelArgs, kernel: 'layerNorm' | 'layerNormGradX', inputs: string[], workPerElement: number): KernelResult {
+  const x = args.inputs.x as tf.TensorInfo;
   const { eps } = args.attrs as { eps: number };
   const mod = kernelModuleFor(args.backend);
-  if (!mod) throw new Error(`VisBackbonesLayerNorm: the kernel module could not be instantiated`);
+  if (!mod) throw new Error(`LayerNorm (${kernel}): the kernel module could not be instantiated`);
   const c = x.shape[x.shape.length - 1];
   const rows = prod(x.shape) / Math.max(c, 1);
   const out = mod.backend.makeOutput(x.shape, 'float32');
   if (rows === 0 || c === 0) return out;
-  const px = mod.offset(x);
-  const pw = mod.offset(weight);
-  const pb = mod.offset(bias);
-  const py = mod.offset(out);
+  const base = [...inputs.map((k) => mod.offset(args.inputs[k] as tf.TensorInfo)), mod.offset(out), c, eps];
   mod.run(
-    'layerNorm',
-    splitRange(rows, threadsFor(mod, rows * c * 4)).map(([r0, r1]) => [px, pw, pb, py, c, eps, r0, r1]),
+    kernel,
+    splitRange(rows, threadsFor(mod, rows * c * workPerElement)).map(([r0, r1]) => [...base, r0, r1]),
   );
   return out;
+}
+
+/** `VisBackbonesLayerNorm`: LayerNorm over the last axis (x, weight, bias), one pass per row. */
+export function layerNormKernel(args: KernelArgs): KernelResult {
+  return rowKernel(args, 'layerNorm', ['x', 'weight', 'bias'], 4);
+}
+
+/** `VisBackbonesLayerNormGradX`: the input gradient of LayerNorm (x, weight, dy), one row at a time. */
+export function layerNormGradXKernel(args: KernelArgs): KernelResult {
+  return rowKernel(args, 'layerNormGradX', ['x', 'weight', 'dy'], 6);
 }
 
 /** Scratch slot of the float64 sums of {@link layerNormGradWKernel} (shared by the threads: each writes its channels). */
 const ACC_SLOT = 64;
-
-/** `VisBackbonesLayerNormGradX`: the input gradient of LayerNorm (x, weight, dy), one row at a time, rows split across threads. */
-export function layerNormGradXKernel(args: KernelArgs): KernelResult {
-  const { x, weight, dy } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; dy: tf.TensorInfo };
-  const { eps } = args.attrs as { eps: number };
-  const mod = kernelModuleFor(args.backend);
-  if (!mod) throw new Error(`VisBackbonesLayerNormGradX: the kernel module could not be instantiated`);
-  const c = x.shape[x.shape.length - 1];
-  const rows = prod(x.shape) / Math.max(c, 1);
-  const out = mod.backend.makeOutput(x.shape, 'float32');
-  if (rows === 0 || c === 0) return out;
-  const base = [mod.offset(x), mod.offset(weight), mod.offset(dy), mod.offset(out), c, eps];
-  mod.run(
-    'layerNormGradX',
-    splitRange(rows, threadsFor(mod, rows * c * 6)).map(([r0, r1]) => [...base, r0, r1]),
-  );
-  return out;
-}
 
 /** `VisBackbonesLayerNormGradW`: the weight gradient of LayerNorm (x, dy) summed over the rows, channels split across threads. */
 export function layerNormGradWKernel(args: KernelArgs): KernelResult {
