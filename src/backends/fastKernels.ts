@@ -2,7 +2,14 @@ import * as tf from '@tensorflow/tfjs';
 import { makeConv2dFilterGrad, makeDepthwiseConv2d, makeDepthwiseFilterGrad, makeDepthwiseInputGrad } from './convKernels.js';
 import { makeBinary, makeSquare, makeUnaryActivation } from './binaryKernels.js';
 import { makeGather, makeIdentity, makeSlice, makeSplitV, makeTranspose } from './copyKernels.js';
-import { registerFusedGradients } from './fusedOps.js';
+import {
+  GELU_GRAD_KERNEL,
+  GELU_KERNEL,
+  LAYER_NORM_GRAD_W_KERNEL,
+  LAYER_NORM_GRAD_X_KERNEL,
+  LAYER_NORM_KERNEL,
+  registerFusedGradients,
+} from './fusedOps.js';
 import { KernelArgs, KernelResult, compileKernels, kernelsCompiled } from './kernelModule.js';
 import { BIAS_MASK_SOFTMAX_KERNEL, SOFTMAX_GRAD_KERNEL } from './fusedSoftmax.js';
 import { GRN_KERNEL } from './fusedAttention.js';
@@ -52,12 +59,8 @@ import './wasmKernels.js';
  *   (`binaryKernels.ts`). The threaded tfjs-wasm binary runs its elementwise ops several times slower.
  */
 
-/** Names of the custom kernels registered for 'wasm' only. */
-export const GELU_KERNEL = 'VisBackbonesGelu';
-export const LAYER_NORM_KERNEL = 'VisBackbonesLayerNorm';
-export const GELU_GRAD_KERNEL = 'VisBackbonesGeluGrad';
-export const LAYER_NORM_GRAD_X_KERNEL = 'VisBackbonesLayerNormGradX';
-export const LAYER_NORM_GRAD_W_KERNEL = 'VisBackbonesLayerNormGradW';
+/** Names of the custom kernels registered for 'wasm' only (defined where the fused ops call them). */
+export { GELU_KERNEL, GELU_GRAD_KERNEL, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_X_KERNEL, LAYER_NORM_GRAD_W_KERNEL };
 
 /** The kernels {@link registerFastKernels} installs. */
 export const FAST_KERNEL_NAMES = [

@@ -7,11 +7,12 @@ import * as tf from '@tensorflow/tfjs';
  * null, so the math is the same on every backend. Their gradients are written with ordinary ops.
  */
 
-const GELU = 'VisBackbonesGelu';
-const GELU_GRAD = 'VisBackbonesGeluGrad';
-const LAYER_NORM = 'VisBackbonesLayerNorm';
-const LAYER_NORM_GRAD_X = 'VisBackbonesLayerNormGradX';
-const LAYER_NORM_GRAD_W = 'VisBackbonesLayerNormGradW';
+/** Names of the fused kernels (registered for 'wasm' by `fastKernels.ts`). */
+export const GELU_KERNEL = 'VisBackbonesGelu';
+export const GELU_GRAD_KERNEL = 'VisBackbonesGeluGrad';
+export const LAYER_NORM_KERNEL = 'VisBackbonesLayerNorm';
+export const LAYER_NORM_GRAD_X_KERNEL = 'VisBackbonesLayerNormGradX';
+export const LAYER_NORM_GRAD_W_KERNEL = 'VisBackbonesLayerNormGradW';
 
 function available(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
@@ -19,8 +20,8 @@ function available(kernel: string): boolean {
 
 /** Exact GELU `(x * 0.5) * (erf(x / sqrt 2) + 1)` as one kernel, or null where there is none. */
 export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
-  if (x.dtype !== 'float32' || !available(GELU)) return null;
-  return tf.engine().runKernel(GELU, { x }) as tf.Tensor;
+  if (x.dtype !== 'float32' || !available(GELU_KERNEL)) return null;
+  return tf.engine().runKernel(GELU_KERNEL, { x }) as tf.Tensor;
 }
 
 /**
@@ -28,8 +29,8 @@ export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
  * null where there is none.
  */
 export function fusedLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor | null {
-  if (x.dtype !== 'float32' || !available(LAYER_NORM)) return null;
-  return tf.engine().runKernel(LAYER_NORM, { x, weight, bias }, { eps }) as tf.Tensor;
+  if (x.dtype !== 'float32' || !available(LAYER_NORM_KERNEL)) return null;
+  return tf.engine().runKernel(LAYER_NORM_KERNEL, { x, weight, bias }, { eps }) as tf.Tensor;
 }
 
 let gradientsRegistered = false;
@@ -39,12 +40,12 @@ export function registerFusedGradients(): void {
   if (gradientsRegistered) return;
   gradientsRegistered = true;
   tf.registerGradient({
-    kernelName: GELU,
+    kernelName: GELU_KERNEL,
     inputsToSave: ['x'],
     gradFunc: (dy, saved) => {
       const [x] = saved;
       // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-      if (available(GELU_GRAD)) return { x: () => tf.engine().runKernel(GELU_GRAD, { x, dy: dy as tf.Tensor }) as tf.Tensor };
+      if (available(GELU_GRAD_KERNEL)) return { x: () => tf.engine().runKernel(GELU_GRAD_KERNEL, { x, dy: dy as tf.Tensor }) as tf.Tensor };
       return {
         x: () =>
           tf.tidy(() => {
@@ -56,7 +57,7 @@ export function registerFusedGradients(): void {
     },
   });
   tf.registerGradient({
-    kernelName: LAYER_NORM,
+    kernelName: LAYER_NORM_KERNEL,
     inputsToSave: ['x', 'weight'],
     gradFunc: (dy, saved, attrs) => layerNormGrads(dy as tf.Tensor, saved[0], saved[1], (attrs as unknown as { eps: number }).eps),
   });
@@ -75,11 +76,11 @@ export function layerNormGrads(
   eps: number,
 ): { x: () => tf.Tensor; weight: () => tf.Tensor; bias: () => tf.Tensor } {
   const lead = Array.from({ length: x.rank - 1 }, (_, i) => i);
-  if ([g, x, weight].every((t) => t.dtype === 'float32') && available(LAYER_NORM_GRAD_X) && available(LAYER_NORM_GRAD_W)) {
+  if ([g, x, weight].every((t) => t.dtype === 'float32') && available(LAYER_NORM_GRAD_X_KERNEL) && available(LAYER_NORM_GRAD_W_KERNEL)) {
     // one pass per gradient (our wasm kernels) instead of about twenty full-size ops
     return {
-      x: () => tf.engine().runKernel(LAYER_NORM_GRAD_X, { x, weight, dy: g }, { eps }) as tf.Tensor,
-      weight: () => tf.engine().runKernel(LAYER_NORM_GRAD_W, { x, dy: g }, { eps }) as tf.Tensor,
+      x: () => tf.engine().runKernel(LAYER_NORM_GRAD_X_KERNEL, { x, weight, dy: g }, { eps }) as tf.Tensor,
+      weight: () => tf.engine().runKernel(LAYER_NORM_GRAD_W_KERNEL, { x, dy: g }, { eps }) as tf.Tensor,
       bias: () => tf.sum(g, lead),
     };
   }
