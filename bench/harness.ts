@@ -39,6 +39,20 @@ export interface BenchSuite {
   run(ctx: BenchContext): Promise<void>;
 }
 
+/** The median of `xs` (the upper one of an even count), as every interleaved suite compares its samples. */
+export function median(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+}
+
+/**
+ * CPU-seconds this process has used (user + system, all its threads): on the shared machines a
+ * 1-thread figure that the other processes do not inflate, as wall time is.
+ */
+export function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 /** Median seconds per call of `fn`; with `--profile` (see {@link setProfiling}) the first call is profiled. */
 export function time(fn: () => void, reps = 3, warmup = 1): number {
   if (profiling) printProfile(fn);

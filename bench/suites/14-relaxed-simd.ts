@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { kernelModuleFor, kernelSimd, relaxedSimdSupported, setKernelSimd } from '../../src/backends/kernelModule.js';
 import { createModel, listModels } from '../../src/models/registry.js';
 import '../../src/models/swin/index.js';
-import { BenchSuite } from '../harness.js';
+import { BenchSuite, cpuSeconds, median } from '../harness.js';
 
 /**
  * Relaxed SIMD against SIMD128, in the same process and interleaved: the 1024^3 matmul
@@ -29,11 +29,7 @@ const suite: BenchSuite = {
       const got = kernelModuleFor(tf.backend())?.simd;
       if (got !== b) throw new Error(`relaxed SIMD suite: asked for the ${b} build, the backend bound ${String(got)}`);
     };
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const cpu = () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    };
+    const cpu = cpuSeconds;
     /** CPU-seconds (and wall seconds) per call of `fn` for each build, alternating builds `n` times. */
     const interleaved = (fn: () => void, n: number, warmup: number) => {
       const t: Record<string, number[]> = { simd128: [], relaxed: [] };

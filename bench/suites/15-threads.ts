@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedLayerNorm } from '../../src/backends/fusedOps.js';
 import { kernelModuleFor, MIN_WORK_PER_THREAD, setMinWorkPerThread } from '../../src/backends/kernelModule.js';
-import { BenchSuite } from '../harness.js';
+import { BenchSuite, median } from '../harness.js';
 
 /**
  * Where the thread pool leaves kernels on one thread, and whether splitting them would pay: with 2+
@@ -73,8 +73,6 @@ const CASES: Case[] = [
     work: ([a]) => n(a) * 8,
   },
 ];
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Median wall seconds per call of `fn` under each threshold, alternating. */
 function compare(fn: () => void, thresholds: number[], samples = 7, calls = 40): number[] {

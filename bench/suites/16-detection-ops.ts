@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchedNms, multiScaleRoiAlign, roiAlign, RoiAlignOptions } from '../../src/layers/detection/index.js';
 import { RoiAlignPath, setRoiAlignPath } from '../../src/layers/detection/roiSampling.js';
 import type { BenchSuite } from '../harness.js';
+import { cpuSeconds, median } from '../harness.js';
 
 /**
  * The detection ops outside the dense layers, at Mask R-CNN sizes (`npm run bench -- --only detection_ops --batches 1`):
@@ -22,11 +23,7 @@ const suite: BenchSuite = {
     const i = ctx.args.indexOf('--detops-reps');
     const reps = i >= 0 ? Number(ctx.args[i + 1]) : 5;
     const paths: RoiAlignPath[] = ctx.args.includes('--detops-ops') ? ['auto', 'ops'] : ['auto'];
-    const cpu = () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    };
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    const cpu = cpuSeconds;
     type Timed = { wall: number; cpu: number };
     /** Median wall and CPU seconds per call of each of `fns` (which must dispose what they make), interleaved. */
     const measure = (fns: (() => void)[]): Timed[] => {

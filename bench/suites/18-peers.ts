@@ -10,7 +10,7 @@ import '../../src/models/convnextV2/index.js';
 import '../../src/models/swin/index.js';
 import { readSafetensors } from '../../src/weights/safetensors.js';
 import { mulberry32 } from '../../src/utils/random.js';
-import { BenchSuite } from '../harness.js';
+import { BenchSuite, cpuSeconds, median } from '../harness.js';
 import { PEER_MODELS } from '../peers/writeCheck.js';
 
 /**
@@ -38,11 +38,7 @@ function flag(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
+const cpuMs = () => cpuSeconds() * 1000;
 
 /** The worker side, one request at a time. */
 class OrtWorker {

@@ -3,7 +3,7 @@ import { createModel, listModels } from '../../src/models/registry.js';
 import '../../src/models/convnextV2/index.js';
 import '../../src/models/swin/index.js';
 import '../../src/models/vit/index.js';
-import { BenchSuite } from '../harness.js';
+import { BenchSuite, cpuSeconds, median } from '../harness.js';
 
 /**
  * Each model's batch-1 forward as a share of the same process's 1024^3 matmul rate, measured
@@ -25,11 +25,7 @@ const suite: BenchSuite = {
   async run(ctx) {
     const i = ctx.args.indexOf('--share-rounds');
     const rounds = i >= 0 ? Number(ctx.args[i + 1]) : 9;
-    const cpu = () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    };
-    const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+    const cpu = cpuSeconds;
     const n = 1024;
     const a = tf.randomNormal([n, n]);
     const b = tf.randomNormal([n, n]);
